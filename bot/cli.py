@@ -1,0 +1,222 @@
+"""`kvmarm` — the command line.  A thin layer: open the DB, call library functions, print.
+
+Errors from the core (ingest, storage, config) become a one-line message and exit code 1;
+usage errors exit 2 (click's convention).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from bot.config import Config, ConfigError, load_config
+from bot.dates import parse_when
+from bot.progress import progress
+from storage.db import StorageError, open_db
+
+
+class Context:
+    def __init__(self, db_path: str | None) -> None:
+        self._db_path = db_path
+        self._config: Config | None = None
+        self._db = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            try:
+                self._config = load_config(db=self._db_path)
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from exc
+        return self._config
+
+    @property
+    def db(self):
+        if self._db is None:
+            try:
+                self._db = open_db(self.config.db)
+            except StorageError as exc:
+                raise click.ClickException(str(exc)) from exc
+        return self._db
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--db",
+    "db_path",
+    metavar="PATH",
+    help="SQLite database (default: $KVMARM_DB or $XDG_DATA_HOME/kvmarm/kvmarm.db).",
+)
+@click.version_option(package_name="kvmarm-bot")
+@click.pass_context
+def main(ctx: click.Context, db_path: str | None) -> None:
+    """kvmarm-bot: the kvmarm mailing list as facts — series, versions, reviews, status.
+
+    \b
+    Quick start:
+      kvmarm ingest ../shared/data/kvmarm-archive/kvmarm-2022-02.mbox.gz
+      kvmarm status
+      kvmarm series --json --since 2022-02-01 --until 2022-02-08
+    """
+    ctx.obj = Context(db_path)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pass_ctx
+def ingest(ctx: Context, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Store mails from mbox, mbox.gz, maildir, .eml or public-inbox git epochs.
+
+    Mails already stored (same Message-ID) are skipped; unparseable ones are quarantined
+    with the reason (see `kvmarm status`).  Threads, series and trailers are rebuilt after.
+
+    \b
+    Example:
+      kvmarm ingest ~/mail/kvmarm-2022-0*.mbox.gz
+      kvmarm ingest /srv/lore/kvmarm/git/0.git
+    """
+    from bot.pipeline import default_workers, ingest_mails
+    from ingest.sources import SourceError, count_bytes, iter_raw_mails
+
+    db = ctx.db
+    try:
+        total = sum(count_bytes(p) for p in paths)
+    except SourceError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    def mails(bar):
+        for path in paths:
+            bar.update(f"ingest {path.name}")
+            yield from iter_raw_mails(path)
+
+    try:
+        with progress("ingest", total, unit="bytes") as bar:
+            report = ingest_mails(
+                db,
+                mails(bar),
+                workers=default_workers(total),
+                on_mail=lambda m: bar.advance(len(m.data)),
+            )
+    except SourceError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(
+            f"{report.seen} mails read: {report.added} new, {report.replaced} replaced by the "
+            f"preferred list's copy, {report.duplicates} already stored, "
+            f"{report.quarantined} quarantined"
+        )
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (stable contract).")
+@pass_ctx
+def status(ctx: Context, as_json: bool) -> None:
+    """Counts, date range, quarantined mails, last sync and the database path.
+
+    \b
+    Example:
+      kvmarm status --json | jq .messages
+    """
+    from storage.views import status_json
+
+    info = status_json(ctx.db, ctx.config.db)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    click.echo(f"database:    {info['db']}")
+    click.echo(f"messages:    {info['messages']} ({info['first_date']} .. {info['last_date']})")
+    click.echo(f"threads:     {info['threads']}")
+    click.echo(f"series:      {info['series']} ({info['versions']} versions)")
+    click.echo(
+        f"problems:    {info['with_problems']} messages stored with parse problems, "
+        f"{info['undated']} without a usable Date"
+    )
+    click.echo(f"quarantined: {info['quarantined']}")
+    for q in info["quarantine"]:
+        click.echo(f"  - {q['origin']}: {q['reason']}")
+    click.echo(f"last sync:   {_describe(info['last_sync'])}")
+    click.echo(f"last ingest: {_describe(info['last_ingest'])}")
+
+
+def _describe(state: dict | None) -> str:
+    if not state:
+        return "never"
+    return ", ".join(f"{k}={v}" for k, v in state.items())
+
+
+def _window_options(func):
+    func = click.option(
+        "--until", metavar="ISO", help="End of the window, exclusive (Date header, UTC)."
+    )(func)
+    return click.option(
+        "--since", metavar="ISO|7d", help="Start of the window, inclusive (Date header, UTC)."
+    )(func)
+
+
+def _window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    now = datetime.now(UTC)
+    try:
+        return (
+            parse_when(since, now) if since else None,
+            parse_when(until, now) if until else None,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (stable contract).")
+@_window_options
+@pass_ctx
+def series(ctx: Context, as_json: bool, since: str | None, until: str | None) -> None:
+    """Patch series with their versions, patches, trailers and status.
+
+    \b
+    Example:
+      kvmarm series --json --since 2022-02-01 --until 2022-02-08
+    """
+    from storage.views import series_json
+
+    rows = series_json(ctx.db, *_window(since, until))
+    if as_json:
+        _print_json(rows)
+        return
+    for s in rows:
+        versions = ", ".join(f"v{v['version']}" for v in s["versions"])
+        click.echo(f"{s['status']:<18} {s['title']}  [{versions}]  <{s['author']['email']}>")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (stable contract).")
+@_window_options
+@pass_ctx
+def threads(ctx: Context, as_json: bool, since: str | None, until: str | None) -> None:
+    """Threads with their messages in the window.
+
+    \b
+    Example:
+      kvmarm threads --json --since 7d
+    """
+    from storage.views import threads_json
+
+    rows = threads_json(ctx.db, *_window(since, until))
+    if as_json:
+        _print_json(rows)
+        return
+    for t in rows:
+        click.echo(f"{len(t['messages']):>4}  {t['subject']}")
+
+
+def _print_json(value) -> None:
+    json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")

@@ -1,0 +1,215 @@
+"""Ingest: raw mails → parsed messages in SQLite → derived facts rebuilt.
+
+Used by `kvmarm ingest` and by the lore sync.  A mail whose Message-ID is already stored
+is skipped before parsing (so re-ingesting an archive is cheap), unless the new copy comes
+from the preferred list and the stored one does not.  Mails that cannot be parsed are
+quarantined with the reason; nothing is dropped silently and nothing stops the run.
+
+Large inputs are parsed by worker processes (parse, compress, git patch-id per chunk of
+mails) while this process writes to SQLite; small ones are parsed in-process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+from ingest.derive import derive
+from ingest.parse import parse_mail, peek_header
+from ingest.patchid import compute_patch_ids
+from ingest.records import MalformedMail, Message, Quarantined
+from ingest.sources import RawMail
+from storage.derived import save_derived
+from storage.messages import (
+    StoredMail,
+    known_messages,
+    known_quarantine,
+    load_messages,
+    prefer_copy,
+    save_messages,
+    save_quarantined,
+    stored_mail,
+)
+from storage.state import get_state, set_state
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256  # mails per worker task
+BATCH = 2048  # mails per SQLite transaction
+PARALLEL_MIN_BYTES = 8 << 20  # below this, worker start-up costs more than it saves
+# Bump when derivation rules change: stored derived facts are then rebuilt on the next run.
+DERIVE_VERSION = 1
+
+
+@dataclass
+class IngestReport:
+    seen: int = 0
+    added: int = 0
+    replaced: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    added_msgids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "seen": self.seen,
+            "added": self.added,
+            "replaced": self.replaced,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    origin: str
+    reason: str
+    raw: bytes
+
+
+def default_workers(total_bytes: int) -> int:
+    if total_bytes < PARALLEL_MIN_BYTES:
+        return 0
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def ingest_mails(
+    db: sqlite_utils.Database,
+    mails: Iterable[RawMail],
+    *,
+    workers: int = 0,
+    on_mail: Callable[[RawMail], None] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    rebuild: bool = True,
+) -> IngestReport:
+    """Store new mails; rebuild derived facts if anything changed (unless ``rebuild=False``).
+
+    ``workers`` > 0 parses in that many processes (see ``default_workers``).
+    """
+    report = IngestReport()
+    known = known_messages(db)
+    had_messages = bool(known)
+    bad = known_quarantine(db)
+    new: dict[str, Message] = {}
+    batch: dict[str, StoredMail] = {}  # a preferred copy replaces one in the same batch
+    chunks = _chunks(_unseen(mails, known, report, on_mail), CHUNK)
+    for results in _parse_chunks(chunks, workers):
+        for item in results:
+            if isinstance(item, _Failed):
+                _quarantine(db, item, bad, report, now)
+                continue
+            if not _accept(item.message, known, report):
+                continue
+            new[item.message.msgid] = item.message
+            batch[item.message.msgid] = item
+        if len(batch) >= BATCH:
+            save_messages(db, list(batch.values()), now())
+            batch = {}
+    if batch:
+        save_messages(db, list(batch.values()), now())
+    changed = bool(report.added or report.replaced)
+    if rebuild and (changed or _derive_outdated(db)):
+        rebuild_derived(db, None if had_messages else list(new.values()))
+    set_state(db, "last_ingest", {"at": _iso(now()), **report.as_dict()})
+    return report
+
+
+def rebuild_derived(db: sqlite_utils.Database, messages: list[Message] | None = None) -> None:
+    """Recompute threads/series/trailers from all stored messages (or the ones given)."""
+    save_derived(db, derive(messages if messages is not None else list(load_messages(db))))
+    set_state(db, "derive_version", DERIVE_VERSION)
+
+
+def _derive_outdated(db: sqlite_utils.Database) -> bool:
+    return get_state(db, "derive_version") != DERIVE_VERSION
+
+
+def _unseen(mails: Iterable[RawMail], known, report: IngestReport, on_mail) -> Iterator[RawMail]:
+    """Mails whose Message-ID is not stored yet (read from the raw header, before parsing)."""
+    for mail in mails:
+        report.seen += 1
+        if on_mail is not None:
+            on_mail(mail)
+        msgid = peek_header(mail.data, "message-id")
+        stored = msgid is not None and msgid in known
+        if stored and not prefer_copy(known[msgid], peek_header(mail.data, "list-id")):
+            report.duplicates += 1
+            continue
+        yield mail
+
+
+def _accept(m: Message, known: dict[str, str | None], report: IngestReport) -> bool:
+    if m.msgid in known:
+        if not prefer_copy(known[m.msgid], m.list_id):
+            report.duplicates += 1
+            return False
+        report.replaced += 1
+    else:
+        report.added += 1
+        report.added_msgids.append(m.msgid)
+    known[m.msgid] = m.list_id
+    return True
+
+
+def _chunks(mails: Iterator[RawMail], size: int) -> Iterator[list[tuple[bytes, str]]]:
+    chunk: list[tuple[bytes, str]] = []
+    for mail in mails:
+        chunk.append((mail.data, mail.origin))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _parse_chunks(chunks: Iterator[list[tuple[bytes, str]]], workers: int):
+    if workers <= 0:
+        yield from map(parse_chunk, chunks)
+        return
+    ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    with ctx.Pool(workers) as pool:
+        yield from pool.imap(parse_chunk, chunks)
+
+
+def parse_chunk(chunk: list[tuple[bytes, str]]) -> list[StoredMail | _Failed]:
+    """Parse, compress and patch-id one chunk of mails (runs in a worker process)."""
+    out: list[StoredMail | _Failed] = []
+    for data, origin in chunk:
+        try:
+            parsed = parse_mail(data)
+        except MalformedMail as exc:
+            out.append(_Failed(origin, exc.reason, data))
+            continue
+        except Exception as exc:  # a parser bug must not stop the run: keep the mail, say why
+            log.exception("cannot parse %s", origin)
+            out.append(_Failed(origin, f"parser error: {type(exc).__name__}: {exc}", data))
+            continue
+        out.append(replace(stored_mail(parsed, origin), diff=parsed.content.diff))
+    stored = [m for m in out if isinstance(m, StoredMail)]
+    ids = compute_patch_ids([m.diff for m in stored])
+    for i, pid in enumerate(ids):
+        if pid:
+            stored[i] = replace(stored[i], message=replace(stored[i].message, patch_id=pid))
+    it = iter(stored)
+    return [item if isinstance(item, _Failed) else replace(next(it), diff="") for item in out]
+
+
+def _quarantine(db, item: _Failed, bad: set[str], report: IngestReport, now) -> None:
+    digest = hashlib.sha256(item.raw).hexdigest()
+    if digest in bad:
+        report.duplicates += 1
+        return
+    bad.add(digest)
+    report.quarantined += 1
+    save_quarantined(db, [Quarantined(item.origin, item.reason, item.raw)], now())
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,244 @@
+"""derive(messages) → threads and series with versions, trailers and status.  Pure.
+
+This is the one place that turns per-mail facts into the facts maintainers read: which mails
+form which posting, which postings are versions of one series, who gave which trailer on
+which patch, and what happened to each version (applied, pulled, superseded, …) — always
+with the message that proves it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from ingest.ledger import (
+    DraftEvents,
+    SlotFacts,
+    apply_replies,
+    build_slots,
+    cover_trailers_for,
+    find_targets,
+)
+from ingest.postings import Draft, group_postings, posting_date
+from ingest.records import Evidence, Message, PatchSlot, Posting, Series, Thread
+from ingest.series import (
+    carry_trailers,
+    chain_drafts,
+    draft_version,
+    find_partial_reroll,
+    is_pull,
+)
+from ingest.subjects import normalise_title
+from ingest.threads import group_threads
+
+
+@dataclass(frozen=True)
+class Derived:
+    threads: list[Thread]
+    series: list[Series]
+    thread_of: dict[str, str]  # msgid → thread root
+    series_of: dict[str, str]  # msgid → series id, for members and replies to them
+    posting_of: dict[str, str]  # msgid → posting key, likewise
+
+
+def derive(messages: Sequence[Message]) -> Derived:
+    by_id = {m.msgid: m for m in messages}
+    threads = group_threads(by_id.values())
+    thread_of = {msgid: t.root for t in threads for msgid in t.msgids}
+    drafts = group_postings(by_id.values())
+    member_of = {m.msgid: d for d in drafts for m in d.all_messages()}
+    targets = find_targets(by_id.values(), member_of, by_id)
+    slots_of = {id(d): build_slots(d) for d in drafts}
+    replies = [by_id[msgid] for msgid in targets]
+    events = apply_replies(replies, targets, slots_of)
+    chains = chain_drafts(drafts, member_of, by_id)
+    partial: dict[int, int] = {}
+    for members, _how in chains:
+        _complete_versions(members, slots_of, by_id, partial)
+    _mark_pulled(drafts, slots_of)
+
+    series_list = []
+    series_of: dict[str, str] = {}
+    posting_of: dict[str, str] = {}
+    for members, how in chains:
+        postings = [
+            _posting(d, slots_of[id(d)], events.get(id(d)), members, partial, thread_of)
+            for d in members
+        ]
+        first = min(members, key=lambda d: (posting_date(d) is None, posting_date(d)))
+        latest = members[-1]
+        s = Series(
+            id=_posting_key(first),
+            title=latest.first.subject.title,
+            author=first.first.sender,
+            change_id=next((p.change_id for p in postings if p.change_id), None),
+            versions=tuple(postings),
+            links=tuple(how),
+        )
+        series_list.append(s)
+        for d, p in zip(members, postings, strict=True):
+            for m in d.all_messages():
+                series_of[m.msgid] = s.id
+                posting_of[m.msgid] = p.key
+    for msgid, target in targets.items():
+        key = _posting_key(target.draft)
+        posting_of[msgid] = key
+        series_of[msgid] = series_of[target.draft.first.msgid]
+    series_list = _with_last_activity(series_list, series_of, by_id)
+    series_list.sort(key=lambda s: (s.versions[0].date is None, s.versions[0].date, s.id))
+    return Derived(threads, series_list, thread_of, series_of, posting_of)
+
+
+def _with_last_activity(series_list: list[Series], series_of, by_id) -> list[Series]:
+    last: dict[str, datetime] = {}
+    for msgid, sid in series_of.items():
+        when = by_id[msgid].date
+        if when is not None and (sid not in last or when > last[sid]):
+            last[sid] = when
+    return [replace(s, last_activity=last.get(s.id)) for s in series_list]
+
+
+def _posting_key(d: Draft) -> str:
+    return d.first.msgid
+
+
+def _complete_versions(members, slots_of, by_id, partial: dict[int, int]) -> None:
+    """Partial rerolls borrow the earlier version's patches; unchanged patches keep trailers."""
+    earlier: list[tuple[int, dict[int, SlotFacts]]] = []
+    previous: Draft | None = None
+    for d in members:
+        slots = slots_of[id(d)]
+        if previous is not None and find_partial_reroll(d, previous, by_id):
+            partial[id(d)] = draft_version(previous)
+            donor = slots_of[id(previous)]
+            for n, old in donor.items():
+                if n not in slots:
+                    slots[n] = SlotFacts(
+                        n=n,
+                        message=old.message,
+                        from_version=draft_version(previous),
+                        trailers=list(old.trailers),
+                        applied=old.applied,
+                        pulled=old.pulled,
+                    )
+            if d.cover is None:
+                cover_trailers_for(slots, previous, donor)
+            slots_of[id(d)] = dict(sorted(slots.items()))
+        carry_trailers(slots_of[id(d)], earlier)
+        earlier.append((draft_version(d), slots_of[id(d)]))
+        previous = d
+
+
+def _mark_pulled(drafts: list[Draft], slots_of) -> None:
+    """Patches listed in a later [GIT PULL]'s shortlog (matched by subject, then author)."""
+    by_title: dict[str, list[tuple[Draft, SlotFacts]]] = defaultdict(list)
+    for d in drafts:
+        if not is_pull(d):
+            for slot in slots_of[id(d)].values():
+                by_title[normalise_title(slot.message.subject.title)].append((d, slot))
+    for d in drafts:
+        cover = d.cover
+        if cover is None or cover.pull is None or not cover.pull.shortlog:
+            continue
+        when = posting_date(d)
+        for author, subject in cover.pull.shortlog:
+            candidates = [
+                (pd, slot)
+                for pd, slot in by_title.get(normalise_title(subject), ())
+                if when is None or (posting_date(pd) is not None and posting_date(pd) <= when)
+            ]
+            named = [c for c in candidates if _same_name(c[0].first.sender.name, author)]
+            for _pd, slot in named or (candidates if len(candidates) == 1 else []):
+                if slot.pulled is None:
+                    slot.pulled = Evidence(
+                        msgid=cover.msgid,
+                        by=cover.sender.email,
+                        where=cover.pull.url,
+                        when=cover.date,
+                    )
+
+
+def _same_name(a: str, b: str) -> bool:
+    return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def _posting(d: Draft, slots, events: DraftEvents | None, members, partial, thread_of) -> Posting:
+    first = d.first
+    messages = d.all_messages()
+    patches = tuple(
+        PatchSlot(
+            n=s.n,
+            msgid=s.message.msgid,
+            subject=s.message.subject.full,
+            patch_id=s.message.patch_id,
+            from_version=s.from_version,
+            trailers=tuple(s.trailers),
+            applied=s.applied,
+            pulled=s.pulled,
+        )
+        for s in slots.values()
+    )
+    status, evidence = _status(d, patches, events, members)
+    tags = tuple(dict.fromkeys(t for m in messages for t in m.subject.tags))
+    return Posting(
+        key=_posting_key(d),
+        version=draft_version(d),
+        date=posting_date(d),
+        sender=first.sender,
+        title=first.subject.title,
+        cover=d.cover.msgid if d.cover is not None else None,
+        total=d.patch_total
+        or (d.cover.subject.total if d.cover is not None else None)
+        or len(d.members),
+        patches=patches,
+        prefixes=first.subject.prefixes,
+        tags=tags,
+        category=_category(d),
+        change_id=next((m.change_id for m in messages if m.change_id), None),
+        resend=any(m.subject.resend for m in messages),
+        partial_reroll_of=partial.get(id(d)),
+        status=status,
+        evidence=evidence,
+        thread_root=thread_of.get(first.msgid),
+    )
+
+
+def _category(d: Draft) -> str:
+    if is_pull(d):
+        return "PULL"
+    if any(m.subject.rfc for m in d.all_messages()):
+        return "RFC"
+    return "PATCH"
+
+
+def _status(d: Draft, patches, events: DraftEvents | None, members) -> tuple[str, tuple]:
+    applied = [p.applied for p in patches if p.applied is not None]
+    pulled = [p.pulled for p in patches if p.pulled is not None]
+    done = [p for p in patches if p.applied is not None or p.pulled is not None]
+    if patches and len(done) == len(patches):
+        state = "applied" if len(applied) == len(patches) else "pulled"
+        return state, _unique(applied + pulled)
+    if not patches and events is not None and events.notices:
+        return "applied", _unique(events.notices)
+    if done:
+        return "partially-applied", _unique(applied + pulled)
+    newer = [m for m in members if draft_version(m) > draft_version(d)]
+    if newer:
+        n = min(newer, key=draft_version)
+        return "superseded", (
+            Evidence(
+                msgid=n.first.msgid, by=n.sender, where=f"v{draft_version(n)}", when=posting_date(n)
+            ),
+        )
+    if events is not None and events.respins:
+        return "changes-requested", _unique(events.respins)
+    return "new", ()
+
+
+def _unique(evidence: list[Evidence]) -> tuple[Evidence, ...]:
+    seen: dict[tuple, Evidence] = {}
+    for e in evidence:
+        seen.setdefault((e.msgid, e.where), e)
+    return tuple(seen.values())

@@ -1,0 +1,160 @@
+"""Who said what about which patch: reply targets, trailers and "Applied" notices per slot.
+
+A reply's target is found like b4 does: walk up In-Reply-To through other replies until a
+cover letter or patch of a posting.  Trailers given on a cover apply to every patch of that
+posting; quoted trailers never reach us (parse drops quoted lines); trailers that name
+someone other than the sender are kept but flagged ``mismatch`` and not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ingest.postings import Draft
+from ingest.records import Evidence, GivenTrailer, Message
+from ingest.subjects import normalise_title
+from ingest.threads import sort_key
+
+
+@dataclass
+class SlotFacts:
+    """Mutable per-patch facts while deriving."""
+
+    n: int
+    message: Message
+    from_version: int | None = None
+    trailers: list[GivenTrailer] = field(default_factory=list)
+    applied: Evidence | None = None
+    pulled: Evidence | None = None
+
+    def has(self, kind: str, email: str, name: str) -> bool:
+        who = email or name.casefold()
+        return any(t.kind == kind and (t.email or t.name.casefold()) == who for t in self.trailers)
+
+    def add(self, trailer: GivenTrailer) -> None:
+        if not trailer.mismatch and self.has(trailer.kind, trailer.email, trailer.name):
+            return
+        self.trailers.append(trailer)
+
+
+@dataclass
+class Target:
+    draft: Draft
+    member: Message  # the cover or patch the reply (eventually) answers
+
+
+def find_targets(
+    messages: Iterable[Message], member_of: dict[str, Draft], by_id: dict[str, Message]
+) -> dict[str, Target]:
+    """Reply msgid → the posting member it answers (through any depth of replies)."""
+    memo: dict[str, Target | None] = {}
+
+    def resolve(msgid: str, depth: int = 0) -> Target | None:
+        if msgid in memo:
+            return memo[msgid]
+        memo[msgid] = None  # cycle guard
+        m = by_id.get(msgid)
+        result = None
+        if m is not None and m.parent and depth < 200:
+            parent = m.parent
+            if parent in member_of:
+                result = Target(member_of[parent], by_id[parent])
+            else:
+                result = resolve(parent, depth + 1)
+        memo[msgid] = result
+        return result
+
+    out = {}
+    for m in messages:
+        if m.msgid not in member_of and (target := resolve(m.msgid)) is not None:
+            out[m.msgid] = target
+    return out
+
+
+def build_slots(draft: Draft) -> dict[int, SlotFacts]:
+    slots = {}
+    for n, m in sorted(draft.members.items()):
+        slot = SlotFacts(n=n, message=m)
+        for t in m.trailers:
+            slot.add(GivenTrailer(t.kind, t.name, t.email, m.msgid, "inline", mismatch=t.mismatch))
+        slots[n] = slot
+    return slots
+
+
+@dataclass
+class DraftEvents:
+    """Posting-level facts from replies: notices on the cover, requests for a new version."""
+
+    notices: list[Evidence] = field(default_factory=list)
+    respins: list[Evidence] = field(default_factory=list)
+
+
+def apply_replies(
+    replies: list[Message],
+    targets: dict[str, Target],
+    slots_of: dict[int, dict[int, SlotFacts]],
+) -> dict[int, DraftEvents]:
+    """Attach follow-up trailers and applied notices, in date order (b4's order)."""
+    events: dict[int, DraftEvents] = {}
+    for m in sorted(replies, key=sort_key):
+        target = targets.get(m.msgid)
+        if target is None or m.is_bot:
+            continue
+        slots = slots_of[id(target.draft)]
+        on_cover = target.draft.cover is not None and target.member is target.draft.cover
+        aimed = list(slots.values()) if on_cover else _slot_for(slots, target.member)
+        source = "cover" if on_cover else "reply"
+        for t in m.trailers:
+            given = GivenTrailer(t.kind, t.name, t.email, m.msgid, source, mismatch=t.mismatch)
+            for slot in aimed:
+                slot.add(given)
+        drafted = events.setdefault(id(target.draft), DraftEvents())
+        if m.applied is not None:
+            _apply_notice(m, slots, aimed)
+            if on_cover:
+                drafted.notices.append(_evidence(m, m.applied.where))
+        if m.respin is not None:
+            drafted.respins.append(_evidence(m, m.respin))
+    return events
+
+
+def _evidence(m: Message, where: str | None, commit: str | None = None) -> Evidence:
+    return Evidence(msgid=m.msgid, by=m.sender.email, where=where, commit=commit, when=m.date)
+
+
+def cover_trailers_for(slots: dict[int, SlotFacts], donor: Draft, donor_slots) -> None:
+    """A partial reroll without its own cover inherits the trailers given on the donor's cover."""
+    if donor.cover is None:
+        return
+    for slot in donor_slots.values():
+        for t in slot.trailers:
+            if t.source == "cover":
+                for target in slots.values():
+                    target.add(t)
+        break
+
+
+def _slot_for(slots: dict[int, SlotFacts], member: Message) -> list[SlotFacts]:
+    return [s for s in slots.values() if s.message is member]
+
+
+def _apply_notice(m: Message, slots: dict[int, SlotFacts], aimed: list[SlotFacts]) -> None:
+    notice = m.applied
+    assert notice is not None
+    named: list[tuple[SlotFacts, str | None]] = []
+    if notice.items:
+        by_title = {normalise_title(s.message.subject.title): s for s in slots.values()}
+        for counter, subject, commit in notice.items:
+            slot = by_title.get(normalise_title(subject))
+            if slot is None and len(notice.items) == len(slots) and counter in slots:
+                slot = slots[counter]  # subject reworded when applied; numbering still agrees
+            if slot is not None:
+                named.append((slot, commit))
+    elif notice.counters:
+        named = [(slots[n], None) for n in notice.counters if n in slots]
+    else:
+        named = [(slot, None) for slot in aimed]
+    for slot, commit in named:
+        if slot.applied is None:
+            slot.applied = _evidence(m, notice.where, commit)

@@ -1,0 +1,224 @@
+"""Record types that flow out of ingest/: one parsed mail, and the facts derived from many.
+
+Everything here is a frozen dataclass of plain values so records can be compared, hashed,
+stored and rebuilt from SQLite without surprises.  Datetimes are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Trailer kinds that count as review.  Order is the display order.
+REVIEW_KINDS: tuple[str, ...] = ("Reviewed-by", "Acked-by", "Tested-by")
+
+
+class IngestError(Exception):
+    """Base class for errors raised by ingest/."""
+
+
+class MalformedMail(IngestError):
+    """A mail that cannot be stored as a message; ``reason`` says why (shown in `status`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str
+    email: str  # lower-cased address; the identity of a participant
+
+
+@dataclass(frozen=True, slots=True)
+class Trailer:
+    """One ``Kind: Name <email>`` line, as given in a patch or a reply."""
+
+    kind: str  # canonical case, e.g. "Reviewed-by"
+    name: str
+    email: str  # lower-cased
+    # True when a follow-up trailer names someone other than the sender (b4 ignores these).
+    mismatch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """What a subject line says about a mail (see ingest.subjects.parse_subject)."""
+
+    full: str  # decoded, whitespace collapsed
+    title: str  # without Re:/Fwd: and [prefixes]
+    key: str  # title normalised for matching versions of one series
+    prefixes: tuple[str, ...] = ()  # bracket tokens except counters/versions, as written
+    is_reply: bool = False
+    version: int = 1
+    version_explicit: bool = False
+    counter: int | None = None  # n of [n/N]; None when the subject has no marker
+    total: int | None = None
+    rfc: bool = False
+    resend: bool = False
+    patch: bool = False
+    pull: bool = False
+    tags: tuple[str, ...] = ()  # project tags: kvmtool, kvm-unit-tests, stable, stable-<ver>
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedNotice:
+    """A maintainer's "Applied to …, thanks" (or b4 ty) statement found in a reply."""
+
+    where: str | None  # branch/tree as written ("next", "kvmarm/next", "arm64 (for-next/misc)")
+    # Patches the notice names: (counter, subject, commit) from a b4 ty list; empty = the
+    # patch (or whole series, when replying to a cover) the reply answers.
+    items: tuple[tuple[int | None, str, str | None], ...] = ()
+    counters: tuple[int, ...] = ()  # "Queued patches 1-5" → (1, 2, 3, 4, 5)
+    verb: str = "applied"  # applied | queued | pulled
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequest:
+    """The parts of a ``[GIT PULL]`` that identify what it carries."""
+
+    url: str | None  # "git://… tags/kvmarm-5.9"
+    shortlog: tuple[tuple[str, str], ...] = ()  # (author name, commit subject)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """Header and body facts of one mail: everything derivation needs, nothing bulky."""
+
+    msgid: str
+    subject: Subject
+    sender: Person
+    date: datetime | None  # Date header in UTC; None when missing or unparseable
+    received: datetime | None = None  # topmost Received: header, UTC
+    list_id: str | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    has_diff: bool = False
+    has_diffstat: bool = False
+    is_bot: bool = False
+    trailers: tuple[Trailer, ...] = ()  # inline (patch) or given (reply) trailers
+    change_id: str | None = None
+    # Message-IDs of earlier versions named by lore / patch.msgid.link URLs ("v1: https://…").
+    version_links: tuple[str, ...] = ()
+    applied: AppliedNotice | None = None
+    respin: str | None = None  # "I'll fix that in v3" / "please respin" (replies only)
+    pull: PullRequest | None = None
+    patch_id: str | None = None  # git patch-id --stable of the diff
+    send_id: str | None = None  # the git-send-email/b4 run this mail belongs to, from its msgid
+    # What could not be parsed, e.g. "Date: unparseable 'Wg>'"; the rest is still stored.
+    problems: tuple[str, ...] = ()
+
+    @property
+    def parent(self) -> str | None:
+        """The message this one answers: In-Reply-To, else the last References entry."""
+        if self.in_reply_to:
+            return self.in_reply_to
+        return self.references[-1] if self.references else None
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """The bulky parts of a mail, stored but not needed to derive facts."""
+
+    body: str  # own text: no quotes, attribution lines, signature, list footer or diff
+    diff: str  # the patch itself, if any
+    raw: bytes  # the mail as received
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMail:
+    message: Message
+    content: Content
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A mail we could not store as a message; kept with the reason."""
+
+    origin: str
+    reason: str
+    raw: bytes
+
+
+# ---- derived facts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    root: str  # msgid of the root (may be a message we do not have)
+    subject: str
+    msgids: tuple[str, ...]  # messages we have, by date
+    missing: tuple[str, ...] = ()  # referenced ancestors we do not have
+    first_date: datetime | None = None
+    last_date: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GivenTrailer:
+    """A trailer attached to one patch of one posting, with the message that gave it."""
+
+    kind: str
+    name: str
+    email: str
+    msgid: str  # the message containing the trailer line
+    source: str  # "inline" | "reply" | "cover" (reply to the cover) | "carried" (earlier version)
+    from_version: int | None = None  # for "carried": the version it was given on
+    mismatch: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PatchSlot:
+    n: int  # 1..N (0 never appears here; the cover is Posting.cover)
+    msgid: str
+    subject: str
+    patch_id: str | None = None
+    from_version: int | None = None  # set when a partial reroll reuses an earlier version's patch
+    trailers: tuple[GivenTrailer, ...] = ()
+    applied: Evidence | None = None  # a maintainer's "Applied to …" naming this patch
+    pulled: Evidence | None = None  # listed in a later [GIT PULL]'s shortlog
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """Why a status holds: the message that says so, who sent it and what it says."""
+
+    msgid: str
+    by: str  # sender address
+    where: str | None = None  # branch / tree / pull request URL
+    commit: str | None = None
+    when: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One series version: a cover (optional) and the patches sent together."""
+
+    key: str  # msgid of the cover, else of the lowest-numbered patch
+    version: int
+    date: datetime | None
+    sender: Person
+    title: str
+    cover: str | None
+    total: int
+    patches: tuple[PatchSlot, ...]
+    prefixes: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    category: str = "PATCH"  # PATCH | RFC | PULL
+    change_id: str | None = None
+    resend: bool = False
+    partial_reroll_of: int | None = None
+    status: str = "new"  # applied | pulled | superseded | changes-requested | new
+    evidence: tuple[Evidence, ...] = ()
+    thread_root: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    id: str  # key of its first version
+    title: str
+    author: Person
+    change_id: str | None
+    versions: tuple[Posting, ...] = field(default_factory=tuple)
+    links: tuple[str, ...] = ()  # how versions were chained: change-id, reply, link, subject
+    last_activity: datetime | None = None  # newest Date of any version or reply

@@ -1,0 +1,174 @@
+"""Series: postings chained into versions v1 → vN.
+
+Two postings are versions of one series when (strongest first):
+- they carry the same b4 ``change-id``;
+- the newer one was sent as a reply into the older one (a v2 answering v1, a partial
+  reroll's "[PATCH v3 2/7]" answering v2's 2/7);
+- the newer one's cover/notes link to the older one ("v1: https://lore.kernel.org/…");
+- same author and same subject once [PATCH vN n/N], RFC and RESEND are stripped.
+Each needs the newer posting to have a higher version (or be a RESEND of the same one).
+Pull requests are never chained.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from itertools import pairwise
+
+from ingest.ledger import SlotFacts
+from ingest.postings import Draft, posting_date
+from ingest.records import Message
+from ingest.threads import _UnionFind, sort_key
+
+
+def draft_version(d: Draft) -> int:
+    return d.explicit_version or 1
+
+
+def draft_title_key(d: Draft) -> str:
+    return d.first.subject.key
+
+
+def is_pull(d: Draft) -> bool:
+    return any(m.subject.pull for m in d.all_messages())
+
+
+def chain_drafts(
+    drafts: list[Draft], member_of: dict[str, Draft], by_id: dict[str, Message]
+) -> list[tuple[list[Draft], list[str]]]:
+    """Group postings into series; each group sorted by (version, date), with link kinds."""
+    uf = _UnionFind()
+    index = {id(d): str(i) for i, d in enumerate(drafts)}
+    kinds: dict[str, set[str]] = defaultdict(set)
+
+    def link(older: Draft, newer: Draft, kind: str) -> None:
+        if older is newer or not _may_link(older, newer, kind):
+            return
+        uf.union(index[id(older)], index[id(newer)])
+        kinds[index[id(newer)]].add(kind)
+
+    for group in _by_change_id(drafts).values():
+        for older, newer in pairwise(group):
+            link(older, newer, "change-id")
+    for d in drafts:
+        for m in d.all_messages():
+            if (older := _replied_draft(m, d, member_of, by_id)) is not None:
+                link(older, d, "reply")
+            for msgid in m.version_links:
+                if (older := member_of.get(msgid)) is not None:
+                    link(older, d, "link")
+    for group in _by_author_and_title(drafts).values():
+        for older, newer in pairwise(group):
+            link(older, newer, "subject")
+
+    groups: dict[str, list[Draft]] = defaultdict(list)
+    for d in drafts:
+        groups[uf.find(index[id(d)])].append(d)
+    out = []
+    for members in groups.values():
+        members.sort(key=lambda d: (draft_version(d), sort_key(d.first)))
+        how = sorted({k for d in members for k in kinds.get(index[id(d)], ())})
+        out.append((members, how))
+    return out
+
+
+def _may_link(older: Draft, newer: Draft, kind: str) -> bool:
+    if is_pull(older) or is_pull(newer):
+        return False
+    d_old, d_new = posting_date(older), posting_date(newer)
+    if d_old is not None and d_new is not None and d_old > d_new:
+        older, newer = newer, older
+    if kind == "change-id":
+        return True
+    if _send_ids(older) & _send_ids(newer):
+        return False  # sent together: two halves of one send, not two versions
+    v_old, v_new = draft_version(older), draft_version(newer)
+    if v_old > v_new:
+        return False
+    if v_old == v_new:
+        resend = any(m.subject.resend for m in newer.all_messages())
+        # An unlabeled re-post with the same subject is b4's "assumed new revision".
+        both_unlabeled = older.explicit_version is None and newer.explicit_version is None
+        if not (resend or (both_unlabeled and kind == "subject")):
+            return False
+    if kind == "subject":
+        return True
+    return older.sender == newer.sender or draft_title_key(older) == draft_title_key(newer)
+
+
+def _send_ids(d: Draft) -> set[str]:
+    return {m.send_id for m in d.all_messages() if m.send_id}
+
+
+def _by_change_id(drafts: Iterable[Draft]) -> dict[str, list[Draft]]:
+    groups: dict[str, list[Draft]] = defaultdict(list)
+    for d in drafts:
+        cid = next((m.change_id for m in d.all_messages() if m.change_id), None)
+        if cid:
+            groups[cid].append(d)
+    return groups
+
+
+def _by_author_and_title(drafts: Iterable[Draft]) -> dict[tuple[str, str], list[Draft]]:
+    groups: dict[tuple[str, str], list[Draft]] = defaultdict(list)
+    for d in sorted(drafts, key=lambda d: sort_key(d.first)):
+        if d.first.subject.key:
+            groups[(d.sender, draft_title_key(d))].append(d)
+    return groups
+
+
+def _replied_draft(
+    m: Message, own: Draft, member_of: dict[str, Draft], by_id: dict[str, Message]
+) -> Draft | None:
+    """The other posting this member was sent in reply to (through replies, if need be)."""
+    seen = set()
+    parent = m.parent
+    while parent and parent not in seen and len(seen) < 100:
+        seen.add(parent)
+        owner = member_of.get(parent)
+        if owner is not None:
+            return owner if owner is not own else None
+        up = by_id.get(parent)
+        parent = up.parent if up is not None else None
+    return None
+
+
+def find_partial_reroll(newer: Draft, older: Draft, by_id: dict[str, Message]) -> bool:
+    """b4's rule: every patch of the incomplete newer version answers the same n/N of the older."""
+    total = newer.patch_total
+    if not newer.members or total is None or len(newer.members) >= total:
+        return False
+    if older.patch_total != total:
+        return False
+    older_ids = {m.msgid: n for n, m in older.members.items()}
+    for n, patch in newer.members.items():
+        parent, found = patch.parent, False
+        for _ in range(50):
+            if parent is None:
+                break
+            if older_ids.get(parent) == n:
+                found = True
+                break
+            up = by_id.get(parent)
+            parent = up.parent if up is not None else None
+        if not found:
+            return False
+    return True
+
+
+def carry_trailers(slots: dict[int, SlotFacts], earlier: list[tuple[int, dict[int, SlotFacts]]]):
+    """Follow-up trailers given on an earlier version of an unchanged patch (same patch-id)."""
+    for slot in slots.values():
+        pid = slot.message.patch_id
+        if not pid or slot.from_version is not None:
+            continue
+        for version, old_slots in earlier:
+            for old in old_slots.values():
+                if old.message.patch_id != pid:
+                    continue
+                for t in old.trailers:
+                    if t.source == "reply" and not t.mismatch:
+                        slot.add(
+                            type(t)(t.kind, t.name, t.email, t.msgid, "carried", version, False)
+                        )

@@ -1,0 +1,322 @@
+"""Messages in and out of SQLite.  Writes are upserts on Message-ID: storing twice is a no-op."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+from ingest.records import (
+    AppliedNotice,
+    Message,
+    ParsedMail,
+    Person,
+    PullRequest,
+    Quarantined,
+    Subject,
+    Trailer,
+)
+
+# Lists whose copy of a mail we keep when the same Message-ID also arrives via another list.
+PREFERRED_LISTS = ("kvmarm.lists.linux.dev", "kvmarm.lists.cs.columbia.edu")
+
+
+def iso(when: datetime | None) -> str | None:
+    """UTC datetime → '2022-03-07T18:49:35Z' (the only date format we store and print)."""
+    if when is None:
+        return None
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def from_iso(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def known_messages(db: sqlite_utils.Database) -> dict[str, str | None]:
+    """Message-ID → List-Id of every stored message (for skipping duplicates before parsing)."""
+    return dict(db.execute("SELECT msgid, list_id FROM messages").fetchall())
+
+
+def known_quarantine(db: sqlite_utils.Database) -> set[str]:
+    return {row[0] for row in db.execute("SELECT sha256 FROM quarantine")}
+
+
+def prefer_copy(existing_list: str | None, new_list: str | None, preferred=PREFERRED_LISTS) -> bool:
+    """True when a duplicate's new copy should replace the stored one (b4's listid preference)."""
+    return new_list in preferred and existing_list not in preferred
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMail:
+    """A parsed mail ready to store: facts, own text, compressed diff and raw bytes."""
+
+    message: Message
+    body: str
+    diff_z: bytes
+    raw_z: bytes
+    origin: str
+    diff: str = ""  # uncompressed, only while patch-ids are computed
+
+
+def stored_mail(parsed: ParsedMail, origin: str) -> StoredMail:
+    return StoredMail(
+        message=parsed.message,
+        body=parsed.content.body,
+        diff_z=zlib.compress(parsed.content.diff.encode("utf-8", "surrogatepass"), 1),
+        raw_z=zlib.compress(parsed.content.raw, 1),
+        origin=origin,
+    )
+
+
+_COLUMNS = (
+    "msgid",
+    "subject",
+    "title",
+    "subject_key",
+    "from_name",
+    "from_email",
+    "date",
+    "received",
+    "list_id",
+    "in_reply_to",
+    "refs",
+    "is_reply",
+    "is_bot",
+    "has_diff",
+    "has_diffstat",
+    "subject_info",
+    "trailers",
+    "change_id",
+    "version_links",
+    "applied",
+    "respin",
+    "pull",
+    "patch_id",
+    "send_id",
+    "problems",
+    "body",
+    "origin",
+    "ingested_at",
+)
+_INSERT_MESSAGE = (
+    f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+
+
+def save_messages(db: sqlite_utils.Database, mails: Sequence[StoredMail], now: datetime) -> None:
+    """Insert messages, replacing stored ones with the same Message-ID (one transaction).
+
+    Replacement deletes first so the full-text index's delete trigger runs.
+    """
+    stamp = iso(now)
+    ids = [m.message.msgid for m in mails]
+    with db.atomic():
+        existing = _existing(db, ids)
+        if existing:
+            db.conn.executemany("DELETE FROM messages WHERE msgid = ?", [(i,) for i in existing])
+        db.conn.executemany(
+            _INSERT_MESSAGE, [_message_row(m.message, m.body, m.origin, stamp) for m in mails]
+        )
+        db.conn.executemany(
+            "INSERT INTO message_content(msgid, diff, raw) VALUES (?, ?, ?)",
+            [(m.message.msgid, m.diff_z, m.raw_z) for m in mails],
+        )
+
+
+def _existing(db: sqlite_utils.Database, ids: list[str]) -> list[str]:
+    found: list[str] = []
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        sql = f"SELECT msgid FROM messages WHERE msgid IN ({', '.join('?' * len(part))})"
+        found.extend(r[0] for r in db.execute(sql, part))
+    return found
+
+
+def save_quarantined(db: sqlite_utils.Database, items: Iterable[Quarantined], now: datetime) -> int:
+    rows = [
+        {
+            "sha256": hashlib.sha256(q.raw).hexdigest(),
+            "origin": q.origin,
+            "reason": q.reason,
+            "raw": zlib.compress(q.raw, 1),
+            "at": iso(now),
+        }
+        for q in items
+    ]
+    with db.atomic():
+        db["quarantine"].insert_all(rows, pk="sha256", ignore=True)
+    return len(rows)
+
+
+def quarantine_reasons(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
+    sql = "SELECT origin, reason, at FROM quarantine ORDER BY at DESC, origin LIMIT ?"
+    return [dict(zip(("origin", "reason", "at"), r, strict=True)) for r in db.execute(sql, [limit])]
+
+
+_LOAD_COLUMNS = (
+    "msgid, subject, title, subject_key, from_name, from_email, date, received, list_id, "
+    "in_reply_to, refs, is_reply, is_bot, has_diff, has_diffstat, subject_info, trailers, "
+    "change_id, version_links, applied, respin, pull, patch_id, send_id, problems"
+)
+
+
+def load_messages(db: sqlite_utils.Database) -> Iterator[Message]:
+    """Every stored message as a records.Message (without bodies), for derivation."""
+    for row in db.execute(f"SELECT {_LOAD_COLUMNS} FROM messages"):
+        yield _row_message(row)
+
+
+def get_body(db: sqlite_utils.Database, msgid: str) -> str | None:
+    row = db.execute("SELECT body FROM messages WHERE msgid = ?", [msgid]).fetchone()
+    return row[0] if row else None
+
+
+def get_raw(db: sqlite_utils.Database, msgid: str) -> bytes | None:
+    row = db.execute("SELECT raw FROM message_content WHERE msgid = ?", [msgid]).fetchone()
+    return zlib.decompress(row[0]) if row else None
+
+
+# ---- row mapping ------------------------------------------------------------------------
+
+
+def _message_row(m: Message, body: str, origin: str, stamp: str | None) -> tuple:
+    """One messages row, in _COLUMNS order."""
+    s = m.subject
+    info = [
+        s.prefixes,
+        s.version,
+        s.version_explicit,
+        s.counter,
+        s.total,
+        s.rfc,
+        s.resend,
+        s.patch,
+        s.pull,
+        s.tags,
+    ]
+    applied = m.applied
+    return (
+        m.msgid,
+        s.full,
+        s.title,
+        s.key,
+        m.sender.name,
+        m.sender.email,
+        iso(m.date),
+        iso(m.received),
+        m.list_id,
+        m.in_reply_to,
+        json.dumps(m.references),
+        int(s.is_reply),
+        int(m.is_bot),
+        int(m.has_diff),
+        int(m.has_diffstat),
+        json.dumps(info),
+        json.dumps([[t.kind, t.name, t.email, t.mismatch] for t in m.trailers]),
+        m.change_id,
+        json.dumps(m.version_links),
+        json.dumps([applied.where, applied.items, applied.counters, applied.verb])
+        if applied
+        else None,
+        m.respin,
+        json.dumps([m.pull.url, m.pull.shortlog]) if m.pull else None,
+        m.patch_id,
+        m.send_id,
+        json.dumps(m.problems),
+        body,
+        origin,
+        stamp,
+    )
+
+
+def _row_message(row: tuple) -> Message:
+    (
+        msgid,
+        subject,
+        title,
+        key,
+        from_name,
+        from_email,
+        date,
+        received,
+        list_id,
+        irt,
+        refs,
+        is_reply,
+        is_bot,
+        has_diff,
+        has_diffstat,
+        info,
+        trailers,
+        change_id,
+        version_links,
+        applied,
+        respin,
+        pull,
+        patch_id,
+        send_id,
+        problems,
+    ) = row
+    prefixes, version, explicit, counter, total, rfc, resend, patch, is_pull, tags = json.loads(
+        info
+    )
+    return Message(
+        msgid=msgid,
+        subject=Subject(
+            full=subject,
+            title=title,
+            key=key,
+            prefixes=tuple(prefixes),
+            is_reply=bool(is_reply),
+            version=version,
+            version_explicit=explicit,
+            counter=counter,
+            total=total,
+            rfc=rfc,
+            resend=resend,
+            patch=patch,
+            pull=is_pull,
+            tags=tuple(tags),
+        ),
+        sender=Person(from_name, from_email),
+        date=from_iso(date),
+        received=from_iso(received),
+        list_id=list_id,
+        in_reply_to=irt,
+        references=tuple(json.loads(refs)),
+        has_diff=bool(has_diff),
+        has_diffstat=bool(has_diffstat),
+        is_bot=bool(is_bot),
+        trailers=tuple(Trailer(k, n, e, bool(mm)) for k, n, e, mm in json.loads(trailers)),
+        change_id=change_id,
+        version_links=tuple(json.loads(version_links)),
+        applied=_applied(applied),
+        respin=respin,
+        pull=_pull(pull),
+        patch_id=patch_id,
+        send_id=send_id,
+        problems=tuple(json.loads(problems)),
+    )
+
+
+def _applied(value: str | None) -> AppliedNotice | None:
+    if not value:
+        return None
+    where, items, counters, verb = json.loads(value)
+    return AppliedNotice(
+        where=where, items=tuple(tuple(i) for i in items), counters=tuple(counters), verb=verb
+    )
+
+
+def _pull(value: str | None) -> PullRequest | None:
+    if not value:
+        return None
+    url, shortlog = json.loads(value)
+    return PullRequest(url=url, shortlog=tuple(tuple(e) for e in shortlog))
