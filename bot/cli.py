@@ -8,43 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from bot.config import Config, ConfigError, load_config
-from bot.dates import parse_when
+from bot.cli_context import Context, parse_window, pass_ctx, window_options
 from bot.progress import progress
-from storage.db import StorageError, open_db
-
-
-class Context:
-    def __init__(self, db_path: str | None) -> None:
-        self._db_path = db_path
-        self._config: Config | None = None
-        self._db = None
-
-    @property
-    def config(self) -> Config:
-        if self._config is None:
-            try:
-                self._config = load_config(db=self._db_path)
-            except ConfigError as exc:
-                raise click.ClickException(str(exc)) from exc
-        return self._config
-
-    @property
-    def db(self):
-        if self._db is None:
-            try:
-                self._db = open_db(self.config.db)
-            except StorageError as exc:
-                raise click.ClickException(str(exc)) from exc
-        return self._db
-
-
-pass_ctx = click.make_pass_decorator(Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -154,29 +123,9 @@ def _describe(state: dict | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in state.items())
 
 
-def _window_options(func):
-    func = click.option(
-        "--until", metavar="ISO", help="End of the window, exclusive (Date header, UTC)."
-    )(func)
-    return click.option(
-        "--since", metavar="ISO|7d", help="Start of the window, inclusive (Date header, UTC)."
-    )(func)
-
-
-def _window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
-    now = datetime.now(UTC)
-    try:
-        return (
-            parse_when(since, now) if since else None,
-            parse_when(until, now) if until else None,
-        )
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
-
-
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (stable contract).")
-@_window_options
+@window_options
 @pass_ctx
 def series(ctx: Context, as_json: bool, since: str | None, until: str | None) -> None:
     """Patch series with their versions, patches, trailers and status.
@@ -187,7 +136,7 @@ def series(ctx: Context, as_json: bool, since: str | None, until: str | None) ->
     """
     from storage.views import series_json
 
-    rows = series_json(ctx.db, *_window(since, until))
+    rows = series_json(ctx.db, *parse_window(since, until))
     if as_json:
         _print_json(rows)
         return
@@ -198,7 +147,7 @@ def series(ctx: Context, as_json: bool, since: str | None, until: str | None) ->
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (stable contract).")
-@_window_options
+@window_options
 @pass_ctx
 def threads(ctx: Context, as_json: bool, since: str | None, until: str | None) -> None:
     """Threads with their messages in the window.
@@ -209,7 +158,7 @@ def threads(ctx: Context, as_json: bool, since: str | None, until: str | None) -
     """
     from storage.views import threads_json
 
-    rows = threads_json(ctx.db, *_window(since, until))
+    rows = threads_json(ctx.db, *parse_window(since, until))
     if as_json:
         _print_json(rows)
         return
