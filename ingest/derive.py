@@ -174,7 +174,7 @@ def _posting(d: Draft, slots, events: DraftEvents | None, members, partial, thre
             subject=s.message.subject.full,
             patch_id=s.message.patch_id,
             from_version=s.from_version,
-            trailers=tuple(s.trailers),
+            trailers=s.ordered(),
             applied=s.applied,
             pulled=s.pulled,
         )
@@ -222,16 +222,19 @@ def _status(d: Draft, patches, events: DraftEvents | None, members) -> tuple[str
         return state, _unique(applied + pulled)
     if not patches and events is not None and events.notices:
         return "applied", _unique(events.notices)
-    if done:
-        return "partially-applied", _unique(applied + pulled)
     newer = [m for m in members if draft_version(m) > draft_version(d)]
+    superseded: tuple[Evidence, ...] = ()
     if newer:
         n = min(newer, key=draft_version)
-        return "superseded", (
+        superseded = (
             Evidence(
                 msgid=n.first.msgid, by=n.sender, where=f"v{draft_version(n)}", when=posting_date(n)
             ),
         )
+    if done:  # the rest of a partly applied version may also have been superseded
+        return "partially-applied", _unique(applied + pulled) + superseded
+    if superseded:
+        return "superseded", superseded
     if events is not None and events.respins:
         return "changes-requested", _unique(events.respins)
     return "new", ()

@@ -9,7 +9,7 @@ someone other than the sender are kept but flagged ``mismatch`` and not counted.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ingest.postings import Draft
 from ingest.records import Evidence, GivenTrailer, Message
@@ -28,14 +28,29 @@ class SlotFacts:
     applied: Evidence | None = None
     pulled: Evidence | None = None
 
-    def has(self, kind: str, email: str, name: str) -> bool:
-        who = email or name.casefold()
-        return any(t.kind == kind and (t.email or t.name.casefold()) == who for t in self.trailers)
+    def has(self, trailer: GivenTrailer) -> bool:
+        """The same trailer line is already there (b4's LoreTrailer equality: case-insensitive
+        kind and "Name <address>"); one person under two names stays two lines, like b4."""
+        key = _trailer_key(trailer)
+        return any(_trailer_key(t) == key for t in self.trailers)
 
     def add(self, trailer: GivenTrailer) -> None:
-        if not trailer.mismatch and self.has(trailer.kind, trailer.email, trailer.name):
+        """Add unless the same line is there; a mismatched restatement of a trailer the
+        patch already has is not a new claim (b4 does not flag it either)."""
+        if self.has(trailer) or (trailer.mismatch and self.has(replace(trailer, mismatch=False))):
             return
         self.trailers.append(trailer)
+
+    def ordered(self) -> tuple[GivenTrailer, ...]:
+        """b4's order: the patch's own trailers, follow-ups to it, to the cover, carried."""
+        return tuple(sorted(self.trailers, key=lambda t: _SOURCE_ORDER[t.source]))
+
+
+_SOURCE_ORDER = {"inline": 0, "reply": 1, "cover": 2, "carried": 3}
+
+
+def _trailer_key(t: GivenTrailer) -> tuple[str, str, str, bool]:
+    return (t.kind.lower(), t.name.casefold(), t.email, t.mismatch)
 
 
 @dataclass

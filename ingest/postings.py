@@ -156,14 +156,15 @@ def _by_markers(m: Message, drafts: list[Draft]) -> Draft | None:
         first = draft.first
         if first.parent is not None or first.date is None or abs(when - first.date) > MARKER_WINDOW:
             continue
-        if (
-            first.subject.prefixes != m.subject.prefixes
-            or first.subject.version != m.subject.version
-        ):
+        if _prefix_key(first) != _prefix_key(m) or first.subject.version != m.subject.version:
             continue
         if _fits(m, draft):
             return draft
     return None
+
+
+def _prefix_key(m: Message) -> tuple[str, ...]:
+    return tuple(p.casefold() for p in m.subject.prefixes)
 
 
 def _adopt_naked_cover(draft: Draft, by_id: dict[str, Message], owner) -> None:

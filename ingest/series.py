@@ -61,6 +61,8 @@ def chain_drafts(
     for group in _by_author_and_title(drafts).values():
         for older, newer in pairwise(group):
             link(older, newer, "subject")
+    for older, newer in _sharing_patch_titles(drafts):
+        link(older, newer, "patches")
 
     groups: dict[str, list[Draft]] = defaultdict(list)
     for d in drafts:
@@ -116,6 +118,28 @@ def _by_author_and_title(drafts: Iterable[Draft]) -> dict[tuple[str, str], list[
         if d.first.subject.key:
             groups[(d.sender, draft_title_key(d))].append(d)
     return groups
+
+
+def _sharing_patch_titles(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
+    """Multi-patch postings by one author whose patch subjects mostly recur in a later one
+    (the cover title changed, or one version has no cover): each later posting is paired
+    with the latest earlier posting it shares at least half of its patches with."""
+    pairs = []
+    latest_by_title: dict[tuple[str, str], Draft] = {}
+    for d in sorted(drafts, key=lambda d: sort_key(d.first)):
+        keys = {m.subject.key for m in d.members.values() if m.subject.key}
+        if len(keys) >= 2:
+            counts: dict[int, tuple[int, Draft]] = {}
+            for key in keys:
+                if (older := latest_by_title.get((d.sender, key))) is not None:
+                    hits, _ = counts.get(id(older), (0, older))
+                    counts[id(older)] = (hits + 1, older)
+            best = max(counts.values(), key=lambda c: c[0], default=None)
+            if best is not None and best[0] * 2 >= len(keys):
+                pairs.append((best[1], d))
+        for key in keys:
+            latest_by_title[(d.sender, key)] = d
+    return pairs
 
 
 def _replied_draft(

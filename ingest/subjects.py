@@ -87,9 +87,9 @@ def _take_leading_groups(subject: str) -> tuple[list[str], str]:
 
 
 def _split_group(group: str) -> list[str]:
-    group = re.sub(r"\b(\d{1,4})\s+of\s+(\d{1,4})\b", r"\1/\2", group, flags=re.I)
     group = re.sub(r"(?i)(v\d+(?:\.\d+)?)(?=patch)", r"\1 ", group)  # v2PATCH1/4
     group = re.sub(r"(?i)(patch)(?=v\d|\d)", r"\1 ", group)  # PATCHv3, PATCH1/8
+    group = re.sub(r"\b(\d{1,4})\s+of\s+(\d{1,4})\b", r"\1/\2", group, flags=re.I)  # hg
     return [tok.strip(",;:") for tok in re.split(r"[\s,;]+", group) if tok.strip(",;:")]
 
 
