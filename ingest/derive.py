@@ -57,7 +57,7 @@ def derive(messages: Sequence[Message]) -> Derived:
     partial: dict[int, int] = {}
     for members, _how in chains:
         _complete_versions(members, slots_of, by_id, partial)
-    _mark_pulled(drafts, slots_of)
+    _mark_pulled(drafts, slots_of, chains)
 
     series_list = []
     series_of: dict[str, str] = {}
@@ -131,8 +131,13 @@ def _complete_versions(members, slots_of, by_id, partial: dict[int, int]) -> Non
         previous = d
 
 
-def _mark_pulled(drafts: list[Draft], slots_of) -> None:
-    """Patches listed in a later [GIT PULL]'s shortlog (matched by subject, then author)."""
+def _mark_pulled(drafts: list[Draft], slots_of, chains) -> None:
+    """Patches listed in a later [GIT PULL]'s shortlog, matched by subject and author.
+
+    Only the most recent posting of that patch before the pull is marked: v1..v6 of a
+    series were not pulled just because v7's identical patch was.
+    """
+    chain_of = {id(d): i for i, (members, _how) in enumerate(chains) for d in members}
     by_title: dict[str, list[tuple[Draft, SlotFacts]]] = defaultdict(list)
     for d in drafts:
         if not is_pull(d):
@@ -150,14 +155,17 @@ def _mark_pulled(drafts: list[Draft], slots_of) -> None:
                 if when is None or (posting_date(pd) is not None and posting_date(pd) <= when)
             ]
             named = [c for c in candidates if _same_name(c[0].first.sender.name, author)]
-            for _pd, slot in named or (candidates if len(candidates) == 1 else []):
-                if slot.pulled is None:
-                    slot.pulled = Evidence(
-                        msgid=cover.msgid,
-                        by=cover.sender.email,
-                        where=cover.pull.url,
-                        when=cover.date,
-                    )
+            pool = named or candidates
+            if len({chain_of[id(pd)] for pd, _slot in pool}) != 1:
+                continue  # nobody by that name, and several series have that patch title
+            _pd, slot = max(pool, key=lambda c: posting_date(c[0]) or when)
+            if slot.pulled is None:
+                slot.pulled = Evidence(
+                    msgid=cover.msgid,
+                    by=cover.sender.email,
+                    where=cover.pull.url,
+                    when=cover.date,
+                )
 
 
 def _same_name(a: str, b: str) -> bool:

@@ -403,6 +403,12 @@ def _safe_charset(charset: str) -> str:
 def _trailers(subject: Subject, parts: bodies.BodyParts, sender: Person, is_patch: bool):
     if is_patch:
         return patch_trailers(parts.message)
+    if parts.has_diff:
+        # A reply carrying its own patch: the trailer block of that inline patch (its last
+        # paragraph) is the inline patch's, not a follow-up to the patch answered; what
+        # the sender wrote above it ("you may add Tested-by: …") is.
+        prose = parts.message.strip("\n").rsplit("\n\n", 1)[0] if "\n\n" in parts.message else ""
+        return followup_trailers(prose, sender.name, sender.email)
     if subject.counter == 0 and not subject.is_reply:
         return []  # a cover letter's own text is not a review
     return followup_trailers(parts.message, sender.name, sender.email)
