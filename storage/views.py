@@ -91,13 +91,17 @@ def threads_json(
             db, "SELECT root, subject, first_date, last_date, n_messages, missing FROM threads"
         )
     }
+    categories = thread_categories(db)
     out = []
     for root, entry in by_root.items():
         t = info.get(root, {})
+        category, tags = categories.get(root, ("Other", []))
         out.append(
             {
                 "root": root,
                 "subject": t.get("subject", ""),
+                "category": category,
+                "tags": tags,
                 "first_date": t.get("first_date"),
                 "last_date": t.get("last_date"),
                 "total_messages": t.get("n_messages", len(entry["messages"])),
@@ -107,6 +111,22 @@ def threads_json(
             }
         )
     out.sort(key=lambda t: (t["messages"][0]["date"] or "", t["root"]))
+    return out
+
+
+def thread_categories(db: sqlite_utils.Database) -> dict[str, tuple[str, list[str]]]:
+    """Thread root → (PATCH | RFC | PULL | Other, project tags): from the thread's first
+    series version; a thread without one is Other (tags from its root's subject, if any)."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    sql = "SELECT thread_root, category, tags FROM versions ORDER BY date DESC, key DESC"
+    for root, category, tags in db.execute(sql):
+        out[root] = (category, json.loads(tags))
+    sql = """
+        SELECT t.root, m.subject_info FROM threads t JOIN messages m ON m.msgid = t.root
+        WHERE t.root NOT IN (SELECT thread_root FROM versions WHERE thread_root IS NOT NULL)
+    """
+    for root, info in db.execute(sql):
+        out[root] = ("Other", json.loads(info)[9])
     return out
 
 
