@@ -168,3 +168,157 @@ def m001_initial(db: sqlite_utils.Database) -> None:
         create_triggers=True,
         tokenize="unicode61 remove_diacritics 2",
     )
+
+
+# Rowid ranges of search_fts: one row per version, per patch and per thread.  The derived
+# tables are rewritten as a whole by save_derived; these triggers keep the index in step.
+_PATCH_ROWS = 1 << 40
+_THREAD_ROWS = 2 << 40
+
+
+@MIGRATIONS(name="m004_search")
+def m004_search(db: sqlite_utils.Database) -> None:
+    """Full-text index over what people search for: version titles and senders, patch
+    titles (FEAT_ names live there), thread subjects and their first sender."""
+    db.executescript(
+        f"""
+        CREATE VIRTUAL TABLE search_fts USING fts5(
+            kind UNINDEXED,            -- series | patch | thread
+            ref UNINDEXED,             -- series id (series, patch) or thread root (thread)
+            title,
+            people,
+            tokenize = 'unicode61 remove_diacritics 2'
+        );
+        CREATE VIRTUAL TABLE search_vocab USING fts5vocab(search_fts, 'col');
+
+        CREATE TRIGGER search_versions_ai AFTER INSERT ON versions BEGIN
+            INSERT INTO search_fts(rowid, kind, ref, title, people) VALUES (
+                new.rowid, 'series', new.series_id, new.title,
+                new.sender_name || ' ' || new.sender_email);
+        END;
+        CREATE TRIGGER search_versions_ad AFTER DELETE ON versions BEGIN
+            DELETE FROM search_fts WHERE rowid = old.rowid;
+        END;
+        CREATE TRIGGER search_versions_au AFTER UPDATE ON versions BEGIN
+            DELETE FROM search_fts WHERE rowid = old.rowid;
+            INSERT INTO search_fts(rowid, kind, ref, title, people) VALUES (
+                new.rowid, 'series', new.series_id, new.title,
+                new.sender_name || ' ' || new.sender_email);
+        END;
+
+        CREATE TRIGGER search_patches_ai AFTER INSERT ON patches BEGIN
+            INSERT INTO search_fts(rowid, kind, ref, title, people) VALUES (
+                new.rowid + {_PATCH_ROWS}, 'patch',
+                (SELECT series_id FROM versions WHERE key = new.version_key),
+                coalesce((SELECT title FROM messages WHERE msgid = new.msgid), new.subject),
+                '');
+        END;
+        CREATE TRIGGER search_patches_ad AFTER DELETE ON patches BEGIN
+            DELETE FROM search_fts WHERE rowid = old.rowid + {_PATCH_ROWS};
+        END;
+        CREATE TRIGGER search_patches_au AFTER UPDATE ON patches BEGIN
+            DELETE FROM search_fts WHERE rowid = old.rowid + {_PATCH_ROWS};
+            INSERT INTO search_fts(rowid, kind, ref, title, people) VALUES (
+                new.rowid + {_PATCH_ROWS}, 'patch',
+                (SELECT series_id FROM versions WHERE key = new.version_key),
+                coalesce((SELECT title FROM messages WHERE msgid = new.msgid), new.subject),
+                '');
+        END;
+
+        CREATE TRIGGER search_threads_ai AFTER INSERT ON threads BEGIN
+            INSERT INTO search_fts(rowid, kind, ref, title, people) VALUES (
+                new.rowid + {_THREAD_ROWS}, 'thread', new.root,
+                coalesce((SELECT title FROM messages WHERE msgid = new.root), new.subject),
+                coalesce((SELECT from_name || ' ' || from_email FROM messages
+                          WHERE msgid = new.root), ''));
+        END;
+        CREATE TRIGGER search_threads_ad AFTER DELETE ON threads BEGIN
+            DELETE FROM search_fts WHERE rowid = old.rowid + {_THREAD_ROWS};
+        END;
+        CREATE TRIGGER search_threads_au AFTER UPDATE ON threads BEGIN
+            DELETE FROM search_fts WHERE rowid = old.rowid + {_THREAD_ROWS};
+            INSERT INTO search_fts(rowid, kind, ref, title, people) VALUES (
+                new.rowid + {_THREAD_ROWS}, 'thread', new.root,
+                coalesce((SELECT title FROM messages WHERE msgid = new.root), new.subject),
+                coalesce((SELECT from_name || ' ' || from_email FROM messages
+                          WHERE msgid = new.root), ''));
+        END;
+
+        -- Existing derived rows (databases created before this migration).
+        INSERT INTO search_fts(rowid, kind, ref, title, people)
+            SELECT rowid, 'series', series_id, title, sender_name || ' ' || sender_email
+            FROM versions;
+        INSERT INTO search_fts(rowid, kind, ref, title, people)
+            SELECT p.rowid + {_PATCH_ROWS}, 'patch', v.series_id, coalesce(m.title, p.subject), ''
+            FROM patches p JOIN versions v ON v.key = p.version_key
+            LEFT JOIN messages m ON m.msgid = p.msgid;
+        INSERT INTO search_fts(rowid, kind, ref, title, people)
+            SELECT t.rowid + {_THREAD_ROWS}, 'thread', t.root, coalesce(m.title, t.subject),
+                   coalesce(m.from_name || ' ' || m.from_email, '')
+            FROM threads t LEFT JOIN messages m ON m.msgid = t.root;
+
+        CREATE INDEX IF NOT EXISTS versions_thread ON versions(thread_root);
+        """
+    )
+
+
+@MIGRATIONS(name="m003_digest")
+def m003_digest(db: sqlite_utils.Database) -> None:
+    """The weekly digest: summary cache, LLM token usage, what was posted to which channel."""
+    db.executescript(
+        """
+        CREATE TABLE digest_summaries (
+            cache_key TEXT PRIMARY KEY,  -- sha256 of entry, last message, lang, model, prompt
+            entry_key TEXT NOT NULL,     -- series:<id> | thread:<root>
+            last_msgid TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            model TEXT NOT NULL,         -- the summariser asked (part of the key)
+            prompt_version TEXT NOT NULL,
+            period_key TEXT NOT NULL,
+            period_until TEXT NOT NULL,
+            background TEXT,             -- NULL when there was nothing earlier to go on
+            this_week TEXT NOT NULL,
+            source TEXT NOT NULL,        -- llm | extractive
+            summary_model TEXT NOT NULL, -- what produced the text (extractive on fallback)
+            cited TEXT NOT NULL,         -- JSON array of Message-IDs
+            note TEXT,                   -- why a fallback was used
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX digest_summaries_entry ON digest_summaries(entry_key, lang, period_until);
+        CREATE INDEX digest_summaries_period ON digest_summaries(period_key);
+
+        CREATE TABLE llm_usage (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            entry_key TEXT NOT NULL,
+            model TEXT NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            prompt_chars INTEGER NOT NULL,
+            outcome TEXT NOT NULL        -- ok | rejected | error
+        );
+        CREATE INDEX llm_usage_at ON llm_usage(at);
+
+        CREATE TABLE digest_posts (
+            period_key TEXT NOT NULL,    -- ISO week, or since/until
+            channel TEXT NOT NULL,
+            run INTEGER NOT NULL,        -- 1, then +1 for each --force
+            state TEXT NOT NULL,         -- posting | done
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            PRIMARY KEY (period_key, channel, run)
+        );
+
+        CREATE TABLE digest_post_parts (
+            period_key TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            run INTEGER NOT NULL,
+            part INTEGER NOT NULL,       -- 0 parent, 1.. replies, last the chart
+            kind TEXT NOT NULL,          -- parent | reply | chart
+            state TEXT NOT NULL,         -- pending (asked, answer not recorded) | posted | failed
+            ts TEXT,
+            at TEXT NOT NULL,
+            PRIMARY KEY (period_key, channel, run, part)
+        );
+        """
+    )

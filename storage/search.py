@@ -1,0 +1,428 @@
+"""Finding series and threads from what people type: words, names, addresses, Message-IDs, URLs.
+
+User input never reaches FTS5 syntax: ``query_words`` splits it into words and
+``fts_phrase`` quotes each one as an FTS string, so quotes, ``AND``/``OR``/``NEAR``, ``*``,
+``:``, ``^`` and unbalanced parentheses are just characters of a word.
+
+The index (``search_fts``, migration m004_search) holds one row per version (title, sender),
+per patch (title: FEAT_ names live there) and per thread (subject, first sender).  A search
+tries, in order, until something matches:
+
+1. a Message-ID or lore / patch.msgid.link URL among the words (exact);
+2. every word, in titles or senders (bm25, title weighted over people);
+3. every word as a prefix;
+4. every word in mail subjects or bodies (messages_fts).
+
+``close_titles`` suggests what the user may have meant when nothing matches: titles sharing
+any word, with words corrected against the index's vocabulary.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+import urllib.parse
+from collections import defaultdict
+from dataclasses import dataclass
+
+import sqlite_utils
+
+# Same package: the row→dict helpers behind `kvmarm series --json`, so answers share its shape.
+from storage.views import _rows
+from storage.views import _series_dict as series_dict
+
+MAX_WORDS = 12
+MAX_WORD_CHARS = 80
+_HITS = 400  # index rows ranked per query before grouping by series/thread
+
+# Subject decorations people paste along with titles: "[PATCH v3 2/7]", "Re:", "RFC".
+_NOISE_RE = re.compile(
+    r"^(?:patch|rfc|resend|re|fwd?|v\d{1,3}|\d{1,4}/\d{1,4}|patchv\d{1,3})$", re.IGNORECASE
+)
+_STOP_WORDS = frozenset({"a", "an", "the", "of", "for", "to", "in", "on", "and", "or", "with"})
+_EDGE_PUNCT = "<>()[]{}\"'`,;.!?|"
+_URL_RE = re.compile(r"^https?://[^\s]+$", re.IGNORECASE)
+_MSGID_HOSTS = ("lore.kernel.org", "lkml.kernel.org", "patch.msgid.link", "msgid.link")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A series or a thread that a search found."""
+
+    kind: str  # "series" | "thread"
+    id: str  # series id, or thread root Message-ID
+    title: str
+    last_date: str | None
+    how: str  # "message-id" | "words" | "prefix" | "body" | "similar"
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str
+    email: str
+    count: int  # review trailers given (Reviewed/Acked/Tested-by)
+
+
+# ---- parsing what the user typed --------------------------------------------------------
+
+
+def query_words(text: str) -> list[str]:
+    """Words of a query, edge punctuation stripped, subject decorations and stop words dropped.
+
+    At most MAX_WORDS words of at most MAX_WORD_CHARS characters each; a word needs a
+    letter or digit to count.
+    """
+    words: list[str] = []
+    for raw in text.split():
+        word = raw.strip(_EDGE_PUNCT)[:MAX_WORD_CHARS]
+        if not any(ch.isalnum() for ch in word):
+            continue
+        words.append(word)
+    kept = [w for w in words if not _NOISE_RE.match(w) and w.casefold() not in _STOP_WORDS]
+    return (kept or words)[:MAX_WORDS]
+
+
+def fts_phrase(word: str, prefix: bool = False) -> str:
+    """``word`` as an FTS5 string literal (``"..."`` with quotes doubled), optionally a prefix."""
+    return '"' + word.replace('"', '""') + '"' + ("*" if prefix else "")
+
+
+def msgid_in(word: str) -> str | None:
+    """The Message-ID named by ``word``: ``<id@host>``, ``id@host`` or a lore-style URL."""
+    word = word.strip().strip("<>")
+    if _URL_RE.match(word):
+        return _msgid_from_url(word)
+    if "@" in word and " " not in word and not word.startswith("@") and not word.endswith("@"):
+        return word
+    return None
+
+
+def _msgid_from_url(url: str) -> str | None:
+    parts = urllib.parse.urlsplit(url)
+    if (parts.hostname or "").lower() not in _MSGID_HOSTS:
+        return None
+    for segment in parts.path.split("/"):
+        segment = urllib.parse.unquote(segment)
+        if "@" in segment:
+            return segment.strip("<>")
+    return None
+
+
+# ---- finding series and threads ---------------------------------------------------------
+
+
+def find_targets(
+    db: sqlite_utils.Database, text: str, *, series_only: bool = False, limit: int = 6
+) -> list[Target]:
+    """Series/threads matching ``text``, best first (empty when nothing matches)."""
+    for word in text.split()[:MAX_WORDS]:
+        msgid = msgid_in(word)
+        target = target_of_message(db, msgid) if msgid else None
+        if target is not None and not (series_only and target.kind != "series"):
+            return [target]
+    words = query_words(text)
+    if not words:
+        return []
+    every = " AND ".join(fts_phrase(w) for w in words)
+    prefixes = " AND ".join(fts_phrase(w, prefix=True) for w in words)
+    attempts = (
+        ("words", lambda: _search_index(db, f"title : ({every})")),
+        ("words", lambda: _search_recent(db, every, limit)),
+        ("prefix", lambda: _search_index(db, f"title : ({prefixes})")),
+        ("prefix", lambda: _search_recent(db, prefixes, limit)),
+        ("body", lambda: _search_bodies(db, "{subject body} : (" + every + ")")),
+    )
+    for how, search in attempts:
+        if targets := _ranked_targets(db, search(), how, series_only):
+            return targets[:limit]
+    return []
+
+
+def close_titles(
+    db: sqlite_utils.Database, text: str, *, series_only: bool = False, limit: int = 5
+) -> list[Target]:
+    """Titles sharing any word of ``text`` (typos corrected against the index vocabulary)."""
+    words = [w for w in query_words(text) if any(ch.isalnum() for ch in w)]
+    if not words:
+        return []
+    terms = set(words) | set(_corrected(db, words))
+    expression = "title : (" + " OR ".join(fts_phrase(t, prefix=True) for t in sorted(terms)) + ")"
+    return _ranked_targets(db, _search_index(db, expression), "similar", series_only)[:limit]
+
+
+def target_of_message(db: sqlite_utils.Database, msgid: str) -> Target | None:
+    """The series (else the thread) a Message-ID belongs to; also a thread's missing root."""
+    row = db.execute(
+        "SELECT thread_root, series_id FROM memberships WHERE msgid = ?", [msgid]
+    ).fetchone()
+    if row is None:
+        row = db.execute("SELECT root, NULL FROM threads WHERE root = ?", [msgid]).fetchone()
+    if row is None:
+        return None
+    root, series_id = row
+    if series_id:
+        return _series_target(db, series_id, "message-id")
+    return _thread_target(db, root, "message-id")
+
+
+def _search_index(db: sqlite_utils.Database, expression: str) -> list[tuple[str, str, float]]:
+    sql = """
+        SELECT kind, ref, bm25(search_fts, 0.0, 0.0, 10.0, 3.0) AS score
+        FROM search_fts WHERE search_fts MATCH ? ORDER BY score LIMIT ?
+    """
+    return [(k, r, s) for k, r, s in db.execute(sql, [expression, _HITS]) if r]
+
+
+def _search_bodies(db: sqlite_utils.Database, expression: str) -> list[tuple[str, str, float]]:
+    sql = """
+        SELECT CASE WHEN ms.series_id IS NULL THEN 'thread' ELSE 'series' END,
+               coalesce(ms.series_id, ms.thread_root), hits.rank
+        FROM (SELECT rowid, rank FROM messages_fts WHERE messages_fts MATCH ?
+              ORDER BY rank LIMIT ?) AS hits
+        JOIN messages g ON g.rowid = hits.rowid
+        JOIN memberships ms ON ms.msgid = g.msgid
+    """
+    return list(db.execute(sql, [expression, _HITS]))
+
+
+def _search_recent(
+    db: sqlite_utils.Database, expression: str, limit: int
+) -> list[tuple[str, str, float]]:
+    """Matches in titles or senders ("maz", "Oliver Upton vgic"), most recent activity first."""
+    series_sql = """
+        SELECT 'series', id, 0.0 FROM series WHERE id IN (
+            SELECT ref FROM search_fts WHERE search_fts MATCH ? AND kind IN ('series', 'patch'))
+        ORDER BY last_date DESC LIMIT ?
+    """
+    thread_sql = """
+        SELECT 'thread', root, 0.0 FROM threads WHERE root IN (
+            SELECT ref FROM search_fts WHERE search_fts MATCH ? AND kind = 'thread')
+        ORDER BY last_date DESC LIMIT ?
+    """
+    return [
+        *db.execute(series_sql, [expression, limit * 4]),
+        *db.execute(thread_sql, [expression, limit * 4]),
+    ]
+
+
+def _ranked_targets(
+    db: sqlite_utils.Database, scored: list[tuple[str, str, float]], how: str, series_only: bool
+) -> list[Target]:
+    """Group index hits by series (threads folded into their series), best score first."""
+    best: dict[tuple[str, str], float] = {}
+    for kind, ref, score in scored:
+        key = ("thread", ref) if kind == "thread" else ("series", ref)
+        if key[0] == "thread" and (series_id := _series_of_thread(db, ref)):
+            key = ("series", series_id)
+        if series_only and key[0] != "series":
+            continue
+        best[key] = min(score, best.get(key, score))
+    targets = []
+    for (kind, ref), score in best.items():
+        target = _series_target(db, ref, how) if kind == "series" else _thread_target(db, ref, how)
+        if target is not None:
+            targets.append((score, target))
+    # bm25 is negative, lower is better; equal scores: most recent activity first.
+    targets.sort(key=lambda st: (round(st[0], 1), _neg_date(st[1].last_date)))
+    return [t for _, t in targets]
+
+
+def _neg_date(date: str | None) -> str:
+    """A sort key that puts later ISO dates first (and undated last)."""
+    return "".join(chr(0x10FFFF - ord(c)) for c in date) if date else "\U0010ffff"
+
+
+def _series_of_thread(db: sqlite_utils.Database, root: str) -> str | None:
+    row = db.execute("SELECT series_id FROM memberships WHERE msgid = ?", [root]).fetchone()
+    if row and row[0]:
+        return row[0]
+    row = db.execute(
+        "SELECT series_id FROM versions WHERE thread_root = ? ORDER BY date LIMIT 1", [root]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _series_target(db: sqlite_utils.Database, series_id: str, how: str) -> Target | None:
+    row = db.execute("SELECT title, last_date FROM series WHERE id = ?", [series_id]).fetchone()
+    return Target("series", series_id, row[0], row[1], how) if row else None
+
+
+def _thread_target(db: sqlite_utils.Database, root: str, how: str) -> Target | None:
+    row = db.execute("SELECT subject, last_date FROM threads WHERE root = ?", [root]).fetchone()
+    return Target("thread", root, row[0], row[1], how) if row else None
+
+
+def _corrected(db: sqlite_utils.Database, words: list[str]) -> list[str]:
+    """Index terms close to each word (typos): 'stollen' → 'stolen'."""
+    vocabulary = [
+        r[0]
+        for r in db.execute(
+            "SELECT term FROM search_vocab WHERE col = 'title' AND length(term) > 2"
+        )
+    ]
+    out: list[str] = []
+    for word in words:
+        out.extend(difflib.get_close_matches(word.casefold(), vocabulary, n=2, cutoff=0.75))
+    return out
+
+
+# ---- people -----------------------------------------------------------------------------
+
+REVIEW_KINDS = ("Reviewed-by", "Acked-by", "Tested-by")
+
+
+def find_reviewers(db: sqlite_utils.Database, text: str, *, limit: int = 5) -> list[Person]:
+    """People who gave review trailers, matched by address or by every word of their name."""
+    rows = db.execute(
+        f"""SELECT name, email, count(*) FROM trailers
+            WHERE kind IN ({_marks(REVIEW_KINDS)}) AND mismatch = 0
+            GROUP BY email, name""",
+        REVIEW_KINDS,
+    ).fetchall()
+    wanted = text.strip().strip("<>").casefold()
+    if "@" in wanted:
+        matches = [r for r in rows if r[1] == wanted]
+    else:
+        words = [_fold(w) for w in query_words(text)]
+        matches = [r for r in rows if words and all(w in _fold(r[0]).split() for w in words)]
+        if not matches:  # partial words: "zyng"
+            matches = [r for r in rows if words and all(w in _fold(r[0]) for w in words)]
+    by_email: dict[str, Person] = {}
+    for name, email, count in sorted(matches, key=lambda r: -r[2]):
+        known = by_email.get(email)
+        by_email[email] = Person(
+            known.name if known else name, email, count + (known.count if known else 0)
+        )
+    return sorted(by_email.values(), key=lambda p: (-p.count, p.email))[:limit]
+
+
+def reviews_by(db: sqlite_utils.Database, emails: list[str], *, limit: int = 200) -> list[dict]:
+    """Review trailers given by these addresses, newest first, with series and version.
+
+    ``date`` is the date of the message carrying the trailer: the reviewer's reply, or the
+    posting that collected it (``source`` inline).  Carried copies are left out: they repeat
+    a trailer already listed for the earlier version.
+    """
+    sql = f"""
+        SELECT t.kind, t.n, t.source, t.msgid, t.name, t.email, g.date,
+               v.key, v.version, v.series_id, s.title, p.subject
+        FROM trailers t
+        JOIN versions v ON v.key = t.version_key
+        JOIN series s ON s.id = v.series_id
+        LEFT JOIN patches p ON p.version_key = t.version_key AND p.n = t.n
+        LEFT JOIN messages g ON g.msgid = t.msgid
+        WHERE t.email IN ({_marks(emails)}) AND t.kind IN ({_marks(REVIEW_KINDS)})
+          AND t.mismatch = 0 AND t.source != 'carried'
+        ORDER BY g.date DESC, v.key, t.n
+        LIMIT ?
+    """
+    cols = ("kind", "n", "source", "msgid", "name", "email", "date")
+    cols += ("version_key", "version", "series_id", "series_title", "subject")
+    rows = db.execute(sql, [*emails, *REVIEW_KINDS, limit])
+    return [dict(zip(cols, r, strict=True)) for r in rows]
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _marks(values) -> str:
+    return ", ".join("?" * len(values))
+
+
+# ---- details for answers ----------------------------------------------------------------
+
+
+def series_detail(db: sqlite_utils.Database, series_id: str) -> dict | None:
+    """One series in the `kvmarm series --json` shape (storage.views), read by id only."""
+    rows = _rows(db, "SELECT * FROM series WHERE id = ?", [series_id])
+    if not rows:
+        return None
+    versions = _rows(
+        db, "SELECT * FROM versions WHERE series_id = ? ORDER BY position", [series_id]
+    )
+    keys = [v["key"] for v in versions]
+    patches: dict[str, list[dict]] = defaultdict(list)
+    for p in _rows(
+        db,
+        f"SELECT * FROM patches WHERE version_key IN ({_marks(keys)}) ORDER BY version_key, n",
+        keys,
+    ):
+        patches[p["version_key"]].append(p)
+    trailers: dict[str, list[dict]] = defaultdict(list)
+    for t in _rows(
+        db,
+        f"""SELECT * FROM trailers WHERE version_key IN ({_marks(keys)})
+            ORDER BY version_key, n, position""",
+        keys,
+    ):
+        trailers[t["version_key"]].append(t)
+    return series_dict(rows[0], versions, patches, trailers)
+
+
+def thread_row(db: sqlite_utils.Database, root: str) -> dict | None:
+    rows = _rows(db, "SELECT * FROM threads WHERE root = ?", [root])
+    return rows[0] if rows else None
+
+
+def series_in_thread(db: sqlite_utils.Database, root: str) -> list[tuple[str, str]]:
+    """(series id, title) of the series with a message in the thread."""
+    sql = """
+        SELECT DISTINCT s.id, s.title FROM memberships m JOIN series s ON s.id = m.series_id
+        WHERE m.thread_root = ? ORDER BY s.first_date
+    """
+    return [tuple(r) for r in db.execute(sql, [root])]
+
+
+def participants(
+    db: sqlite_utils.Database, *, series_id: str | None = None, thread_root: str | None = None
+) -> list[dict]:
+    """Senders (bots left out) of a series' or a thread's mail, by address, busiest first."""
+    column, value = ("series_id", series_id) if series_id else ("thread_root", thread_root)
+    sql = f"""
+        SELECT g.from_email, max(g.from_name), count(*), min(g.date), max(g.date)
+        FROM memberships m JOIN messages g ON g.msgid = m.msgid
+        WHERE m.{column} = ? AND g.is_bot = 0
+        GROUP BY g.from_email ORDER BY count(*) DESC, min(g.date)
+    """
+    cols = ("email", "name", "messages", "first_date", "last_date")
+    return [dict(zip(cols, r, strict=True)) for r in db.execute(sql, [value])]
+
+
+def mail_counts(
+    db: sqlite_utils.Database, *, series_id: str | None = None, thread_root: str | None = None
+) -> dict:
+    """Number of mails, bot mails, first and last Date of a series or a thread."""
+    column, value = ("series_id", series_id) if series_id else ("thread_root", thread_root)
+    sql = f"""
+        SELECT count(*), sum(g.is_bot), min(g.date), max(g.date)
+        FROM memberships m JOIN messages g ON g.msgid = m.msgid WHERE m.{column} = ?
+    """
+    total, bots, first, last = db.execute(sql, [value]).fetchone()
+    return {"messages": total, "bot_messages": bots or 0, "first_date": first, "last_date": last}
+
+
+def repliers(db: sqlite_utils.Database, version_keys: list[str]) -> list[dict]:
+    """People (not bots) who replied to these versions' mails, with how many replies."""
+    sql = f"""
+        SELECT g.from_email, max(g.from_name), count(*), max(g.date)
+        FROM memberships m JOIN messages g ON g.msgid = m.msgid
+        WHERE m.version_key IN ({_marks(version_keys)}) AND g.is_reply = 1 AND g.is_bot = 0
+        GROUP BY g.from_email ORDER BY count(*) DESC, max(g.date) DESC
+    """
+    cols = ("email", "name", "replies", "last_date")
+    return [dict(zip(cols, r, strict=True)) for r in db.execute(sql, version_keys)]
+
+
+def message_facts(db: sqlite_utils.Database, msgids: list[str]) -> dict[str, dict]:
+    """Message-ID → title, sender name/address, date and own words (body) of stored mails."""
+    out: dict[str, dict] = {}
+    for i in range(0, len(msgids), 500):
+        part = msgids[i : i + 500]
+        sql = f"""SELECT msgid, title, from_name, from_email, date, body FROM messages
+                  WHERE msgid IN ({_marks(part)})"""
+        for msgid, title, name, email, date, body in db.execute(sql, part):
+            out[msgid] = {"title": title, "name": name, "email": email, "date": date, "body": body}
+    return out
