@@ -15,6 +15,7 @@ import hashlib
 import logging
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -173,9 +174,17 @@ def _parse_chunks(chunks: Iterator[list[tuple[bytes, str]]], workers: int):
     if workers <= 0:
         yield from map(parse_chunk, chunks)
         return
+    # At most a few chunks in flight: input is read as workers free up and results are
+    # consumed in order, so memory stays bounded however large the input is.
     ctx = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     with ctx.Pool(workers) as pool:
-        yield from pool.imap(parse_chunk, chunks)
+        in_flight: deque = deque()
+        for chunk in chunks:
+            in_flight.append(pool.apply_async(parse_chunk, (chunk,)))
+            if len(in_flight) >= 3 * workers:
+                yield in_flight.popleft().get()
+        while in_flight:
+            yield in_flight.popleft().get()
 
 
 def parse_chunk(chunk: list[tuple[bytes, str]]) -> list[StoredMail | _Failed]:

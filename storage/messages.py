@@ -110,20 +110,33 @@ _INSERT_MESSAGE = (
 )
 
 
-def save_messages(db: sqlite_utils.Database, mails: Sequence[StoredMail], now: datetime) -> None:
-    """Insert messages, replacing stored ones with the same Message-ID (one transaction).
+_FTS_COLUMNS = "subject, body, from_name, from_email"
+_FTS_INSERT_AFTER = (
+    f"INSERT INTO messages_fts(rowid, {_FTS_COLUMNS}) "
+    f"SELECT rowid, {_FTS_COLUMNS} FROM messages WHERE rowid > ?"
+)
+_FTS_DELETE = (
+    f"INSERT INTO messages_fts(messages_fts, rowid, {_FTS_COLUMNS}) "
+    f"SELECT 'delete', rowid, {_FTS_COLUMNS} FROM messages WHERE msgid = ?"
+)
 
-    Replacement deletes first so the full-text index's delete trigger runs.
+
+def save_messages(db: sqlite_utils.Database, mails: Sequence[StoredMail], now: datetime) -> None:
+    """Insert messages, replacing stored ones with the same Message-ID (one transaction),
+    and index them for full-text search (a replaced copy is removed from the index first).
     """
     stamp = iso(now)
     ids = [m.message.msgid for m in mails]
     with db.atomic():
         existing = _existing(db, ids)
         if existing:
+            db.conn.executemany(_FTS_DELETE, [(i,) for i in existing])
             db.conn.executemany("DELETE FROM messages WHERE msgid = ?", [(i,) for i in existing])
+        last = db.execute("SELECT coalesce(max(rowid), 0) FROM messages").fetchone()[0]
         db.conn.executemany(
             _INSERT_MESSAGE, [_message_row(m.message, m.body, m.origin, stamp) for m in mails]
         )
+        db.execute(_FTS_INSERT_AFTER, [last])
         db.conn.executemany(
             "INSERT INTO message_content(msgid, diff, raw) VALUES (?, ?, ?)",
             [(m.message.msgid, m.diff_z, m.raw_z) for m in mails],

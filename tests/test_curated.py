@@ -215,6 +215,10 @@ def test_lakml_copy_adds_nothing(ingested) -> None:
     assert threads2 == threads
     lists = {r[0] for r in db2.execute("SELECT DISTINCT list_id FROM messages")}
     assert lists == {"kvmarm.lists.cs.columbia.edu"}
+    # The full-text index follows replaced copies (raises if it does not match the rows).
+    db2.execute("INSERT INTO messages_fts(messages_fts, rank) VALUES('integrity-check', 1)")
+    hits = db2.execute("SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'stolen'")
+    assert hits.fetchone()[0] == 107
 
 
 @pytest.mark.parametrize(
