@@ -70,7 +70,11 @@ def find_applied_notice(text: str) -> AppliedNotice | None:
     if not any(verb in low for verb in _VERBS):
         return None
     for m in _NOTICE_RE.finditer(text):
-        rest = m.group("rest")
+        if m.group("rest").lstrip().startswith("?"):
+            continue  # "Applied?" asks, it does not tell
+        rest = _first_clause(m.group("rest"))
+        if not _starts_sentence(text, m.start()):
+            continue  # "…noticed that Will\nmerged it." wrapped onto a new line
         if not _REST_OK_RE.match(rest) or _REST_BAD_RE.search(rest):
             continue
         verb = m.group("verb").lower().split()[0]
@@ -81,6 +85,18 @@ def find_applied_notice(text: str) -> AppliedNotice | None:
             verb={"picked": "applied", "pushed": "applied", "merged": "applied"}.get(verb, verb),
         )
     return None
+
+
+def _starts_sentence(text: str, at: int) -> bool:
+    before = text[:at]
+    if not before.strip() or before.endswith("\n\n") or before.rstrip(" \t").endswith("\n\n"):
+        return True
+    return before.rstrip()[-1] in ".!?:>)"
+
+
+def _first_clause(rest: str) -> str:
+    """What the notice says about itself: up to the end of its first sentence."""
+    return re.split(r"[.!?](?:\s|$)|,\s*thanks?\b|,\s*thx\b", rest, maxsplit=1, flags=re.I)[0]
 
 
 def _find_where(rest: str) -> str | None:
@@ -168,7 +184,5 @@ def _parse_shortlog(text: str) -> tuple[tuple[str, str], ...]:
         if author and line.startswith((" ", "\t")) and line.strip():
             entries.append((author, " ".join(line.split())))
             continue
-        if not line.strip():
-            continue
-        author = None
+        author = None  # a blank line ends an author's block
     return tuple(entries)
