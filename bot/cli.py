@@ -96,9 +96,11 @@ def status(ctx: Context, as_json: bool) -> None:
     Example:
       kvmarm status --json | jq .messages
     """
+    from bot.pipeline import parse_outdated
     from storage.views import status_json
 
     info = status_json(ctx.db, ctx.config.db)
+    info["reindex_needed"] = parse_outdated(ctx.db)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -113,8 +115,33 @@ def status(ctx: Context, as_json: bool) -> None:
     click.echo(f"quarantined: {info['quarantined']}")
     for q in info["quarantine"]:
         click.echo(f"  - {q['origin']}: {q['reason']}")
+    if info["reindex_needed"]:
+        click.echo("note:        stored mail was parsed by an older version: run `kvmarm reindex`")
     click.echo(f"last sync:   {_describe(info['last_sync'])}")
     click.echo(f"last ingest: {_describe(info['last_ingest'])}")
+
+
+@main.command()
+@pass_ctx
+def reindex(ctx: Context) -> None:
+    """Re-parse every stored mail from its raw bytes, then rebuild threads and series.
+
+    Needed after an upgrade that changed how mail is parsed (`kvmarm status` says so);
+    nothing is fetched and nothing is lost.
+
+    \b
+    Example:
+      kvmarm reindex
+    """
+    from bot.pipeline import reindex as reindex_all
+    from bot.pipeline import workers_for_mails
+    from storage.messages import count_messages
+
+    db = ctx.db
+    total = count_messages(db)
+    with progress("reindex", total) as bar:
+        count = reindex_all(db, workers=workers_for_mails(total), on_mail=lambda _m: bar.advance())
+    click.echo(f"{count} mails re-parsed; threads, series and trailers rebuilt")
 
 
 def _describe(state: dict | None) -> str:

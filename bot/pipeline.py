@@ -30,6 +30,8 @@ from ingest.sources import RawMail
 from storage.derived import save_derived
 from storage.messages import (
     StoredMail,
+    count_messages,
+    iter_raw,
     known_messages,
     known_quarantine,
     load_messages,
@@ -47,6 +49,9 @@ BATCH = 2048  # mails per SQLite transaction
 PARALLEL_MIN_BYTES = 8 << 20  # below this, worker start-up costs more than it saves
 # Bump when derivation rules change: stored derived facts are then rebuilt on the next run.
 DERIVE_VERSION = 1
+# Bump when parse rules change: `kvmarm reindex` re-parses the stored raw mails, and
+# `kvmarm status` says when that is due.
+PARSE_VERSION = 2
 
 
 @dataclass
@@ -76,9 +81,14 @@ class _Failed:
 
 
 def default_workers(total_bytes: int) -> int:
+    """Parse processes for an input of this size (0: parse in this process)."""
     if total_bytes < PARALLEL_MIN_BYTES:
         return 0
     return max(1, min(4, os.cpu_count() or 1))
+
+
+def workers_for_mails(count: int) -> int:
+    return default_workers(count * 10_000)  # a kvmarm mail is ~10 kB on average
 
 
 def ingest_mails(
@@ -97,6 +107,8 @@ def ingest_mails(
     report = IngestReport()
     known = known_messages(db)
     had_messages = bool(known)
+    if not had_messages:
+        set_state(db, "parse_version", PARSE_VERSION)
     bad = known_quarantine(db)
     new: dict[str, Message] = {}
     batch: dict[str, StoredMail] = {}  # a preferred copy replaces one in the same batch
@@ -122,6 +134,43 @@ def ingest_mails(
     return report
 
 
+def reindex(
+    db: sqlite_utils.Database,
+    *,
+    workers: int = 0,
+    on_mail: Callable[[RawMail], None] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    """Re-parse every stored mail from its raw bytes (after parse rules changed) and rebuild
+    the derived facts.  Returns the number of mails re-parsed."""
+    count = 0
+    batch: list[StoredMail] = []
+    raws = (RawMail(raw, origin) for raw, origin in iter_raw(db))
+    for results in _parse_chunks(_chunks(_counted(raws, on_mail), CHUNK), workers):
+        batch.extend(r for r in results if isinstance(r, StoredMail))
+        if len(batch) >= BATCH:
+            save_messages(db, batch, now())
+            count, batch = count + len(batch), []
+    if batch:
+        save_messages(db, batch, now())
+        count += len(batch)
+    rebuild_derived(db)
+    set_state(db, "parse_version", PARSE_VERSION)
+    return count
+
+
+def parse_outdated(db: sqlite_utils.Database) -> bool:
+    """Stored mails were parsed by older rules than this version's."""
+    return count_messages(db) > 0 and get_state(db, "parse_version", 1) != PARSE_VERSION
+
+
+def _counted(mails: Iterable[RawMail], on_mail) -> Iterator[RawMail]:
+    for mail in mails:
+        if on_mail is not None:
+            on_mail(mail)
+        yield mail
+
+
 def rebuild_derived(db: sqlite_utils.Database, messages: list[Message] | None = None) -> None:
     """Recompute threads/series/trailers from all stored messages (or the ones given)."""
     save_derived(db, derive(messages if messages is not None else list(load_messages(db))))
@@ -134,10 +183,8 @@ def _derive_outdated(db: sqlite_utils.Database) -> bool:
 
 def _unseen(mails: Iterable[RawMail], known, report: IngestReport, on_mail) -> Iterator[RawMail]:
     """Mails whose Message-ID is not stored yet (read from the raw header, before parsing)."""
-    for mail in mails:
+    for mail in _counted(mails, on_mail):
         report.seen += 1
-        if on_mail is not None:
-            on_mail(mail)
         msgid = peek_header(mail.data, "message-id")
         stored = msgid is not None and msgid in known
         if stored and not prefer_copy(known[msgid], peek_header(mail.data, "list-id")):

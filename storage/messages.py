@@ -186,6 +186,20 @@ def load_messages(db: sqlite_utils.Database) -> Iterator[Message]:
         yield _row_message(row)
 
 
+def iter_raw(db: sqlite_utils.Database) -> Iterator[tuple[bytes, str]]:
+    """(raw mail, origin) of every stored message, for re-parsing."""
+    sql = (
+        "SELECT c.raw, m.origin FROM messages m JOIN message_content c ON c.msgid = m.msgid "
+        "ORDER BY m.rowid"
+    )
+    for raw, origin in db.execute(sql):
+        yield zlib.decompress(raw), origin or ""
+
+
+def count_messages(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+
 def get_body(db: sqlite_utils.Database, msgid: str) -> str | None:
     row = db.execute("SELECT body FROM messages WHERE msgid = ?", [msgid]).fetchone()
     return row[0] if row else None

@@ -99,3 +99,21 @@ def test_every_command_has_help_with_an_example_and_a_readme_line(command: str) 
     assert f"kvmarm [--db PATH] {command}" in (ROOT / "README.md").read_text() or (
         f"`kvmarm {command}" in (ROOT / "README.md").read_text()
     ), f"README does not document kvmarm {command}"
+
+
+def test_reindex_reparses_stored_mail_and_keeps_facts(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    _run(db, "ingest", *_curated("b4-ty-applied.mbox", "v2-in-reply-to-v1.mbox"))
+    before = _run(db, "series", "--json")
+    from storage.db import open_db
+    from storage.state import set_state
+
+    handle = open_db(db)
+    handle.execute("UPDATE messages SET applied = NULL")  # as if parsed by older rules
+    set_state(handle, "parse_version", 1)
+    handle.conn.commit()
+    handle.close()
+    assert json.loads(_run(db, "status", "--json"))["reindex_needed"] is True
+    assert "19 mails re-parsed" in _run(db, "reindex")
+    assert _run(db, "series", "--json") == before
+    assert json.loads(_run(db, "status", "--json"))["reindex_needed"] is False
