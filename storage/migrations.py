@@ -261,6 +261,7 @@ def m004_search(db: sqlite_utils.Database) -> None:
             FROM threads t LEFT JOIN messages m ON m.msgid = t.root;
 
         CREATE INDEX IF NOT EXISTS versions_thread ON versions(thread_root);
+        CREATE INDEX IF NOT EXISTS memberships_version ON memberships(version_key);
         """
     )
 

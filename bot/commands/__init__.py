@@ -1,0 +1,1 @@
+"""The `/kvmarm` grammar and its answers, shared by Slack and `kvmarm ask` (no Slack here)."""
