@@ -196,3 +196,8 @@ def threads(ctx: Context, as_json: bool, since: str | None, until: str | None) -
 def _print_json(value) -> None:
     json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
+
+
+from bot.sync_cli import sync as _sync_cmd  # noqa: E402
+
+main.add_command(_sync_cmd)

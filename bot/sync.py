@@ -1,0 +1,525 @@
+"""Pull new mail from lore (``sync``) or from a public-inbox git mirror (``sync_git``).
+
+``sync`` works in two phases, so a sync that dies leaves nothing half-written:
+
+1. **Ask lore** (no database writes): one search for every message lore received (``rt:``)
+   from the high-water mark minus a two-day overlap — like ``lei up``'s fudge, for mail lore
+   archived late — up to now (first run: the last 14 days).  The search returns only the
+   hits.  Then, batched: the whole threads of new replies whose thread we lack (the cover
+   letter is older than the window), and the earlier versions of new vN postings whose
+   earlier versions we lack (b4's change-id / subject search), with their threads.
+2. **Store** (one transaction): ingest everything (duplicates are skipped by Message-ID),
+   move the mark to the newest received time seen, record ``last_sync``.
+
+If lore fails in phase 1 the only write is the failure note in ``last_sync``; the mark stays
+where it was, so the next run asks for the same window again.
+
+The mark only moves over time the sync covered without a gap: an explicit ``since`` later
+than the mark leaves it where it is.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlite_utils
+
+from bot.config import Config
+from bot.pipeline import IngestReport, default_workers, ingest_mails
+from bot.progress import Progress
+from ingest.lore.client import (
+    LoreClient,
+    LoreError,
+    LoreMail,
+    SeriesHead,
+    default_user_agent,
+)
+from ingest.sources import SourceError, count_bytes, git_env, iter_git_epoch
+from ingest.subjects import parse_subject
+from storage.messages import iso
+from storage.sync import (
+    get_git_mark,
+    get_lore_mark,
+    lowest_version,
+    record_sync,
+    set_git_mark,
+    set_lore_mark,
+    stored_msgids,
+)
+
+OVERLAP = timedelta(days=2)
+FIRST_RUN = timedelta(days=14)
+GIT_LOW_SPEED = ("1000", "60")  # abort a git transfer below 1000 B/s for 60 s
+
+
+class SyncError(Exception):
+    """A git mirror cannot be cloned, fetched or read."""
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What one lore sync asked and stored."""
+
+    source: str  # the inbox URL
+    since: datetime  # received-time window asked for: [since, until]
+    until: datetime
+    window: int  # messages lore returned for the window
+    context_threads: int  # new replies whose thread was fetched
+    earlier_lookups: int  # series whose earlier versions were looked up
+    fetched: int  # distinct messages downloaded in all
+    ingest: IngestReport
+    requests: int
+    high_water_before: datetime | None
+    high_water: datetime | None
+    seconds: float
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["ingest"] = self.ingest.as_dict()
+        for key in ("since", "until", "high_water_before", "high_water"):
+            data[key] = iso(data[key])
+        return data
+
+
+@dataclass(frozen=True)
+class GitSyncReport:
+    """What one git-mirror sync read and stored."""
+
+    source: str  # the repository path
+    fetched: bool  # `git fetch` ran
+    since_commit: str | None  # read commits after this one (None: from the start)
+    commit: str | None  # the mark now
+    rewritten: bool  # the old mark is not in the history any more: everything was read
+    ingest: IngestReport
+    seconds: float
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["ingest"] = self.ingest.as_dict()
+        return data
+
+
+@dataclass
+class _Pulled:
+    """Everything fetched in phase 1, by Message-ID (first copy wins)."""
+
+    window: list[LoreMail]
+    mails: dict[str, LoreMail] = field(default_factory=dict)
+    context_threads: int = 0
+    earlier_lookups: int = 0
+
+    def add(self, mails: Iterable[LoreMail]) -> None:
+        for mail in mails:
+            self.mails.setdefault(mail.msgid or mail.raw.origin, mail)
+
+
+class _NoProgress:
+    def advance(self, amount: float = 1) -> None:
+        pass
+
+    def update(self, description: str) -> None:
+        pass
+
+
+# --- lore ---------------------------------------------------------------------------------
+
+
+def sync(
+    db: sqlite_utils.Database,
+    config: Config,
+    *,
+    since: datetime | None = None,
+    client: LoreClient | None = None,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+    overlap: timedelta = OVERLAP,
+    first_run: timedelta = FIRST_RUN,
+) -> SyncReport:
+    """Pull what lore received since the last sync (or since ``since``) and store it.
+
+    ``since`` (aware datetime) replaces the mark as the start of the received-time window,
+    without overlap: the digest passes its window start.  ``client`` defaults to a
+    ``LoreClient`` for ``config.lore_url``; ``now`` is the end of the window.
+    Raises ``LoreError`` (nothing stored, mark unchanged) when lore fails.
+    """
+    until = (now or datetime.now(UTC)).astimezone(UTC)
+    bar = progress or _NoProgress()
+    own_client = client is None
+    lore = client or LoreClient(config.lore_url, git_config=True)
+    clock = time.monotonic()
+    before = get_lore_mark(db, lore.url)
+    start = _window_start(since, before, until, overlap, first_run)
+    try:
+        pulled = _pull(db, lore, start, until, bar)
+    except LoreError as exc:
+        _record_failure(db, lore, start, before, until, exc)
+        raise
+    finally:
+        if own_client:
+            lore.close()
+    high_water = _high_water(pulled.window, until) if _contiguous(start, before) else None
+    bar.update(f"storing {len(pulled.mails)} messages")
+    with db.atomic():
+        report = ingest_mails(db, (m.raw for m in pulled.mails.values()), on_mail=_advance(bar))
+        mark = _move_lore_mark(db, lore.url, high_water)
+        result = SyncReport(
+            source=lore.url,
+            since=start,
+            until=until,
+            window=len(pulled.window),
+            context_threads=pulled.context_threads,
+            earlier_lookups=pulled.earlier_lookups,
+            fetched=len(pulled.mails),
+            ingest=report,
+            requests=lore.requests,
+            high_water_before=before,
+            high_water=mark,
+            seconds=round(time.monotonic() - clock, 3),
+        )
+        record_sync(db, _last_sync(result))
+    return result
+
+
+def _window_start(
+    since: datetime | None,
+    mark: datetime | None,
+    until: datetime,
+    overlap: timedelta,
+    first_run: timedelta,
+) -> datetime:
+    if since is not None:
+        return since.astimezone(UTC)
+    if mark is not None:
+        return mark - overlap
+    return until - first_run
+
+
+def _contiguous(start: datetime, mark: datetime | None) -> bool:
+    """Did the window start at or before the mark (so no gap opens behind it)?"""
+    return mark is None or start <= mark
+
+
+def _high_water(window: Sequence[LoreMail], until: datetime) -> datetime | None:
+    """Newest received time in the window, never later than the window's end."""
+    times = [m.received for m in window if m.received is not None]
+    return min(max(times), until) if times else None
+
+
+def _move_lore_mark(
+    db: sqlite_utils.Database, url: str, high_water: datetime | None
+) -> datetime | None:
+    """Advance (never move back) the mark; read inside the transaction for concurrent runs."""
+    current = get_lore_mark(db, url)
+    if high_water is None or (current is not None and current >= high_water):
+        return current
+    set_lore_mark(db, url, high_water)
+    return high_water
+
+
+def _pull(
+    db: sqlite_utils.Database, lore: LoreClient, start: datetime, until: datetime, bar: Progress
+) -> _Pulled:
+    bar.update(f"lore: mail received since {iso(start)}")
+    pulled = _Pulled(window=lore.received_between(start, until))
+    pulled.add(pulled.window)
+    bar.advance()
+    new = _new_mails(db, pulled.window)
+    known = stored_msgids(db, _referenced(new)) | set(pulled.mails)
+    wanted = threads_to_fetch(new, known)
+    if wanted:
+        bar.update(f"lore: {len(wanted)} threads that started before the window")
+        pulled.add(lore.threads(wanted))
+        pulled.context_threads = len(wanted)
+        bar.advance()
+    versions = _Versions.of(pulled.mails.values())
+    heads = [h for h in series_heads(new) if _lacks_first_version(db, h, versions)]
+    if heads:
+        bar.update(f"lore: earlier versions of {len(heads)} series")
+        pulled.add(lore.earlier_versions([_as_head(h) for h in heads]))
+        pulled.earlier_lookups = len(heads)
+        bar.advance()
+    return pulled
+
+
+def _new_mails(db: sqlite_utils.Database, mails: Sequence[LoreMail]) -> list[LoreMail]:
+    stored = stored_msgids(db, (m.msgid for m in mails if m.msgid))
+    return [m for m in mails if m.msgid and m.msgid not in stored]
+
+
+def _referenced(mails: Iterable[LoreMail]) -> Iterator[str]:
+    for mail in mails:
+        yield from mail.refs
+
+
+def threads_to_fetch(new: Iterable[LoreMail], known: set[str]) -> list[str]:
+    """One new message per thread we lack part of: its whole thread is then fetched.
+
+    A new mail lacks context when it references a message we neither have nor just
+    fetched; mails whose first unknown reference is the same share a thread, so one of
+    them stands for it.  The new mail's own Message-ID is asked for (lore certainly has
+    it), so its thread comes back even when the missing root was never on this list.
+    """
+    chosen: dict[str, str] = {}
+    for mail in new:
+        missing = next((r for r in mail.refs if r not in known), None)
+        if missing is not None and mail.msgid:
+            chosen.setdefault(missing, mail.msgid)
+    return list(chosen.values())
+
+
+@dataclass(frozen=True)
+class _Head:
+    mail: LoreMail
+    key: str  # normalised title
+    version: int
+
+
+def series_heads(new: Iterable[LoreMail]) -> list[_Head]:
+    """New postings of a version > 1: the cover letter, else patch 1 (one per series)."""
+    heads: dict[tuple[str, str], tuple[int, _Head]] = {}
+    for mail in new:
+        subject = parse_subject(mail.subject)
+        counter = subject.counter or 0
+        if subject.is_reply or subject.version < 2 or counter > 1 or mail.date is None:
+            continue
+        head = _Head(mail, subject.key, subject.version)
+        best = heads.get((subject.key, mail.sender))
+        if best is None or counter < best[0]:
+            heads[(subject.key, mail.sender)] = (counter, head)
+    return [head for _, head in heads.values()]
+
+
+@dataclass(frozen=True)
+class _Versions:
+    """Lowest version of each title / change-id among fetched postings (not replies)."""
+
+    by_key: dict[str, int]
+    by_change_id: dict[str, int]
+
+    @classmethod
+    def of(cls, mails: Iterable[LoreMail]) -> _Versions:
+        by_key: dict[str, int] = {}
+        by_change_id: dict[str, int] = {}
+        for mail in mails:
+            subject = parse_subject(mail.subject)
+            if subject.is_reply:
+                continue
+            by_key[subject.key] = min(subject.version, by_key.get(subject.key, subject.version))
+            if mail.change_id:
+                low = by_change_id.get(mail.change_id, subject.version)
+                by_change_id[mail.change_id] = min(subject.version, low)
+        return cls(by_key, by_change_id)
+
+    def lowest(self, head: _Head) -> int:
+        low = self.by_key.get(head.key, head.version)
+        if head.mail.change_id is not None:
+            low = min(low, self.by_change_id.get(head.mail.change_id, low))
+        return low
+
+
+def _lacks_first_version(db: sqlite_utils.Database, head: _Head, fetched: _Versions) -> bool:
+    """Is no version 1 of the head's series known (stored or just fetched)?
+
+    Looking up whenever the chain does not reach v1 (not only when vN-1 is missing) lets a
+    series first seen at v5 get v1-v4 in one search; once v1 is stored, no more lookups.
+    """
+    if fetched.lowest(head) <= 1:
+        return False
+    stored = lowest_version(db, head.key, head.mail.change_id)
+    return stored is None or stored > 1
+
+
+def _as_head(head: _Head) -> SeriesHead:
+    assert head.mail.date is not None
+    return SeriesHead(head.mail.subject, head.mail.sender, head.mail.date, head.mail.change_id)
+
+
+def _advance(bar: Progress) -> Callable[[object], None]:
+    return lambda _mail: bar.advance()
+
+
+def _last_sync(report: SyncReport) -> dict:
+    return {
+        "at": iso(report.until),
+        "source": report.source,
+        "ok": True,
+        "since": iso(report.since),
+        "messages": report.ingest.added,
+        "fetched": report.fetched,
+        "requests": report.requests,
+        "errors": [],
+        "high_water": iso(report.high_water),
+        "seconds": report.seconds,
+    }
+
+
+def _record_failure(
+    db: sqlite_utils.Database,
+    lore: LoreClient,
+    start: datetime,
+    mark: datetime | None,
+    at: datetime,
+    exc: LoreError,
+) -> None:
+    info = {
+        "at": iso(at),
+        "source": lore.url,
+        "ok": False,
+        "since": iso(start),
+        "messages": 0,
+        "fetched": 0,
+        "requests": lore.requests,
+        "errors": [str(exc)],
+        "high_water": iso(mark),
+    }
+    record_sync(db, info)
+
+
+# --- public-inbox git mirror --------------------------------------------------------------
+
+
+def sync_git(
+    db: sqlite_utils.Database,
+    repo_dir: Path,
+    *,
+    clone_url: str | None = None,
+    fetch: bool = True,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> GitSyncReport:
+    """Fetch a public-inbox git mirror and ingest the commits not read before.
+
+    ``repo_dir`` is one epoch (``git clone --mirror https://lore.kernel.org/kvmarm/0``) or a
+    v2 inbox directory (``git/0.git`` …).  A missing ``repo_dir`` is cloned from
+    ``clone_url`` when given.  The last commit read is the mark; it moves in the same
+    transaction as the mail.  If the history was rewritten (the mark is gone), every
+    commit is read again and duplicates are skipped.
+    """
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    bar = progress or _NoProgress()
+    repo = Path(repo_dir).expanduser().absolute()
+    try:
+        result = _sync_git(db, repo, clone_url, fetch, bar)
+    except (SyncError, SourceError) as exc:
+        before = get_git_mark(db, str(repo))
+        record_sync(db, _git_failure(repo, before, at, exc))
+        raise
+    record_sync(db, _last_git_sync(result, at))
+    return result
+
+
+def _sync_git(
+    db: sqlite_utils.Database, repo: Path, clone_url: str | None, fetch: bool, bar: Progress
+) -> GitSyncReport:
+    clock = time.monotonic()
+    fetched = _update_mirror(repo, clone_url, fetch, bar)
+    before = get_git_mark(db, str(repo))
+    since = before if before is not None and _reachable(repo, before) else None
+    last: list[str] = []
+
+    def mails():
+        for sha, mail in iter_git_epoch(repo, since):
+            last[:] = [sha]
+            yield mail
+
+    bar.update(f"ingest {repo.name}")
+    workers = default_workers(count_bytes(repo)) if since is None else 0
+    with db.atomic():
+        report = ingest_mails(db, mails(), workers=workers, on_mail=_advance(bar))
+        if last:
+            set_git_mark(db, str(repo), last[0])
+    return GitSyncReport(
+        source=str(repo),
+        fetched=fetched,
+        since_commit=since,
+        commit=last[0] if last else before,
+        rewritten=before is not None and since is None,
+        ingest=report,
+        seconds=round(time.monotonic() - clock, 3),
+    )
+
+
+def _update_mirror(repo: Path, clone_url: str | None, fetch: bool, bar: Progress) -> bool:
+    if not repo.exists():
+        if clone_url is None:
+            raise SyncError(
+                f"{repo}: no such directory; create it with "
+                f"`git clone --mirror https://lore.kernel.org/kvmarm/0 {repo}`"
+            )
+        bar.update(f"git clone --mirror {clone_url}")
+        _run_git(["clone", "--quiet", "--mirror", clone_url, str(repo)], what=f"clone {clone_url}")
+        return True
+    remotes = [d for d in epoch_dirs(repo) if _has_remote(d)]
+    if not fetch or not remotes:
+        return False
+    for git_dir in remotes:
+        bar.update(f"git fetch {git_dir.name}")
+        _run_git(["--git-dir", str(git_dir), "fetch", "--quiet"], what=f"fetch into {git_dir}")
+    return True
+
+
+def epoch_dirs(repo: Path) -> list[Path]:
+    """The git directories of a mirror: itself if bare, else a v2 inbox's git/N.git."""
+    if (repo / "HEAD").is_file() and (repo / "objects").is_dir():
+        return [repo]
+    numbered = [(p.name.removesuffix(".git"), p) for p in (repo / "git").glob("*.git")]
+    return [p for name, p in sorted(numbered, key=lambda n: int(n[0])) if name.isdigit()]
+
+
+def _has_remote(git_dir: Path) -> bool:
+    done = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "remote"], capture_output=True, env=git_env()
+    )
+    return done.returncode == 0 and bool(done.stdout.strip())
+
+
+def _reachable(repo: Path, commit: str) -> bool:
+    for git_dir in epoch_dirs(repo):
+        args = ["git", "--git-dir", str(git_dir), "merge-base", "--is-ancestor", commit, "HEAD"]
+        if subprocess.run(args, capture_output=True, env=git_env()).returncode == 0:
+            return True
+    return False
+
+
+def _run_git(args: list[str], *, what: str) -> None:
+    """git with our User-Agent and a stall timeout; SyncError with git's message on failure."""
+    limit, seconds = GIT_LOW_SPEED
+    options = ["-c", f"http.userAgent={default_user_agent()} git"]
+    options += ["-c", f"http.lowSpeedLimit={limit}", "-c", f"http.lowSpeedTime={seconds}"]
+    try:
+        done = subprocess.run(["git", *options, *args], capture_output=True, env=git_env())
+    except FileNotFoundError as exc:
+        raise SyncError("git is not installed (not found on PATH)") from exc
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", "replace").strip() or f"exit {done.returncode}"
+        raise SyncError(f"git {what} failed: {message}")
+
+
+def _last_git_sync(report: GitSyncReport, at: datetime) -> dict:
+    return {
+        "at": iso(at),
+        "source": f"git:{report.source}",
+        "ok": True,
+        "messages": report.ingest.added,
+        "fetched": report.ingest.seen,
+        "errors": [],
+        "high_water": report.commit,
+        "seconds": report.seconds,
+    }
+
+
+def _git_failure(repo: Path, mark: str | None, at: datetime, exc: Exception) -> dict:
+    return {
+        "at": iso(at),
+        "source": f"git:{repo}",
+        "ok": False,
+        "messages": 0,
+        "fetched": 0,
+        "errors": [str(exc)],
+        "high_water": mark,
+    }
