@@ -297,12 +297,14 @@ def find_reviewers(db: sqlite_utils.Database, text: str, *, limit: int = 5) -> l
     return sorted(by_email.values(), key=lambda p: (-p.count, p.email))[:limit]
 
 
-def reviews_by(db: sqlite_utils.Database, emails: list[str], *, limit: int = 200) -> list[dict]:
+def reviews_by(
+    db: sqlite_utils.Database, emails: list[str], *, sources=("reply", "cover"), limit: int = 200
+) -> list[dict]:
     """Review trailers given by these addresses, newest first, with series and version.
 
-    ``date`` is the date of the message carrying the trailer: the reviewer's reply, or the
-    posting that collected it (``source`` inline).  Carried copies are left out: they repeat
-    a trailer already listed for the earlier version.
+    ``date`` is the date of the message carrying the trailer: the reviewer's own mail for
+    ``reply``/``cover``, the posting that collected it for ``inline``.  ``carried`` copies
+    repeat a trailer already given on an earlier version.
     """
     sql = f"""
         SELECT t.kind, t.n, t.source, t.msgid, t.name, t.email, g.date,
@@ -313,14 +315,24 @@ def reviews_by(db: sqlite_utils.Database, emails: list[str], *, limit: int = 200
         LEFT JOIN patches p ON p.version_key = t.version_key AND p.n = t.n
         LEFT JOIN messages g ON g.msgid = t.msgid
         WHERE t.email IN ({_marks(emails)}) AND t.kind IN ({_marks(REVIEW_KINDS)})
-          AND t.mismatch = 0 AND t.source != 'carried'
+          AND t.mismatch = 0 AND t.source IN ({_marks(sources)})
         ORDER BY g.date DESC, v.key, t.n
         LIMIT ?
     """
     cols = ("kind", "n", "source", "msgid", "name", "email", "date")
     cols += ("version_key", "version", "series_id", "series_title", "subject")
-    rows = db.execute(sql, [*emails, *REVIEW_KINDS, limit])
+    rows = db.execute(sql, [*emails, *REVIEW_KINDS, *sources, limit])
     return [dict(zip(cols, r, strict=True)) for r in rows]
+
+
+def review_counts(db: sqlite_utils.Database, emails: list[str]) -> dict[str, int]:
+    """How many review trailers these addresses have, by source (inline, reply, cover, carried)."""
+    sql = f"""
+        SELECT source, count(*) FROM trailers
+        WHERE email IN ({_marks(emails)}) AND kind IN ({_marks(REVIEW_KINDS)}) AND mismatch = 0
+        GROUP BY source
+    """
+    return dict(db.execute(sql, [*emails, *REVIEW_KINDS]).fetchall())
 
 
 def _fold(text: str) -> str:
