@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 
 from bot.config import Config
-from bot.pipeline import IngestReport, ingest_mails
+from bot.pipeline import IngestReport, default_workers, ingest_mails
 from bot.progress import Progress
 from bot.sync_git import GitSyncReport, SyncError, sync_git
 from ingest.lore.client import LoreClient, LoreError, LoreMail, SeriesHead
@@ -53,6 +53,7 @@ class SyncReport:
     window: int  # messages lore returned for the window
     context_threads: int  # new replies whose thread was fetched
     earlier_lookups: int  # series whose earlier versions were looked up
+    earlier_found: int  # earlier postings found (their threads were fetched)
     fetched: int  # distinct messages downloaded in all
     ingest: IngestReport
     requests: int
@@ -84,6 +85,7 @@ class _Pulled:
     mails: dict[str, LoreMail] = field(default_factory=dict)
     context_threads: int = 0
     earlier_lookups: int = 0
+    earlier_found: int = 0
 
     def add(self, mails: Iterable[LoreMail]) -> None:
         for mail in mails:
@@ -129,7 +131,9 @@ def sync(
     high_water = _high_water(pulled.window, until) if _contiguous(start, before) else None
     bar.update(f"storing {len(pulled.mails)} messages")
     with db.atomic():
-        report = ingest_mails(db, (m.raw for m in pulled.mails.values()), on_mail=_advance(bar))
+        mails = [m.raw for m in pulled.mails.values()]
+        workers = default_workers(sum(len(m.data) for m in mails))  # as `kvmarm ingest`
+        report = ingest_mails(db, mails, workers=workers, on_mail=_advance(bar))
         mark = _move_lore_mark(db, lore.url, high_water)
         result = SyncReport(
             source=lore.url,
@@ -138,6 +142,7 @@ def sync(
             window=len(pulled.window),
             context_threads=pulled.context_threads,
             earlier_lookups=pulled.earlier_lookups,
+            earlier_found=pulled.earlier_found,
             fetched=len(pulled.mails),
             ingest=report,
             requests=lore.requests,
@@ -194,19 +199,21 @@ def _pull(
     bar.advance()
     new = _new_mails(db, pulled.window)
     known = stored_msgids(db, _referenced(new)) | set(pulled.mails)
-    wanted = threads_to_fetch(new, known)
-    if wanted:
-        bar.update(f"lore: {len(wanted)} threads that started before the window")
-        pulled.add(lore.threads(wanted))
-        pulled.context_threads = len(wanted)
-        bar.advance()
-    versions = _Versions.of(pulled.mails.values())
+    context = threads_to_fetch(new, known)
+    versions = _Versions.of(pulled.window)
     heads = [h for h in series_heads(new) if _lacks_first_version(db, h, versions)]
+    earlier: list[str] = []
     if heads:
         bar.update(f"lore: earlier versions of {len(heads)} series")
-        pulled.add(lore.earlier_versions([_as_head(h) for h in heads]))
-        pulled.earlier_lookups = len(heads)
+        found = lore.find_earlier_versions([_as_head(h) for h in heads])
+        earlier = [m.msgid for m in found if m.msgid and m.msgid not in known]
         bar.advance()
+    if context or earlier:
+        bar.update(f"lore: {len(context) + len(earlier)} threads from before the window")
+        pulled.add(lore.threads([*context, *earlier]))  # one request per 40 threads
+        bar.advance()
+    pulled.context_threads, pulled.earlier_lookups = len(context), len(heads)
+    pulled.earlier_found = len(earlier)
     return pulled
 
 

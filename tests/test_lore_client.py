@@ -251,7 +251,7 @@ def test_thread_fetches_agree_with_the_archive(lore_august, august_mails):
 
 
 @pytest.mark.lore
-def test_earlier_versions_finds_older_postings_with_their_threads(
+def test_earlier_versions_are_found_then_fetched_with_their_threads(
     lore_two_months, august_mails, september_mails
 ):
     import b4
@@ -273,10 +273,13 @@ def test_earlier_versions_finds_older_postings_with_their_threads(
     else:
         pytest.fail("no series in 2020-09 with an earlier version in 2020-08")
     head = SeriesHead(head_mail.subject, head_mail.sender, head_mail.received)
-    got = {m.msgid for m in client(lore_two_months.url).earlier_versions([head])}
-    assert wanted <= got
+    lore_client = client(lore_two_months.url)
+    found = lore_client.find_earlier_versions([head])
+    assert {m.msgid for m in found} == wanted
+    got = {m.msgid for m in lore_client.threads(m.msgid for m in found)}
     thread_of = _threads(august_mails + september_mails)
     assert got == set().union(*(thread_of[w] for w in wanted))
+    assert lore_client.requests == 2
 
 
 def _threads(mails) -> dict[str, frozenset[str]]:
