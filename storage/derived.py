@@ -13,6 +13,7 @@ import sqlite_utils
 from ingest.derive import Derived
 from ingest.records import Evidence, Posting, Series
 from storage.messages import iso
+from storage.search_index import refresh_search_index
 
 _TABLES = ("trailers", "patches", "versions", "series", "threads", "memberships")
 
@@ -80,6 +81,7 @@ def save_derived(db: sqlite_utils.Database, derived: Derived) -> None:
         db["patches"].insert_all(patches, batch_size=2000)
         db["trailers"].insert_all(trailers, batch_size=2000)
         db["memberships"].insert_all(memberships, batch_size=2000)
+        refresh_search_index(db)
 
 
 def evidence_json(e: Evidence | None) -> str | None:

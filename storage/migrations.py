@@ -326,3 +326,15 @@ def m003_digest(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="m005_search_bulk")
+def m005_search_bulk(db: sqlite_utils.Database) -> None:
+    """search_fts is refilled in bulk by save_derived (storage/search_index.py): drop the
+    per-row triggers of m004, which made rewriting the derived tables several times slower."""
+    from storage.search_index import refresh_search_index
+
+    for table in ("versions", "patches", "threads"):
+        for event in ("ai", "ad", "au"):
+            db.execute(f"DROP TRIGGER IF EXISTS search_{table}_{event}")
+    refresh_search_index(db)
