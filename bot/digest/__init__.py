@@ -1,0 +1,41 @@
+"""The weekly digest: select a period's mail, summarise each series/thread, render.
+
+Public API (used by the CLI and the Slack app)::
+
+    period = period_for_week("2022-W07")            # or period_last_week(now), …
+    model = build_digest(db, period, lang="en", summarizer=make_summarizer(config))
+    text = render_markdown(model, "en")
+    messages = render_slack(model)                  # parent first, then thread replies
+"""
+
+from bot.digest.model import build_digest, run_digest
+from bot.digest.period import (
+    Period,
+    PeriodError,
+    period_between,
+    period_for_week,
+    period_last_days,
+    period_last_week,
+    period_this_week,
+)
+from bot.digest.render_markdown import render_markdown
+from bot.digest.render_slack import escape_mrkdwn, render_slack
+from bot.digest.summarize import Summarizer, SummaryError, make_summarizer
+
+__all__ = [
+    "Period",
+    "PeriodError",
+    "Summarizer",
+    "SummaryError",
+    "build_digest",
+    "escape_mrkdwn",
+    "make_summarizer",
+    "period_between",
+    "period_for_week",
+    "period_last_days",
+    "period_last_week",
+    "period_this_week",
+    "render_markdown",
+    "render_slack",
+    "run_digest",
+]

@@ -1,0 +1,415 @@
+"""One digest entry per series (or per thread outside any series) active in the period.
+
+Facts are taken as of the end of the period: versions, mail counts and trailers dated after
+it are left out; a status whose evidence is dated after the period is kept (it is what we
+know now) but each evidence item says ``after_period``.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from bot.digest.collate import collate, mail_kind
+from bot.digest.period import Period
+from bot.digest.summarize import Facts, Person, Posted, Review, SummaryRequest
+from storage import digests as store
+from storage.digests import MailRow
+from storage.messages import iso
+
+SECTIONS = ("PATCH", "RFC", "PULL", "kvmtool", "kvm-unit-tests", "stable", "Other")
+_TAG_SECTIONS = ("kvmtool", "kvm-unit-tests", "stable")
+_REPLY_PREFIX_RE = re.compile(r"^(?:\s*(?:re|fwd?|aw)\s*:\s*)+", re.I)
+EARLIER_BUDGET = 3000
+_MSGID_SAFE = "@!$&*+,;=:~-._"  # everything else (/, ?, #, %, parentheses, …) is %-escaped
+
+
+def lore_link(base: str, msgid: str) -> str:
+    """https://lore.kernel.org/kvmarm/<msgid>/ with the Message-ID escaped like public-inbox."""
+    return f"{base.rstrip('/')}/{urllib.parse.quote(msgid, safe=_MSGID_SAFE)}/"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every entry of one digest needs, loaded once."""
+
+    db: sqlite_utils.Database
+    period: Period
+    lang: str
+    lore_url: str
+    window: frozenset[str]  # Message-IDs dated in the period
+    series: dict[str, dict]
+    versions: dict[str, list[dict]]
+    patches: dict[str, list[dict]]
+    trailers: dict[str, list[dict]]
+    subjects: dict[str, str]
+    names: dict[str, tuple[str, str]]  # evidence msgid → sender
+
+    def link(self, msgid: str) -> str:
+        return lore_link(self.lore_url, msgid)
+
+
+def load_context(
+    db: sqlite_utils.Database, period: Period, lang: str, lore_url: str, mails: Sequence[MailRow]
+) -> Context:
+    series_ids = sorted({m.series_id for m in mails if m.series_id})
+    versions = store.version_rows(db, series_ids)
+    keys = [v["key"] for vs in versions.values() for v in vs]
+    evidence = [e["msgid"] for vs in versions.values() for v in vs for e in v["evidence"]]
+    return Context(
+        db=db,
+        period=period,
+        lang=lang,
+        lore_url=lore_url,
+        window=frozenset(m.msgid for m in mails),
+        series=store.series_rows(db, series_ids),
+        versions=versions,
+        patches=store.patch_rows(db, keys),
+        trailers=store.review_trailers(db, keys, period.until),
+        subjects=store.thread_subjects(db, sorted({m.thread_root for m in mails})),
+        names=store.senders(db, evidence),
+    )
+
+
+def entry_key_of(mail: MailRow) -> str:
+    return f"series:{mail.series_id}" if mail.series_id else f"thread:{mail.thread_root}"
+
+
+def group_mails(mails: Sequence[MailRow]) -> dict[str, list[MailRow]]:
+    groups: dict[str, list[MailRow]] = defaultdict(list)
+    for m in mails:
+        groups[entry_key_of(m)].append(m)
+    return dict(groups)
+
+
+def build_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest]:
+    if key.startswith("series:"):
+        return _series_entry(ctx, key, mails)
+    return _thread_entry(ctx, key, mails)
+
+
+# ---- series ----------------------------------------------------------------------------------
+
+
+def _series_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest]:
+    sid = key.split(":", 1)[1]
+    until, since = iso(ctx.period.until), iso(ctx.period.since)
+    every = ctx.versions.get(sid, [])
+    versions = [v for v in every if v["date"] is None or v["date"] < until] or every
+    current = versions[-1]
+    previous = versions[-2] if len(versions) > 1 else None
+    history = store.series_mails(ctx.db, sid, ctx.period.until)
+    earlier = [m for m in history if (m.date or "") < since]
+    trailers = [t for v in versions for t in ctx.trailers.get(v["key"], [])]
+    status = _status(ctx, current)
+    section, kind, tags = _section_of(current)
+    entry = {
+        "kind": "series",
+        "key": key,
+        "id": sid,
+        "title": current["title"],
+        "section": section,
+        "type": kind,
+        "tags": tags,
+        "author": _person(ctx.series.get(sid, {}), "author") or _person(current, "sender"),
+        "version": _version_ref(ctx, current),
+        "previous_version": _version_ref(ctx, previous) if previous else None,
+        "versions": [_version_ref(ctx, v) for v in versions],
+        "patches": current["total"],
+        "first_post": versions[0]["date"],
+        "link": ctx.link(current["key"]),
+        "status": status,
+        "trailers": _patch_trailers(ctx, current),
+        "reviews_this_week": [_review_dict(r) for r in _reviews(ctx, versions)],
+        **_activity(ctx, mails, history),
+    }
+    facts = Facts(
+        kind="series",
+        title=current["title"],
+        category=kind,
+        posted=tuple(_posted(versions, ctx.period)),
+        previous_version=_version_before(versions, since),
+        reviews=tuple(_reviews(ctx, versions)),
+        status=status["state"],
+        status_by=status["evidence"][0]["by_name"] if status["evidence"] else None,
+        status_where=status["evidence"][0]["where"] if status["evidence"] else None,
+        status_msgid=status["evidence"][0]["msgid"] if status["evidence"] else None,
+        status_in_period=any(e["in_period"] for e in status["evidence"]),
+        first_post=versions[0]["date"],
+        first_version=versions[0]["version"],
+        first_author=versions[0]["sender_name"],
+        latest_before=_latest_before(versions, since),
+        earlier_mails=len(earlier),
+        earlier_people=len({m.email for m in earlier if not m.is_bot}),
+        earlier_reviews=sum(
+            1 for t in trailers if t["source"] in ("reply", "cover") and (t["date"] or "") < since
+        ),
+    )
+    people = _people(history, trailers, ctx.series.get(sid), status["evidence"])
+    request = _request(
+        ctx,
+        key,
+        mails,
+        _earlier_picks(earlier, versions),
+        facts,
+        people,
+        tuple(sorted({v["version"] for v in every})),
+    )
+    return entry, request
+
+
+def _status(ctx: Context, version: dict) -> dict:
+    since, until = iso(ctx.period.since), iso(ctx.period.until)
+    evidence = []
+    for e in version["evidence"]:
+        name, email = ctx.names.get(e["msgid"], (e["by"], e["by"]))
+        when = e.get("date")
+        evidence.append(
+            {
+                "msgid": e["msgid"],
+                "by": email if "@" in email else e["by"],
+                "by_name": name,
+                "where": e.get("where"),
+                "commit": e.get("commit"),
+                "date": when,
+                "link": ctx.link(e["msgid"]),
+                "in_period": bool(when and since <= when < until),
+                "after_period": bool(when and when >= until),
+            }
+        )
+    return {"state": version["status"], "evidence": evidence}
+
+
+def _section_of(version: dict) -> tuple[str, str, list[str]]:
+    tags = [t for t in version["tags"] if not t.startswith("stable-")]
+    kind = version["category"]
+    section = next((t for t in _TAG_SECTIONS if t in tags), kind)
+    return section, kind, tags
+
+
+def _version_ref(ctx: Context, v: dict) -> dict:
+    return {
+        "number": v["version"],
+        "key": v["key"],
+        "date": v["date"],
+        "total": v["total"],
+        "resend": bool(v["resend"]),
+        "status": v["status"],
+        "link": ctx.link(v["key"]),
+        "in_period": bool(v["date"] and ctx.period.contains_iso(v["date"])),
+    }
+
+
+def _patch_trailers(ctx: Context, version: dict) -> list[dict]:
+    given: dict[int, list[dict]] = defaultdict(list)
+    for t in ctx.trailers.get(version["key"], []):
+        given[t["n"]].append(
+            {
+                "type": t["kind"],
+                "name": t["name"],
+                "email": t["email"],
+                "msgid": t["msgid"],
+                "source": t["source"],
+                "link": ctx.link(t["msgid"]),
+                "this_week": t["msgid"] in ctx.window,
+            }
+        )
+    return [
+        {
+            "n": p["n"],
+            "subject": p["subject"],
+            "msgid": p["msgid"],
+            "link": ctx.link(p["msgid"]),
+            "trailers": given.get(p["n"], []),
+        }
+        for p in ctx.patches.get(version["key"], [])
+    ]
+
+
+def _reviews(ctx: Context, versions: list[dict]) -> list[Review]:
+    """Trailers given in replies during the period, grouped per reviewer, kind and version."""
+    grouped: dict[tuple, tuple[set[int], str, str, bool]] = {}
+    for v in versions:
+        for t in ctx.trailers.get(v["key"], []):
+            if t["source"] not in ("reply", "cover") or t["msgid"] not in ctx.window:
+                continue
+            k = (t["kind"], t["email"], v["version"], v["key"])
+            patches, msgid, name, whole = grouped.get(k, (set(), t["msgid"], t["name"], False))
+            patches.add(t["n"])
+            grouped[k] = (patches, msgid, name, whole or t["source"] == "cover")
+    out = []
+    for (kind, email, version, _key), (patches, msgid, name, whole) in grouped.items():
+        numbers = () if whole else tuple(sorted(patches))
+        out.append(Review(kind, name, email, version, numbers, msgid))
+    return sorted(out, key=lambda r: (r.kind, r.name.casefold(), r.version))
+
+
+def _review_dict(r: Review) -> dict:
+    return {
+        "type": r.kind,
+        "name": r.name,
+        "email": r.email,
+        "version": r.version,
+        "patches": list(r.patches) or "all",
+        "msgid": r.msgid,
+    }
+
+
+def _posted(versions: list[dict], period: Period) -> list[Posted]:
+    return [
+        Posted(
+            version=v["version"],
+            patches=v["total"],
+            date=v["date"],
+            name=v["sender_name"],
+            msgid=v["key"],
+            resend=bool(v["resend"]),
+        )
+        for v in versions
+        if v["date"] and period.contains_iso(v["date"])
+    ]
+
+
+def _version_before(versions: list[dict], since: str) -> int | None:
+    before = [v for v in versions if v["date"] and v["date"] < since]
+    return before[-1]["version"] if before else None
+
+
+def _latest_before(versions: list[dict], since: str) -> tuple[int, str] | None:
+    before = [v for v in versions if v["date"] and v["date"] < since]
+    return (before[-1]["version"], before[-1]["date"]) if before else None
+
+
+def _earlier_picks(earlier: list[MailRow], versions: list[dict]) -> list[MailRow]:
+    """The first version's cover (or first patch) and the latest earlier version's."""
+    keys = [versions[0]["key"]]
+    before = [v for v in versions if v["key"] in {m.msgid for m in earlier}]
+    if before and before[-1]["key"] not in keys:
+        keys.append(before[-1]["key"])
+    return [m for m in earlier if m.msgid in keys]
+
+
+# ---- threads outside any series -------------------------------------------------------------
+
+
+def _thread_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest]:
+    root = key.split(":", 1)[1]
+    since = iso(ctx.period.since)
+    history = store.thread_mails(ctx.db, root, ctx.period.until) or mails
+    earlier = [m for m in history if (m.date or "") < since]
+    first = history[0]
+    title = _REPLY_PREFIX_RE.sub("", ctx.subjects.get(root) or first.subject).strip()
+    tags = sorted({t for m in history for t in m.tags if not t.startswith("stable-")})
+    section = next((t for t in _TAG_SECTIONS if t in tags), "Other")
+    starter = next((m for m in history if m.msgid == root), first)
+    entry = {
+        "kind": "thread",
+        "key": key,
+        "id": root,
+        "title": title,
+        "section": section,
+        "type": "Other",
+        "tags": tags,
+        "author": {"name": starter.name, "email": starter.email},
+        "version": None,
+        "previous_version": None,
+        "versions": [],
+        "patches": None,
+        "first_post": first.date,
+        "link": ctx.link(starter.msgid),
+        "status": None,
+        "trailers": [],
+        "reviews_this_week": [],
+        **_activity(ctx, mails, history),
+    }
+    facts = Facts(
+        kind="thread",
+        title=title,
+        category="Other",
+        first_post=first.date,
+        first_author=starter.name,
+        earlier_mails=len(earlier),
+        earlier_people=len({m.email for m in earlier if not m.is_bot}),
+    )
+    versions = tuple(sorted({m.version for m in history if m.version_explicit}))
+    picks = [m for m in earlier if m.msgid == starter.msgid]
+    request = _request(ctx, key, mails, picks, facts, _people(history, [], None, []), versions)
+    return entry, request
+
+
+# ---- shared ---------------------------------------------------------------------------------
+
+
+def _activity(ctx: Context, mails: list[MailRow], history: list[MailRow]) -> dict:
+    counts = Counter(m.email for m in mails if not m.is_bot)
+    names = _names(mails)
+    participants = sorted(counts, key=lambda e: (-counts[e], names[e].casefold(), e))
+    return {
+        "mails_this_week": len(mails),
+        "mails_total": max(len(history), len(mails)),
+        "bot_mails": sum(m.is_bot for m in mails),
+        "participants": [{"name": names[e], "email": e, "mails": counts[e]} for e in participants],
+        "first_mail_this_week": mails[0].date,
+        "mails": [_mail_dict(ctx, m) for m in mails],
+    }
+
+
+def _mail_dict(ctx: Context, m: MailRow) -> dict:
+    return {
+        "msgid": m.msgid,
+        "date": m.date,
+        "from": {"name": m.name, "email": m.email},
+        "subject": m.subject,
+        "link": ctx.link(m.msgid),
+        "kind": mail_kind(m),
+        "bot": m.is_bot,
+        "received": m.received,
+        "received_after_period": bool(m.received and m.received >= iso(ctx.period.until)),
+    }
+
+
+def _names(mails: Sequence[MailRow]) -> dict[str, str]:
+    """The display name each address used most in ``mails`` (first seen on ties)."""
+    seen: dict[str, Counter] = defaultdict(Counter)
+    for m in mails:
+        seen[m.email][m.name or m.email] += 1
+    return {e: c.most_common(1)[0][0] for e, c in seen.items()}
+
+
+def _person(row: dict, prefix: str) -> dict | None:
+    if not row or not row.get(f"{prefix}_email"):
+        return None
+    return {"name": row[f"{prefix}_name"], "email": row[f"{prefix}_email"]}
+
+
+def _people(history, trailers, series: dict | None, evidence) -> tuple[Person, ...]:
+    people = {(m.name, m.email) for m in history if not m.is_bot}
+    people |= {(t["name"], t["email"]) for t in trailers}
+    people |= {(e["by_name"], e["by"]) for e in evidence}
+    if series:
+        people.add((series["author_name"], series["author_email"]))
+    return tuple(Person(n, e) for n, e in sorted(people))
+
+
+def _request(ctx, key, mails, earlier_mails, facts, people, versions) -> SummaryRequest:
+    texts = store.bodies(ctx.db, [m.msgid for m in (*earlier_mails, *mails)])
+    earlier = collate(earlier_mails, texts, budget=EARLIER_BUDGET)
+    this_week = collate(mails, texts, start=len(earlier) + 1)
+    return SummaryRequest(
+        entry_key=key,
+        lang=ctx.lang,
+        period_key=ctx.period.key,
+        period_label=f"{ctx.period.since.date()} .. {ctx.period.last_day} (UTC)",
+        last_msgid=max(mails, key=lambda m: (m.date or "", m.msgid)).msgid,
+        facts=facts,
+        mails=this_week,
+        earlier=earlier,
+        earlier_summary=store.earlier_summary(ctx.db, key, ctx.lang, ctx.period.since),
+        people=people,
+        versions=versions,
+    )

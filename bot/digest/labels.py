@@ -1,0 +1,192 @@
+"""Words the renderers print, in English and Chinese (the Chinese labels are the old report's:
+生成时间, 分析周期, 总体统计, 总邮件数, 总 Thread 数, 分类分布, 邮件数, 参与者, 开始时间, AI 总结,
+之前讨论要点, 本周新讨论中进展, 邮件列表, 发件人), plus UTC time formatting.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+EN = {
+    "title": "kvmarm weekly digest",
+    "title_range": "kvmarm digest",
+    "period": "Period",
+    "generated": "Generated",
+    "summaries": "Summaries",
+    "totals": "Totals",
+    "mails": "Mails",
+    "entry_mails": "Mails",
+    "how": "{name} — {llm} by the LLM, {extractive} extractive",
+    "fallbacks": "{n} LLM summaries replaced by extractive ones (see notes)",
+    "bots": "{n} from bots",
+    "threads": "Threads",
+    "series": "Series",
+    "series_detail": "{n} active — {new} new, {versions} new versions",
+    "participants": "Participants",
+    "by_address": "by address",
+    "late": "Late mail",
+    "late_detail": (
+        "{n} received in this period but dated outside it (listed at the end, not counted)"
+    ),
+    "categories": "Categories",
+    "category_line": lambda n, m: f"{n} {'entry' if n == 1 else 'entries'} ({m} mails)",
+    "entries": "entries",
+    "top_people": "Most active participants",
+    "top_items": "Most active",
+    "entry_heading": "{rank}. {title}",
+    "section_count": lambda n: f"{n} {'entry' if n == 1 else 'entries'}",
+    "version": "Version",
+    "previous": "previous",
+    "patches": "Patches",
+    "mails_detail": "{week} this week / {total} in total",
+    "first_post": "First post",
+    "status": "Status",
+    "after_period": "after this period",
+    "summary_llm": "AI summary",
+    "summary_extractive": "Summary (extractive)",
+    "background": "Background",
+    "this_week": "This week",
+    "source": "source",
+    "cites": "cites",
+    "fallback": "note",
+    "trailers": "Review trailers",
+    "no_trailers": "No review trailers yet.",
+    "untrailed": "Without review trailers: patches {patches} (of {total})",
+    "mail_list": "Mails",
+    "mail_list_plain": "Mails",
+    "sender": "from",
+    "more_mails": "… and {n} more",
+    "patch_mails": lambda n: f"{n} patch {'mail' if n == 1 else 'mails'} (see lore)",
+    "late_heading": "Late mail (not counted)",
+    "late_line": "Date {date}, received {received} — {reason}",
+    "reasons": {
+        "dated before the period": "dated before the period",
+        "dated after the period": "dated after the period",
+        "no usable Date header": "no usable Date header",
+    },
+    "statuses": {
+        "applied": "applied",
+        "pulled": "pulled",
+        "partially-applied": "partially applied",
+        "superseded": "superseded",
+        "changes-requested": "changes requested",
+        "new": "new — no maintainer decision yet",
+    },
+    "empty": "No mail in this period.",
+    "thread_word": "Thread",
+    "in_thread": "Details per category in the thread below.",
+    "chart": "Mails per day and most active series",
+    "whole_series": "whole series",
+    "none": "none",
+}
+
+ZH = {
+    "title": "KVMARM 邮件列表周报",
+    "title_range": "KVMARM 邮件列表总结报告",
+    "period": "分析周期",
+    "generated": "生成时间",
+    "summaries": "总结方式",
+    "totals": "📊 总体统计",
+    "mails": "总邮件数",
+    "entry_mails": "邮件数",
+    "how": "{name}：LLM {llm} 条，抽取式 {extractive} 条",
+    "fallbacks": "{n} 条 LLM 总结被替换为抽取式总结（见各条说明）",
+    "bots": "其中机器人 {n} 封",
+    "threads": "总 Thread 数",
+    "series": "补丁系列",
+    "series_detail": "活跃 {n} 个：新系列 {new} 个，新版本 {versions} 个",
+    "participants": "参与者",
+    "by_address": "按邮箱地址计",
+    "late": "迟到邮件",
+    "late_detail": "{n} 封在本周期内收到但 Date 在周期之外（列于文末，不计入统计）",
+    "categories": "分类分布",
+    "category_line": lambda n, m: f"{n} threads ({m} 邮件)",
+    "entries": "个 thread",
+    "top_people": "最活跃的参与者",
+    "top_items": "最活跃",
+    "entry_heading": "Thread {rank}: {title}",
+    "section_count": lambda n: f"共 {n} 个 thread",
+    "version": "版本",
+    "previous": "上一版",
+    "patches": "补丁数",
+    "mails_detail": "本周 {week} / 累计 {total}",
+    "first_post": "开始时间",
+    "status": "状态",
+    "after_period": "发生在本周期之后",
+    "summary_llm": "🤖 AI 总结",
+    "summary_extractive": "📋 总结（抽取式）",
+    "background": "之前讨论要点",
+    "this_week": "本周新讨论中进展",
+    "source": "来源",
+    "cites": "引用",
+    "fallback": "说明",
+    "trailers": "审阅标签",
+    "no_trailers": "尚无审阅标签。",
+    "untrailed": "尚无审阅标签的补丁：{patches}（共 {total} 个）",
+    "mail_list": "📝 邮件列表",
+    "mail_list_plain": "邮件列表",
+    "sender": "发件人",
+    "more_mails": "…… 另有 {n} 封",
+    "patch_mails": lambda n: f"补丁邮件 {n} 封（见 lore）",
+    "late_heading": "迟到邮件（不计入统计）",
+    "late_line": "Date {date}，收到于 {received}（{reason}）",
+    "reasons": {
+        "dated before the period": "Date 早于本周期",
+        "dated after the period": "Date 晚于本周期",
+        "no usable Date header": "没有可用的 Date",
+    },
+    "statuses": {
+        "applied": "已合入",
+        "pulled": "已进入 pull request",
+        "partially-applied": "部分合入",
+        "superseded": "已被新版本取代",
+        "changes-requested": "需要修改",
+        "new": "新提交，维护者尚未处理",
+    },
+    "empty": "本周期内没有邮件。",
+    "thread_word": "Thread",
+    "in_thread": "各分类详情见本消息的回复。",
+    "chart": "每日邮件数与最活跃的系列",
+    "whole_series": "整个系列",
+    "none": "无",
+}
+
+
+def labels(lang: str) -> dict:
+    return ZH if lang == "zh" else EN
+
+
+def parse_iso(value: str) -> datetime:
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+def utc_minute(value: str | None) -> str:
+    """ "2022-02-07T15:20:29Z" → "2022-02-07 15:20 UTC"."""
+    if not value:
+        return "?"
+    return parse_iso(value).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def utc_short(value: str | None) -> str:
+    """ "2022-02-07T15:20:29Z" → "02-07 15:20" (the mail lists; the period says UTC)."""
+    if not value:
+        return "?"
+    return parse_iso(value).strftime("%m-%d %H:%M")
+
+
+def period_text(period: dict) -> str:
+    """ "2022-W06: Mon 2022-02-07 00:00 – Mon 2022-02-14 00:00 UTC" (half-open)."""
+    since, until = parse_iso(period["since"]), parse_iso(period["until"])
+    span = f"{since:%a %Y-%m-%d %H:%M} – {until:%a %Y-%m-%d %H:%M} UTC"
+    return f"{period['iso_week']}: {span}" if period.get("iso_week") else span
+
+
+def summaries_text(model: dict, t: dict) -> str:
+    """ "llm:gpt-4o-mini — 12 by the LLM, 8 extractive" (+ fallbacks when there were any)."""
+    counts = model["summaries"]
+    text = t["how"].format(
+        name=model["summarizer"]["name"], llm=counts["llm"], extractive=counts["extractive"]
+    )
+    if counts["fallbacks"]:
+        text += " · " + t["fallbacks"].format(n=counts["fallbacks"])
+    return text

@@ -1,0 +1,205 @@
+"""The digest model: one plain dict (the JSON of ``kvmarm digest --format json``) that both
+renderers read.  Nothing here formats text for people; it states facts.
+
+    {
+      "schema": 1, "lang", "generated_at", "period": {key, iso_week, since, until, …},
+      "summarizer": {"name", "prompt_version"},
+      "totals": {mails, threads, series, new_series, new_versions, participants, bot_mails,
+                 entries, late_mails, categories: {section: {entries, mails}},
+                 types: {PATCH|RFC|PULL|Other: {entries, mails}}},
+      "summaries": {llm, extractive, fallbacks},
+      "participants": [{name, email, mails}],          # by address, bots excluded
+      "activity": {"per_day": [{date, mails}]},
+      "entries": [ … most active first, see bot.digest.entries … ],
+      "late_mails": [ … Date outside the period, received inside: flagged, not counted … ]
+    }
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+import sqlite_utils
+
+from bot.config import DEFAULT_LORE_URL
+from bot.digest.entries import (
+    SECTIONS,
+    build_entry,
+    entry_key_of,
+    group_mails,
+    load_context,
+    lore_link,
+)
+from bot.digest.extractive import ExtractiveSummarizer
+from bot.digest.grounding import Directory
+from bot.digest.period import Period
+from bot.digest.summarize import RunStats, Summarizer, summarise_entries
+from storage import digests as store
+from storage.digests import MailRow
+from storage.messages import iso
+
+SCHEMA = 1
+TYPES = ("PATCH", "RFC", "PULL", "Other")
+MAX_CHART_DAYS = 62
+
+
+@dataclass(frozen=True)
+class DigestRun:
+    model: dict
+    stats: RunStats
+
+
+def build_digest(
+    db: sqlite_utils.Database,
+    period: Period,
+    *,
+    lang: str = "en",
+    summarizer: Summarizer | None = None,
+    now: datetime | None = None,
+    lore_url: str = DEFAULT_LORE_URL,
+    workers: int = 4,
+) -> dict:
+    """The digest model for ``period`` (see the module docstring for its shape)."""
+    return run_digest(
+        db, period, lang=lang, summarizer=summarizer, now=now, lore_url=lore_url, workers=workers
+    ).model
+
+
+def run_digest(
+    db: sqlite_utils.Database,
+    period: Period,
+    *,
+    lang: str = "en",
+    summarizer: Summarizer | None = None,
+    now: datetime | None = None,
+    lore_url: str = DEFAULT_LORE_URL,
+    workers: int = 4,
+) -> DigestRun:
+    """``build_digest`` plus what the summaries cost (cache hits, LLM tokens)."""
+    if lang not in ("en", "zh"):
+        raise ValueError(f"lang must be 'en' or 'zh', not {lang!r}")
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    summarizer = summarizer or ExtractiveSummarizer()
+    mails = store.window_mails(db, period.since, period.until)
+    ctx = load_context(db, period, lang, lore_url, mails)
+    built = [build_entry(ctx, key, group) for key, group in group_mails(mails).items()]
+    entries = sorted((e for e, _ in built), key=_activity_order)
+    directory = Directory.from_pairs(store.sender_directory(db)) if built else Directory({})
+    requests = [replace(r, directory=directory) for _, r in built]
+    summaries, stats = summarise_entries(
+        db,
+        requests,
+        summarizer,
+        period_until=period.until,
+        now=now,
+        workers=workers,
+    )
+    for rank, entry in enumerate(entries, start=1):
+        entry["rank"] = rank
+        entry["summary"] = summaries[entry["key"]].as_dict()
+    outside = store.outside_mails(db, period.since, period.until)
+    late = [_late_dict(m, period, lore_url) for m in outside]
+    model = {
+        "schema": SCHEMA,
+        "lang": lang,
+        "generated_at": iso(now),
+        "period": period.as_dict(),
+        "lore_url": lore_url,
+        "summarizer": {"name": summarizer.name, "prompt_version": summarizer.prompt_version},
+        "totals": _totals(mails, entries, late),
+        "summaries": _summary_counts(entries),
+        "participants": _participants(mails),
+        "activity": {"per_day": _per_day(mails, period)},
+        "entries": entries,
+        "late_mails": late,
+    }
+    return DigestRun(model, stats)
+
+
+def _activity_order(entry: dict) -> tuple:
+    return (
+        -entry["mails_this_week"],
+        -len(entry["participants"]),
+        entry["first_mail_this_week"] or "",
+        entry["key"],
+    )
+
+
+def _totals(mails: Sequence[MailRow], entries: list[dict], late: list[dict]) -> dict:
+    series = [e for e in entries if e["kind"] == "series"]
+    return {
+        "mails": len(mails),
+        "threads": len({m.thread_root for m in mails}),
+        "series": len(series),
+        "new_series": sum(1 for e in series if e["versions"] and e["versions"][0]["in_period"]),
+        "new_versions": sum(sum(v["in_period"] for v in e["versions"][1:]) for e in series),
+        "participants": len({m.email for m in mails if not m.is_bot}),
+        "bot_mails": sum(m.is_bot for m in mails),
+        "entries": len(entries),
+        "late_mails": len(late),
+        "categories": _split(entries, "section", SECTIONS),
+        "types": _split(entries, "type", TYPES),
+    }
+
+
+def _split(entries: list[dict], field: str, names: Sequence[str]) -> dict[str, dict]:
+    out = {name: {"entries": 0, "mails": 0} for name in names}
+    for e in entries:
+        bucket = out.setdefault(e[field], {"entries": 0, "mails": 0})
+        bucket["entries"] += 1
+        bucket["mails"] += e["mails_this_week"]
+    return out
+
+
+def _summary_counts(entries: list[dict]) -> dict:
+    sources = Counter(e["summary"]["source"] for e in entries)
+    return {
+        "llm": sources.get("llm", 0),
+        "extractive": sources.get("extractive", 0),
+        "fallbacks": sum(1 for e in entries if e["summary"]["note"]),
+    }
+
+
+def _participants(mails: Sequence[MailRow]) -> list[dict]:
+    counts = Counter(m.email for m in mails if not m.is_bot)
+    names: dict[str, Counter] = {}
+    for m in mails:
+        if not m.is_bot:
+            names.setdefault(m.email, Counter())[m.name or m.email] += 1
+    ranked = sorted(counts, key=lambda e: (-counts[e], e))
+    return [{"name": names[e].most_common(1)[0][0], "email": e, "mails": counts[e]} for e in ranked]
+
+
+def _per_day(mails: Sequence[MailRow], period: Period) -> list[dict]:
+    days = (period.last_day - period.since.date()).days + 1
+    if days > MAX_CHART_DAYS:
+        return []
+    counts = Counter((m.date or "")[:10] for m in mails)
+    first = period.since.date()
+    out = []
+    for i in range(days):
+        day = (first + timedelta(days=i)).isoformat()
+        out.append({"date": day, "mails": counts.get(day, 0)})
+    return out
+
+
+def _late_dict(m: MailRow, period: Period, lore_url: str) -> dict:
+    if m.date is None:
+        reason = "no usable Date header"
+    elif m.date < iso(period.since):
+        reason = "dated before the period"
+    else:
+        reason = "dated after the period"
+    return {
+        "msgid": m.msgid,
+        "date": m.date,
+        "received": m.received,
+        "from": {"name": m.name, "email": m.email},
+        "subject": m.subject,
+        "link": lore_link(lore_url, m.msgid),
+        "entry": entry_key_of(m),
+        "reason": reason,
+    }

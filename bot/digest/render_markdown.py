@@ -1,0 +1,210 @@
+"""The digest model as Markdown (en, zh), in the old report's shape: header, totals with the
+category split, then one section per category with, for each series or thread, its numbers,
+status, summary (background / this week), review trailers and the mail list — every mail a
+lore link, every time in UTC.  Text from mail is escaped so it cannot inject Markdown/HTML.
+"""
+
+from __future__ import annotations
+
+import re
+
+from bot.digest.entries import SECTIONS
+from bot.digest.extractive import ranges
+from bot.digest.labels import labels, period_text, summaries_text, utc_minute, utc_short
+
+_MD_SPECIAL_RE = re.compile(r"([\\`*_\[\]|#])")
+MAX_MAILS = 200  # per entry; the rest are one lore link away
+
+
+def md_escape(text: str | None) -> str:
+    """Mail text as literal Markdown: no emphasis, links, tables or HTML from it."""
+    if not text:
+        return ""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL_RE.sub(r"\\\1", " ".join(text.split()))
+
+
+def _link(label: str, url: str) -> str:
+    return f"[{label}]({url})"
+
+
+def render_markdown(model: dict, lang: str | None = None, *, chart: str | None = None) -> str:
+    """The whole digest; ``chart`` is the path (or URL) of the activity PNG, if any."""
+    t = labels(lang or model.get("lang", "en"))
+    out: list[str] = []
+    out += _header(model, t)
+    out += _totals(model, t)
+    if chart and model["entries"]:
+        out += [f"![{t['chart']}]({chart})", ""]
+    if not model["entries"]:
+        out += [t["empty"], ""]
+    for section in SECTIONS:
+        entries = [e for e in model["entries"] if e["section"] == section]
+        if entries:
+            out += _section(section, entries, t)
+    if model["late_mails"]:
+        out += _late(model["late_mails"], t)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _header(model: dict, t: dict) -> list[str]:
+    period = model["period"]
+    title = t["title"] if period.get("iso_week") else t["title_range"]
+    suffix = f" — {period['iso_week']}" if period.get("iso_week") else ""
+    how = summaries_text(model, t)
+    return [
+        f"# {title}{suffix}",
+        "",
+        f"**{t['period']}**: {period_text(period)}",
+        "",
+        f"**{t['generated']}**: {utc_minute(model['generated_at'])} · **{t['summaries']}**: {how}",
+        "",
+    ]
+
+
+def _totals(model: dict, t: dict) -> list[str]:
+    n = model["totals"]
+    mails = f"{n['mails']}" + (f" ({t['bots'].format(n=n['bot_mails'])})" if n["bot_mails"] else "")
+    series = t["series_detail"].format(
+        n=n["series"], new=n["new_series"], versions=n["new_versions"]
+    )
+    out = [
+        f"## {t['totals']}",
+        "",
+        f"- **{t['mails']}**: {mails}",
+        f"- **{t['threads']}**: {n['threads']}",
+        f"- **{t['series']}**: {series}",
+        f"- **{t['participants']}** ({t['by_address']}): {n['participants']}",
+    ]
+    if n["late_mails"]:
+        out.append(f"- **{t['late']}**: {t['late_detail'].format(n=n['late_mails'])}")
+    out += ["", f"### {t['categories']}", ""]
+    for name, c in n["categories"].items():
+        if c["entries"]:
+            out.append(f"- **{name}**: {t['category_line'](c['entries'], c['mails'])}")
+    top = model["participants"][:10]
+    if top:
+        people = ", ".join(f"{md_escape(p['name'])} ({p['mails']})" for p in top)
+        out += ["", f"**{t['top_people']}**: {people}"]
+    return [*out, ""]
+
+
+def _section(name: str, entries: list[dict], t: dict) -> list[str]:
+    out = ["---", "", f"## 📌 {name}", "", t["section_count"](len(entries)), ""]
+    for e in entries:
+        out += _entry(e, t)
+    return out
+
+
+def _entry(e: dict, t: dict) -> list[str]:
+    heading = t["entry_heading"].format(rank=e["rank"], title=md_escape(e["title"]))
+    out = [f"### {heading}", "", _numbers(e, t), ""]
+    if e["status"]:
+        out += [_status(e["status"], t), ""]
+    if e["participants"]:
+        people = ", ".join(f"{md_escape(p['name'])} ({p['mails']})" for p in e["participants"])
+        out += [f"**👥 {t['participants']}**: {people}", ""]
+    out += _summary(e["summary"], t)
+    if e["kind"] == "series" and e["type"] != "PULL":
+        out += _trailers(e, t)
+    out += _mails(e, t)
+    return out
+
+
+def _numbers(e: dict, t: dict) -> str:
+    parts = []
+    if e["version"] and e["type"] != "PULL":
+        v = e["version"]
+        version = _link(f"v{v['number']}", v["link"])
+        if e["previous_version"]:
+            p = e["previous_version"]
+            previous = _link("v" + str(p["number"]), p["link"])
+            version += f" ({t['previous']}: {previous})"
+        parts.append(f"**{t['version']}**: {version}")
+        parts.append(f"**{t['patches']}**: {e['patches']}")
+    mails = t["mails_detail"].format(week=e["mails_this_week"], total=e["mails_total"])
+    parts.append(f"**📧 {t['entry_mails']}**: {mails}")
+    parts.append(f"**👥 {t['participants']}**: {len(e['participants'])}")
+    parts.append(f"**📅 {t['first_post']}**: {utc_minute(e['first_post'])}")
+    parts.append(_link("lore", e["link"]))
+    return " | ".join(parts)
+
+
+def _status(status: dict, t: dict) -> str:
+    words = t["statuses"].get(status["state"], status["state"])
+    proofs = []
+    for ev in status["evidence"]:
+        bits = [md_escape(ev["by_name"] or ev["by"])]
+        if ev["where"]:
+            bits.append(md_escape(ev["where"]))
+        if ev["commit"]:
+            bits.append(f"`{ev['commit'][:12]}`")
+        label = ", ".join(bits)
+        date = ev["date"][:10] if ev["date"] else "?"
+        proof = f"{label}, {_link(date, ev['link'])}"
+        if ev["after_period"]:
+            proof += f" ({t['after_period']})"
+        proofs.append(proof)
+    return f"**{t['status']}**: {words}" + (" — " + "; ".join(proofs) if proofs else "")
+
+
+def _summary(s: dict, t: dict) -> list[str]:
+    heading = t["summary_llm"] if s["source"] == "llm" else t["summary_extractive"]
+    out = [f"#### {heading}", ""]
+    if s["background"]:
+        out += [f"**{t['background']}**: {md_escape(s['background'])}", ""]
+    out += [f"**{t['this_week']}**: {md_escape(s['this_week'])}", ""]
+    source = s["source"] if s["source"] != "llm" else f"llm, {s['model']}"
+    meta = f"*{t['source']}: {md_escape(source)}*"
+    if s["note"]:
+        meta += f" · *{t['fallback']}: {md_escape(s['note'])}*"
+    return [*out, meta, ""]
+
+
+def _trailers(e: dict, t: dict) -> list[str]:
+    out = [f"#### {t['trailers']} (v{e['version']['number']})", ""]
+    by_kind: dict[str, dict[str, list[int]]] = {}
+    untrailed = []
+    for p in e["trailers"]:
+        if not p["trailers"]:
+            untrailed.append(p["n"])
+        for tr in p["trailers"]:
+            by_kind.setdefault(tr["type"], {}).setdefault(tr["name"], []).append(p["n"])
+    if not by_kind:
+        return [*out, t["no_trailers"], ""]
+    for kind in ("Reviewed-by", "Acked-by", "Tested-by"):
+        people = by_kind.get(kind)
+        if people:
+            who = ", ".join(
+                f"{md_escape(name)} ({ranges(sorted(set(ns)))})" for name, ns in people.items()
+            )
+            out.append(f"- **{kind}**: {who}")
+    if untrailed:
+        out.append(
+            "- " + t["untrailed"].format(patches=ranges(untrailed), total=len(e["trailers"]))
+        )
+    return [*out, ""]
+
+
+def _mails(e: dict, t: dict) -> list[str]:
+    out = [f"#### {t['mail_list']}", ""]
+    for i, m in enumerate(e["mails"][:MAX_MAILS], start=1):
+        sender = f"{md_escape(m['from']['name'])} ({md_escape(m['from']['email'])})"
+        out.append(f"{i}. **[{utc_short(m['date'])}]** {_link(md_escape(m['subject']), m['link'])}")
+        out.append(f"   - {t['sender']}: {sender}")
+    if len(e["mails"]) > MAX_MAILS:
+        out.append(t["more_mails"].format(n=len(e["mails"]) - MAX_MAILS))
+    return [*out, ""]
+
+
+def _late(mails: list[dict], t: dict) -> list[str]:
+    out = ["---", "", f"## {t['late_heading']}", ""]
+    for m in mails:
+        line = t["late_line"].format(
+            date=utc_minute(m["date"]),
+            received=utc_minute(m["received"]),
+            reason=t["reasons"].get(m["reason"], m["reason"]),
+        )
+        subject = _link(md_escape(m["subject"]), m["link"])
+        out.append(f"- {subject} — {md_escape(m['from']['name'])} · {line}")
+    return [*out, ""]

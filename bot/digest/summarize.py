@@ -1,0 +1,334 @@
+"""Summaries of one digest entry behind one interface, with a grounding check and a cache.
+
+    Summarizer (Protocol)            summarize(request) -> Summary, may raise SummaryError
+    ├── ExtractiveSummarizer         default: facts + key sentences, deterministic, no network
+    └── llm.OpenAISummarizer         any OpenAI-compatible Chat Completions endpoint
+
+``summarise_entries`` is the one caller: it looks each entry up in the cache (keyed by entry,
+last message, language, model and prompt version), asks the summariser for the misses,
+rejects answers that name people outside the thread or versions that do not exist, falls
+back to the extractive summary when the LLM fails or is rejected (and says so in ``note``),
+records token usage and stores the result.  Re-running a week therefore costs 0 tokens and
+gives the same text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+import sqlite_utils
+
+from bot.digest.collate import CollatedMail
+from bot.digest.grounding import Directory, check_summary
+from storage import digests as store
+
+if TYPE_CHECKING:
+    from bot.config import Config
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "gpt-4o-mini"
+# Below this many characters of people's own words this period, the facts say it all:
+# such entries get the extractive summary without asking the LLM.
+MIN_LLM_TEXT = 200
+
+
+class SummaryError(Exception):
+    """A summariser could not produce a summary (timeout, HTTP error, malformed reply)."""
+
+    def __init__(self, message: str, usage: Usage | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+    prompt_chars: int
+    requests: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str
+    email: str
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    kind: str  # Reviewed-by | Acked-by | Tested-by
+    name: str
+    email: str
+    version: int
+    patches: tuple[int, ...]  # () = the whole version (given on the cover)
+    msgid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    version: int
+    patches: int
+    date: str
+    name: str
+    msgid: str
+    resend: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the database knows about an entry, for the extractive summary and the prompt."""
+
+    kind: str  # series | thread
+    title: str
+    category: str = "PATCH"  # PATCH | RFC | PULL | Other
+    posted: tuple[Posted, ...] = ()  # versions posted in the period
+    previous_version: int | None = None
+    reviews: tuple[Review, ...] = ()  # given in the period
+    status: str | None = None
+    status_by: str | None = None  # name
+    status_where: str | None = None
+    status_msgid: str | None = None
+    status_in_period: bool = False
+    first_post: str | None = None
+    first_version: int | None = None
+    first_author: str | None = None
+    latest_before: tuple[int, str] | None = None  # (version, date) newest before the period
+    earlier_mails: int = 0
+    earlier_people: int = 0
+    earlier_reviews: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryRequest:
+    entry_key: str  # series:<id> | thread:<root>
+    lang: str  # en | zh
+    period_key: str
+    period_label: str
+    last_msgid: str  # newest mail of the entry in the period (part of the cache key)
+    facts: Facts
+    mails: tuple[CollatedMail, ...]  # this period, labelled after ``earlier``
+    earlier: tuple[CollatedMail, ...] = ()  # a few earlier mails (cover letters first)
+    earlier_summary: store.StoredSummary | None = None
+    people: tuple[Person, ...] = ()  # everyone a summary may name
+    versions: tuple[int, ...] = ()  # every version a summary may name
+    directory: Directory = field(default_factory=lambda: Directory({}), compare=False)
+
+    @property
+    def has_history(self) -> bool:
+        return bool(self.earlier or self.earlier_summary or self.facts.earlier_mails)
+
+    @property
+    def own_text_chars(self) -> int:
+        return sum(len(m.text) for m in self.mails if m.kind != "bot")
+
+    def msgid_of(self, label: int) -> str | None:
+        for m in (*self.earlier, *self.mails):
+            if m.label == label:
+                return m.msgid
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    background: str | None
+    this_week: str
+    source: str  # llm | extractive
+    model: str  # what produced the text
+    cited: tuple[str, ...] = ()  # Message-IDs
+    note: str | None = None  # why the extractive summary stands in for the LLM's
+    people: tuple[str, ...] = ()  # names the summariser says it mentioned (LLM only)
+    citations: tuple[int, ...] = ()  # labels as returned (LLM only)
+    usage: Usage | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "background": self.background,
+            "this_week": self.this_week,
+            "source": self.source,
+            "model": self.model,
+            "cited": list(self.cited),
+            "note": self.note,
+        }
+
+
+class Summarizer(Protocol):
+    name: str  # part of the cache key: "extractive", "llm:<model>"
+    prompt_version: str  # bump when the prompt or the algorithm changes
+
+    def summarize(self, request: SummaryRequest) -> Summary: ...
+
+
+def make_summarizer(config: Config) -> Summarizer:
+    """The LLM summariser when OPENAI_API_KEY or OPENAI_BASE_URL is set, else extractive."""
+    from bot.digest.extractive import ExtractiveSummarizer
+
+    if not (config.openai_api_key or config.openai_base_url):
+        return ExtractiveSummarizer()
+    from bot.digest.llm import OpenAISummarizer, make_openai_client
+
+    return OpenAISummarizer(make_openai_client(config), config.llm_model or DEFAULT_MODEL)
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    cached: int = 0
+    llm: int = 0
+    extractive: int = 0
+    fallbacks: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def summarise_entries(
+    db: sqlite_utils.Database,
+    requests: Sequence[SummaryRequest],
+    summarizer: Summarizer,
+    *,
+    period_until: datetime,
+    now: datetime,
+    workers: int = 4,
+) -> tuple[dict[str, Summary], RunStats]:
+    """One summary per request (keyed by entry), from the cache or freshly made and stored."""
+    from bot.digest.extractive import ExtractiveSummarizer
+
+    fallback = ExtractiveSummarizer()
+    results: dict[str, Summary] = {}
+    misses: list[tuple[store.CacheKey, SummaryRequest]] = []
+    for request in requests:
+        key = _cache_key(request, summarizer)
+        cached = store.get_summary(db, key)
+        if cached is not None:
+            results[request.entry_key] = _from_stored(cached)
+        else:
+            misses.append((key, request))
+    stats = RunStats(cached=len(results))
+    made = _run(summarizer, fallback, [r for _, r in misses], workers)
+    for (key, request), outcome in zip(misses, made, strict=True):
+        summary = _settle(request, outcome, fallback)
+        _record_usage(db, request, summarizer, summary, outcome, now)
+        store.save_summary(
+            db, key, _to_stored(summary, request), period_until=period_until, now=now
+        )
+        results[request.entry_key] = summary
+        stats = _count(stats, summary)
+    return results, stats
+
+
+def _run(
+    summarizer: Summarizer,
+    fallback: Summarizer,
+    requests: list[SummaryRequest],
+    workers: int,
+) -> list[Summary | SummaryError]:
+    extractive = isinstance(summarizer, type(fallback))
+
+    def one(request: SummaryRequest) -> Summary | SummaryError:
+        if not extractive and request.own_text_chars < MIN_LLM_TEXT:
+            return fallback.summarize(request)
+        try:
+            return summarizer.summarize(request)
+        except SummaryError as exc:
+            log.warning("summary of %s failed: %s", request.entry_key, exc)
+            return exc
+
+    if workers <= 1 or extractive or len(requests) < 2:
+        return [one(r) for r in requests]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, requests))
+
+
+def _settle(
+    request: SummaryRequest,
+    outcome: Summary | SummaryError,
+    fallback: Summarizer,
+) -> Summary:
+    """Accept a grounded LLM summary; otherwise the extractive one, saying why."""
+    if isinstance(outcome, SummaryError):
+        return _fallback(request, fallback, f"LLM summary unavailable ({outcome})", outcome.usage)
+    if outcome.source != "llm":
+        return outcome
+    problems = check_summary(outcome, request)
+    if problems:
+        log.warning("summary of %s rejected: %s", request.entry_key, "; ".join(problems))
+        return _fallback(
+            request, fallback, "LLM summary rejected: " + "; ".join(problems), outcome.usage
+        )
+    if not request.has_history and outcome.background:
+        outcome = replace(outcome, background=None)  # nothing earlier to go on: never invent
+    return outcome
+
+
+def _fallback(
+    request: SummaryRequest, fallback: Summarizer, note: str, usage: Usage | None
+) -> Summary:
+    return replace(fallback.summarize(request), note=note, usage=usage)
+
+
+def _record_usage(db, request, summarizer, summary: Summary, outcome, now: datetime) -> None:
+    usage = summary.usage
+    if usage is None:
+        return
+    result = "error" if isinstance(outcome, SummaryError) else "ok"
+    if result == "ok" and summary.source != "llm":
+        result = "rejected"
+    store.record_usage(
+        db,
+        entry_key=request.entry_key,
+        model=summarizer.name,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        prompt_chars=usage.prompt_chars,
+        outcome=result,
+        now=now,
+    )
+
+
+def _count(stats: RunStats, summary: Summary) -> RunStats:
+    usage = summary.usage or Usage(0, 0, 0, 0)
+    return replace(
+        stats,
+        llm=stats.llm + (summary.source == "llm"),
+        extractive=stats.extractive + (summary.source != "llm"),
+        fallbacks=stats.fallbacks + (summary.note is not None),
+        prompt_tokens=stats.prompt_tokens + usage.prompt_tokens,
+        completion_tokens=stats.completion_tokens + usage.completion_tokens,
+    )
+
+
+def _cache_key(request: SummaryRequest, summarizer: Summarizer) -> store.CacheKey:
+    return store.CacheKey(
+        entry_key=request.entry_key,
+        last_msgid=request.last_msgid,
+        lang=request.lang,
+        model=summarizer.name,
+        prompt_version=summarizer.prompt_version,
+    )
+
+
+def _to_stored(summary: Summary, request: SummaryRequest) -> store.StoredSummary:
+    return store.StoredSummary(
+        background=summary.background,
+        this_week=summary.this_week,
+        source=summary.source,
+        model=summary.model,
+        cited=summary.cited,
+        note=summary.note,
+        period_key=request.period_key,
+    )
+
+
+def _from_stored(stored: store.StoredSummary) -> Summary:
+    return Summary(
+        background=stored.background,
+        this_week=stored.this_week,
+        source=stored.source,
+        model=stored.model,
+        cited=stored.cited,
+        note=stored.note,
+    )
