@@ -201,3 +201,9 @@ def _print_json(value) -> None:
 from bot.sync_cli import sync as _sync_cmd  # noqa: E402
 
 main.add_command(_sync_cmd)
+
+from bot.digest.cli import digest as _digest_cmd  # noqa: E402
+from bot.digest.cli import post as _post_cmd  # noqa: E402
+
+main.add_command(_digest_cmd)
+main.add_command(_post_cmd)
