@@ -1,6 +1,6 @@
 """A real public-inbox server on 127.0.0.1 for the sync tests (../shared/tools/lore-server).
 
-Building an inbox takes seconds, so the fixtures are session-scoped: ``lore_august`` serves
+Building an inbox takes seconds, so servers are shared by the session: ``lore_august`` serves
 kvmarm-2020-08, ``lore_two_months`` serves kvmarm-2020-08 and kvmarm-2020-09 (a "fresh
 server" that gained a month).  Public-inbox writes its commits deterministically, so both
 have the same August history and a git mirror of one fast-forwards to the other.
@@ -11,6 +11,7 @@ Also reads the mboxes independently of our code (``archive_mails``) for expected
 
 from __future__ import annotations
 
+import atexit
 import email.header
 import email.utils
 import gzip
@@ -20,7 +21,6 @@ import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,18 +86,27 @@ def start_server(directory: Path, *names: str) -> LoreServer:
     return server
 
 
-@pytest.fixture(scope="session")
-def lore_august(tmp_path_factory) -> Iterator[LoreServer]:
-    server = start_server(tmp_path_factory.mktemp("lore-aug") / "srv", AUGUST)
-    yield server
-    server.stop()
+# Test modules re-export these fixtures, and pytest then keeps one fixture per module:
+# servers are therefore cached here, per input list, and stopped when the process exits.
+_RUNNING: dict[tuple[str, ...], LoreServer] = {}
+
+
+def shared_server(tmp_path_factory, *names: str) -> LoreServer:
+    if names not in _RUNNING:
+        server = start_server(tmp_path_factory.mktemp("lore") / "srv", *names)
+        _RUNNING[names] = server
+        atexit.register(server.stop)
+    return _RUNNING[names]
 
 
 @pytest.fixture(scope="session")
-def lore_two_months(tmp_path_factory) -> Iterator[LoreServer]:
-    server = start_server(tmp_path_factory.mktemp("lore-augsep") / "srv", AUGUST, SEPTEMBER)
-    yield server
-    server.stop()
+def lore_august(tmp_path_factory) -> LoreServer:
+    return shared_server(tmp_path_factory, AUGUST)
+
+
+@pytest.fixture(scope="session")
+def lore_two_months(tmp_path_factory) -> LoreServer:
+    return shared_server(tmp_path_factory, AUGUST, SEPTEMBER)
 
 
 # --- the archive, read independently of our code --------------------------------------------
