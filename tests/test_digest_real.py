@@ -1,0 +1,158 @@
+"""One real week of the shared archive (2022-W06): golden Markdown (en, zh) and Block Kit
+JSON, and totals checked against an independent count over the same mbox files.
+
+Regenerate the golden files on purpose only:  KVMARM_REGEN_GOLDEN=1 pytest tests/test_digest_real.py
+"""
+
+from __future__ import annotations
+
+import difflib
+import email
+import email.parser
+import email.utils
+import gzip
+import json
+import mailbox
+import os
+import re
+from collections import Counter
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+
+from bot.digest import build_digest, period_for_week, render_markdown, render_slack
+from tests.digest_support import REAL_NOW, REAL_WEEK, archive_files, ingest_files
+from tests.shared import shared_data_dir
+from tests.test_digest_slack import assert_within_limits, raw_mentions
+
+GOLDEN = Path(__file__).parent / "golden"
+REGEN = os.environ.get("KVMARM_REGEN_GOLDEN") == "1"
+
+pytestmark = [pytest.mark.shared, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def files() -> list[Path]:
+    return archive_files(shared_data_dir())
+
+
+@pytest.fixture(scope="module")
+def db(files, tmp_path_factory):
+    database = ingest_files(tmp_path_factory.mktemp("real") / "kvmarm.db", files, workers=4)
+    yield database
+    database.close()
+
+
+@pytest.fixture(scope="module")
+def models(db):
+    period = period_for_week(REAL_WEEK)
+    return {lang: build_digest(db, period, lang=lang, now=REAL_NOW) for lang in ("en", "zh")}
+
+
+def check_golden(name: str, actual: str) -> None:
+    path = GOLDEN / name
+    if REGEN:
+        GOLDEN.mkdir(exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+        return
+    assert path.exists(), f"{path} missing: run with KVMARM_REGEN_GOLDEN=1 once"
+    expected = path.read_text(encoding="utf-8")
+    if actual != expected:
+        diff = difflib.unified_diff(
+            expected.splitlines(), actual.splitlines(), "golden", "actual", lineterm="", n=2
+        )
+        pytest.fail(
+            f"{name} differs from the golden file (KVMARM_REGEN_GOLDEN=1 to accept):\n"
+            + "\n".join(list(diff)[:80])
+        )
+
+
+def test_golden_markdown_en(models):
+    check_golden(f"digest-{REAL_WEEK}.en.md", render_markdown(models["en"], "en"))
+
+
+def test_golden_markdown_zh(models):
+    check_golden(f"digest-{REAL_WEEK}.zh.md", render_markdown(models["zh"], "zh"))
+
+
+def test_golden_block_kit(models):
+    messages = render_slack(models["en"])
+    assert_within_limits(messages)
+    assert raw_mentions(messages) == []
+    check_golden(
+        f"digest-{REAL_WEEK}.slack.json", json.dumps(messages, indent=1, ensure_ascii=False) + "\n"
+    )
+
+
+def test_rebuilding_the_week_gives_the_same_model(db, models):
+    again = build_digest(db, period_for_week(REAL_WEEK), lang="en", now=REAL_NOW)
+    assert json.dumps(again, sort_keys=True) == json.dumps(models["en"], sort_keys=True)
+
+
+# ---- an independent count over the same mbox files (email + mailbox, nothing of ours) ------
+
+_BOT_RE = re.compile(r"^(lkp|syzbot|pr-tracker-bot|patchwork-bot|sashiko)|robot|-bot@", re.I)
+
+
+def independent_count(files: list[Path], since, until, workdir: Path) -> dict:
+    """Mails dated (UTC) in [since, until): distinct Message-IDs, senders by address."""
+    dates: dict[str, object] = {}
+    senders: dict[str, str] = {}
+    headers = email.parser.BytesHeaderParser()
+    for path in files:
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+        tmp = workdir / path.with_suffix("").name  # kvmarm-2022-01.mbox
+        tmp.write_bytes(raw)
+        for msg in mailbox.mbox(tmp, factory=headers.parse):
+            msgid = (msg.get("Message-ID") or "").strip().strip("<>").strip()
+            if not msgid or msgid in dates:
+                continue
+            try:
+                when = email.utils.parsedate_to_datetime(str(msg.get("Date")))
+            except (TypeError, ValueError):
+                continue
+            when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+            dates[msgid] = when
+            senders[msgid] = email.utils.parseaddr(str(msg.get("From")))[1].lower()
+        tmp.unlink()
+    inside = [m for m, when in dates.items() if since <= when < until]
+    people = {senders[m] for m in inside if not _BOT_RE.search(senders[m])}
+    per_day = Counter(dates[m].date().isoformat() for m in inside)
+    return {"mails": len(inside), "participants": len(people), "per_day": per_day}
+
+
+def test_totals_match_an_independent_count(files, models, tmp_path):
+    period = period_for_week(REAL_WEEK)
+    counted = independent_count(files, period.since, period.until, tmp_path)
+    totals = models["en"]["totals"]
+    assert totals["mails"] == counted["mails"] == 151
+    assert totals["participants"] == counted["participants"]
+    per_day = {d["date"]: d["mails"] for d in models["en"]["activity"]["per_day"]}
+    assert per_day == {day: counted["per_day"].get(day, 0) for day in per_day}
+    assert sum(e["mails_this_week"] for e in models["en"]["entries"]) == totals["mails"]
+
+
+def test_every_listed_trailer_is_in_the_mail_that_gave_it(db, models):
+    """Each Reviewed/Acked/Tested-by in the digest, read back from the raw mail it cites:
+    an unquoted ``Kind: … <address>`` line must be there."""
+    from storage.messages import get_raw
+
+    checked = 0
+    for entry in models["en"]["entries"]:
+        for patch in entry["trailers"]:
+            for t in patch["trailers"]:
+                msg = email.message_from_bytes(get_raw(db, t["msgid"]))
+                text = "".join(
+                    part.get_payload(decode=True).decode("utf-8", "replace")
+                    for part in msg.walk()
+                    if part.get_content_maintype() == "text"
+                )
+                line = re.compile(
+                    rf"^[ \t]*{re.escape(t['type'])}[ \t]*:[^\n]*{re.escape(t['email'])}",
+                    re.I | re.M,
+                )
+                assert line.search(text), (entry["title"], patch["n"], t)
+                checked += 1
+    assert checked >= 90  # 93 in this week
