@@ -15,8 +15,9 @@ bot/sync_git.py, re-exported here).
 If lore fails in phase 1 the only write is the failure note in ``last_sync``; the mark stays
 where it was, so the next run asks for the same window again.
 
-The mark only moves over time the sync covered without a gap: an explicit ``since`` later
-than the mark leaves it where it is.
+The mark is a received-time range, from where the first sync started to the newest mail
+stored.  ``since`` inside that range changes nothing (the sync starts from the mark); an
+earlier ``since`` extends the range back.
 """
 
 from __future__ import annotations
@@ -35,7 +36,14 @@ from bot.sync_git import GitSyncReport, SyncError, sync_git
 from ingest.lore.client import LoreClient, LoreError, LoreMail, SeriesHead
 from ingest.subjects import parse_subject
 from storage.messages import iso
-from storage.sync import get_lore_mark, lowest_version, record_sync, set_lore_mark, stored_msgids
+from storage.sync import (
+    LoreMark,
+    get_lore_mark,
+    lowest_version,
+    record_sync,
+    set_lore_mark,
+    stored_msgids,
+)
 
 __all__ = ["FIRST_RUN", "OVERLAP", "GitSyncReport", "SyncError", "SyncReport", "sync", "sync_git"]
 
@@ -58,13 +66,14 @@ class SyncReport:
     ingest: IngestReport
     requests: int
     high_water_before: datetime | None
-    high_water: datetime | None
+    high_water: datetime | None  # mail received from covered_from to here is stored
+    covered_from: datetime | None
     seconds: float
 
     def as_dict(self) -> dict:
         data = asdict(self)
         data["ingest"] = self.ingest.as_dict()
-        for key in ("since", "until", "high_water_before", "high_water"):
+        for key in ("since", "until", "high_water_before", "high_water", "covered_from"):
             data[key] = iso(data[key])
         return data
 
@@ -106,12 +115,13 @@ def sync(
     overlap: timedelta = OVERLAP,
     first_run: timedelta = FIRST_RUN,
 ) -> SyncReport:
-    """Pull what lore received since the last sync (or since ``since``) and store it.
+    """Pull what lore received since the last sync and store it; return what was done.
 
-    ``since`` (aware datetime) replaces the mark as the start of the received-time window,
-    without overlap: the digest passes its window start.  ``client`` defaults to a
-    ``LoreClient`` for ``config.lore_url``; ``now`` is the end of the window.
-    Raises ``LoreError`` (nothing stored, mark unchanged) when lore fails.
+    ``since`` (aware datetime): make sure mail lore received since then is stored.  What
+    earlier syncs already cover is not asked again, so a digest can pass its window's start
+    on every run and only a first run (or an older window) costs a bigger search.
+    ``client`` defaults to a ``LoreClient`` for ``config.lore_url``; ``now`` ends the
+    window.  Raises ``LoreError`` (nothing stored, mark unchanged) when lore fails.
     """
     until = (now or datetime.now(UTC)).astimezone(UTC)
     bar = progress or _NoProgress()
@@ -123,18 +133,18 @@ def sync(
     try:
         pulled = _pull(db, lore, start, until, bar)
     except LoreError as exc:
-        _record_failure(db, lore, start, before, until, exc)
+        _record_failure(db, lore, start, before.high_water if before else None, until, exc)
         raise
     finally:
         if own_client:
             lore.close()
-    high_water = _high_water(pulled.window, until) if _contiguous(start, before) else None
+    high_water = _high_water(pulled.window, until)
     bar.update(f"storing {len(pulled.mails)} messages")
     with db.atomic():
         mails = [m.raw for m in pulled.mails.values()]
         workers = default_workers(sum(len(m.data) for m in mails))  # as `kvmarm ingest`
         report = ingest_mails(db, mails, workers=workers, on_mail=_advance(bar))
-        mark = _move_lore_mark(db, lore.url, high_water)
+        mark = _move_lore_mark(db, lore.url, start, high_water)
         result = SyncReport(
             source=lore.url,
             since=start,
@@ -146,8 +156,9 @@ def sync(
             fetched=len(pulled.mails),
             ingest=report,
             requests=lore.requests,
-            high_water_before=before,
-            high_water=mark,
+            high_water_before=before.high_water if before else None,
+            high_water=mark.high_water if mark else None,
+            covered_from=mark.covered_from if mark else None,
             seconds=round(time.monotonic() - clock, 3),
         )
         record_sync(db, _last_sync(result))
@@ -156,21 +167,17 @@ def sync(
 
 def _window_start(
     since: datetime | None,
-    mark: datetime | None,
+    mark: LoreMark | None,
     until: datetime,
     overlap: timedelta,
     first_run: timedelta,
 ) -> datetime:
+    """From the mark (minus the overlap) unless ``since`` is earlier than what it covers."""
+    if mark is not None and (since is None or since >= mark.covered_from):
+        return mark.high_water - overlap
     if since is not None:
         return since.astimezone(UTC)
-    if mark is not None:
-        return mark - overlap
     return until - first_run
-
-
-def _contiguous(start: datetime, mark: datetime | None) -> bool:
-    """Did the window start at or before the mark (so no gap opens behind it)?"""
-    return mark is None or start <= mark
 
 
 def _high_water(window: Sequence[LoreMail], until: datetime) -> datetime | None:
@@ -180,14 +187,24 @@ def _high_water(window: Sequence[LoreMail], until: datetime) -> datetime | None:
 
 
 def _move_lore_mark(
-    db: sqlite_utils.Database, url: str, high_water: datetime | None
-) -> datetime | None:
-    """Advance (never move back) the mark; read inside the transaction for concurrent runs."""
+    db: sqlite_utils.Database, url: str, start: datetime, high_water: datetime | None
+) -> LoreMark | None:
+    """Extend the covered range by this window; read inside the transaction (concurrent runs).
+
+    The range only grows where it stays contiguous: a window that starts after the stored
+    high-water mark (another run moved it meanwhile) leaves it alone.
+    """
     current = get_lore_mark(db, url)
-    if high_water is None or (current is not None and current >= high_water):
-        return current
-    set_lore_mark(db, url, high_water)
-    return high_water
+    if current is None:
+        new = LoreMark(start, high_water) if high_water is not None else None
+    elif start > current.high_water:
+        new = current
+    else:
+        newest = max(current.high_water, high_water or current.high_water)
+        new = LoreMark(min(current.covered_from, start), newest)
+    if new is not None and new != current:
+        set_lore_mark(db, url, new)
+    return new
 
 
 def _pull(

@@ -14,7 +14,7 @@ from bot.cli_context import Context, parse_window, pass_ctx
 @click.option(
     "--since",
     metavar="ISO|7d",
-    help="Pull mail lore received since then, instead of since the last sync.",
+    help="Make sure mail lore received since then is stored (asks only for what is not yet).",
 )
 @click.option(
     "--git",
@@ -30,9 +30,9 @@ def sync(ctx: Context, since: str | None, git_dir: Path | None, no_fetch: bool, 
     """Pull new mail from lore (KVMARM_LORE_URL) into the database.
 
     Asks lore for every message it received since the last sync, with a two-day overlap
-    for mail archived late (first run: the last 14 days), plus the threads and earlier
-    series versions those messages need.  Nothing is stored unless everything arrived;
-    a failed sync is simply run again.
+    for mail archived late (first run: the last 14 days, or since --since), plus the
+    threads and earlier series versions those messages need.  Nothing is stored unless
+    everything arrived; a failed sync is simply run again.
 
     With --git, reads a public-inbox git mirror instead and ingests only the commits not
     read before: the cheap, polite way to backfill years.
@@ -72,7 +72,10 @@ def sync(ctx: Context, since: str | None, git_dir: Path | None, no_fetch: bool, 
         f"{report.context_threads} threads for context, {report.earlier_lookups} series "
         "looked up for earlier versions)"
     )
-    click.echo(f"high-water mark: {_when(report.high_water)}")
+    click.echo(
+        f"stored: mail received {_when(report.covered_from)} .. {_when(report.high_water)}"
+        " (the high-water mark)"
+    )
 
 
 def _sync_git(ctx: Context, git_dir: Path, *, fetch: bool, as_json: bool) -> None:

@@ -1,7 +1,8 @@
 """What the lore sync asks the database, and its marks (in the ``state`` table).
 
-- ``lore_mark:<inbox URL>``: the high-water mark of `kvmarm sync` for that inbox — the newest
-  received time (lore's ``rt``) of the mail it has stored;
+- ``lore_mark:<inbox URL>``: what `kvmarm sync` has stored of that inbox, as a received-time
+  (lore's ``rt``) range: from where the first sync started to the high-water mark, the
+  newest received time of the mail it has stored;
 - ``git_mark:<absolute path>``: the last public-inbox commit ingested from that git mirror;
 - ``last_sync``: what the last sync did (shown by `kvmarm status`).
 
@@ -11,6 +12,7 @@ Marks are keyed by source so pointing KVMARM_LORE_URL at another server starts a
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -49,13 +51,26 @@ def lowest_version(
     return row[0] if row else None
 
 
-def get_lore_mark(db: sqlite_utils.Database, url: str) -> datetime | None:
+@dataclass(frozen=True)
+class LoreMark:
+    """Mail lore received from ``covered_from`` to ``high_water`` is stored (no gap)."""
+
+    covered_from: datetime
+    high_water: datetime
+
+
+def get_lore_mark(db: sqlite_utils.Database, url: str) -> LoreMark | None:
     value = get_state(db, f"lore_mark:{url}")
-    return from_iso(value.get("high_water")) if value else None
+    if not value:
+        return None
+    covered_from, high_water = from_iso(value["covered_from"]), from_iso(value["high_water"])
+    assert covered_from is not None and high_water is not None
+    return LoreMark(covered_from, high_water)
 
 
-def set_lore_mark(db: sqlite_utils.Database, url: str, high_water: datetime) -> None:
-    set_state(db, f"lore_mark:{url}", {"high_water": iso(high_water)})
+def set_lore_mark(db: sqlite_utils.Database, url: str, mark: LoreMark) -> None:
+    value = {"covered_from": iso(mark.covered_from), "high_water": iso(mark.high_water)}
+    set_state(db, f"lore_mark:{url}", value)
 
 
 def get_git_mark(db: sqlite_utils.Database, path: str) -> str | None:

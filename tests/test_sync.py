@@ -76,7 +76,8 @@ def test_first_sync_gets_the_window_and_a_second_sync_writes_nothing(
     assert stored(db) == expected  # all of the window, nothing else (no older mail on server)
     assert report.ingest.added == len(expected)
     newest = max(m.received for m in august_mails)
-    assert report.high_water == newest == get_lore_mark(db, lore_august.url)
+    assert report.high_water == newest == get_lore_mark(db, lore_august.url).high_water
+    assert report.covered_from == AUG_1
     last = get_state(db, "last_sync")
     assert last["ok"] and last["messages"] == len(expected) and last["errors"] == []
     assert last["high_water"] == newest.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -97,10 +98,9 @@ def test_a_server_that_gained_a_month_gives_exactly_the_new_mail(
     cfg = config(tmp_path, lore_august.url)
     sync(db, cfg, since=AUG_1, client=client(lore_august.url), now=SEP_1)
     august = stored(db)
-    mark = get_lore_mark(db, lore_august.url)
     # Marks are kept per inbox URL and the bigger server listens on another port: carry
     # the mark over, as if the same server had been restarted with more mail.
-    set_lore_mark(db, lore_two_months.url, mark)
+    set_lore_mark(db, lore_two_months.url, get_lore_mark(db, lore_august.url))
 
     report = sync(db, cfg, client=client(lore_two_months.url), now=OCT_2)
 
@@ -182,17 +182,23 @@ def test_first_run_pulls_the_last_14_days(tmp_path, db, lore_two_months, septemb
 
 
 @pytest.mark.lore
-def test_an_explicit_since_after_the_mark_leaves_the_mark(tmp_path, db, lore_two_months):
+def test_since_asks_only_for_what_is_not_stored_yet(tmp_path, db, lore_two_months, september_mails):
     cfg = config(tmp_path, lore_two_months.url)
     lore = client(lore_two_months.url)
-    sync(db, cfg, since=SEP_1, client=lore, now=datetime(2020, 9, 10, tzinfo=UTC))
+    sep_10, sep_15, sep_20 = (datetime(2020, 9, d, tzinfo=UTC) for d in (10, 15, 20))
+    sync(db, cfg, since=sep_10, client=lore, now=sep_20)
     mark = get_lore_mark(db, lore.url)
-    later = sync(db, cfg, since=datetime(2020, 9, 25, tzinfo=UTC), client=lore, now=OCT_2)
-    assert later.ingest.added > 0
-    assert get_lore_mark(db, lore.url) == mark  # the gap 09-10 .. 09-25 is still to do
-    resumed = sync(db, cfg, client=lore, now=OCT_2)
-    assert resumed.since == mark - timedelta(days=2)
-    assert get_lore_mark(db, lore.url) > datetime(2020, 9, 30, tzinfo=UTC)
+    assert mark.covered_from == sep_10 and sep_15 < mark.high_water <= sep_20
+
+    inside = sync(db, cfg, since=sep_15, client=lore, now=OCT_2)  # already covered
+    assert inside.since == mark.high_water - timedelta(days=2)
+    mark = get_lore_mark(db, lore.url)
+    assert mark.covered_from == sep_10 and mark.high_water > datetime(2020, 9, 30, tzinfo=UTC)
+
+    earlier = sync(db, cfg, since=SEP_1, client=lore, now=OCT_2)  # extends the range back
+    assert earlier.since == SEP_1 and earlier.ingest.added > 0
+    assert get_lore_mark(db, lore.url).covered_from == SEP_1
+    assert {m.msgid for m in september_mails if m.received >= SEP_1} <= stored(db)
 
 
 class _StopServerAfterSearch:
