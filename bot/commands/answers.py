@@ -7,7 +7,6 @@ into text; they escape, these do not.
 
 from __future__ import annotations
 
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +15,7 @@ import sqlite_utils
 from bot.commands.grammar import USAGE, Command
 from bot.commands.history import VersionChange, diff_steps
 from bot.config import DEFAULT_LORE_URL
+from bot.digest.entries import lore_link  # one way to link a Message-ID on lore
 from storage import search
 from storage.search import REVIEW_KINDS, Target
 from storage.views import status_json
@@ -245,6 +245,16 @@ class Help:
 
 
 @dataclass(frozen=True, slots=True)
+class SummaryNote:
+    """A summary that came later than its answer (an LLM's), sent as a follow-up."""
+
+    title: str
+    link: str
+    summary: Summary
+    share = ""
+
+
+@dataclass(frozen=True, slots=True)
 class NoMatch:
     command: Command
     what: str  # "series or thread", "series", "reviewer"
@@ -253,7 +263,15 @@ class NoMatch:
 
 
 Answer = (
-    SeriesThread | PlainThread | SeriesHistory | WhoReviewed | Reviews | Status | Help | NoMatch
+    SeriesThread
+    | PlainThread
+    | SeriesHistory
+    | WhoReviewed
+    | Reviews
+    | Status
+    | Help
+    | NoMatch
+    | SummaryNote
 )
 
 
@@ -291,6 +309,26 @@ def answer(db: sqlite_utils.Database, command: Command, sources: Sources = Sourc
     if best.kind == "series":
         return answer_series_thread(db, best, sources, others)
     return answer_plain_thread(db, best, sources, others)
+
+
+def summary_target(result: object) -> Target | None:
+    """What a `thread` answer is about, for a slower summary of it (else None)."""
+    if isinstance(result, SeriesThread):
+        return Target("series", result.series_id, result.title, result.last_date, "answer")
+    if isinstance(result, PlainThread):
+        return Target("thread", result.root, result.title, result.last_date, "answer")
+    return None
+
+
+def summary_note(db: sqlite_utils.Database, result: object, summarize: Summarize):
+    """The follow-up for a `thread` answer: ``summarize``'s text, or None."""
+    target = summary_target(result)
+    if target is None:
+        return None
+    summary = summarize(db, target)
+    if summary is None:
+        return None
+    return SummaryNote(target.title, result.link, summary)
 
 
 # ---- thread -----------------------------------------------------------------------------
@@ -473,11 +511,6 @@ def answer_reviews(db: sqlite_utils.Database, command: Command, sources: Sources
 
 
 # ---- shared pieces ----------------------------------------------------------------------
-
-
-def lore_link(base: str, msgid: str) -> str:
-    """``https://lore.kernel.org/kvmarm/<msgid>/`` with the Message-ID safely quoted."""
-    return f"{base.rstrip('/')}/{urllib.parse.quote(msgid, safe='@!$()*+,;=:~._-')}/"
 
 
 def version_infos(db: sqlite_utils.Database, s: dict, lore_url: str) -> tuple[VersionInfo, ...]:

@@ -312,6 +312,18 @@ def _(answer: a.Help) -> Layout:
 
 
 @layout.register
+def _(answer: a.SummaryNote) -> Layout:
+    return Layout(
+        (_s("Summary: "), _s(answer.title, answer.link, bold=True)),
+        (
+            Section(None, ((_s(answer.summary.text),),)),
+            Section(None, ((_s(answer.summary.source),),), small=True),
+        ),
+        f"Summary of {answer.title}",
+    )
+
+
+@layout.register
 def _(answer: a.NoMatch) -> Layout:
     what = {"reviewer": "No reviewer matches"}.get(answer.what, f"No {answer.what} matches")
     sections = [Section(None, ((_s(f"{what} “{answer.command.query}”."),),))]

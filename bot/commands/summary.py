@@ -1,0 +1,81 @@
+"""A summary of a whole series or thread by the digest's summariser (an LLM when configured).
+
+`thread` answers carry a short extract of the cover letter at once; when OPENAI_API_KEY or
+OPENAI_BASE_URL is set, this asks the digest's LLM summariser for the whole discussion (slow:
+Slack gets it as a follow-up message).  Without an LLM there is nothing to add: the digest's
+extractive summariser restates the facts the answer already lists.
+
+Cached by the digest (entry, last mail, language, model) under an entry key of its own
+("answer:series:<id>"), so a weekly digest's summary of one week is never mistaken for the
+summary of the whole discussion, nor the other way round.  Writes to the database (cache).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import sqlite_utils
+
+from bot.commands.answers import Summarize, Summary
+from bot.config import Config
+from bot.digest.entries import build_entry, load_context
+from bot.digest.grounding import Directory
+from bot.digest.period import period_between
+from bot.digest.summarize import Summarizer, make_summarizer, summarise_entries
+from storage import digests as store
+from storage.messages import from_iso
+from storage.search import Target
+
+
+def llm_summarize(
+    config: Config,
+    *,
+    summarizer: Summarizer | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Summarize | None:
+    """A ``Summarize`` for answers, or None when the summariser is not an LLM's."""
+    summarizer = summarizer or make_summarizer(config)
+    if not summarizer.name.startswith("llm"):  # "extractive" or "llm:<model>"
+        return None
+
+    def summarize(db: sqlite_utils.Database, target: Target) -> Summary | None:
+        return summarise_target(db, target, summarizer, config, now())
+
+    return summarize
+
+
+def summarise_target(
+    db: sqlite_utils.Database, target: Target, summarizer: Summarizer, config: Config, now
+) -> Summary | None:
+    """The summariser's text for everything said in ``target`` so far (None: no mail)."""
+    last = from_iso(target.last_date)
+    if last is None:
+        return None
+    until = last + timedelta(seconds=1)
+    if target.kind == "series":
+        mails = store.series_mails(db, target.id, until)
+    else:
+        mails = store.thread_mails(db, target.id, until)
+    dated = [from_iso(m.date) for m in mails if m.date]
+    if not dated:
+        return None
+    period = period_between(min(dated), until)
+    key = f"{target.kind}:{target.id}"
+    ctx = load_context(db, period, config.lang, config.lore_url, mails)
+    _, request = build_entry(ctx, key, mails)
+    request = replace(
+        request,
+        entry_key=f"answer:{key}",
+        directory=Directory.from_pairs(store.sender_directory(db)),
+    )
+    summaries, _ = summarise_entries(
+        db, [request], summarizer, period_until=period.until, now=now, workers=1
+    )
+    made = summaries[request.entry_key]
+    if made.source != "llm":  # the LLM failed or named outsiders: keep the cover extract
+        return None
+    text = " ".join(part for part in (made.background, made.this_week) if part)
+    model = made.model.removeprefix("llm:")
+    return Summary(text, f"LLM summary by {model} of all {len(mails)} mails")

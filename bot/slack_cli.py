@@ -1,0 +1,99 @@
+"""`kvmarm ask "…"` (the slash grammar in a terminal) and `kvmarm serve` (the Slack app)."""
+
+from __future__ import annotations
+
+import click
+
+from bot.cli_context import Context, pass_ctx
+from bot.commands.grammar import USAGE, UsageError, parse_command
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("words", nargs=-1, required=True)
+@pass_ctx
+def ask(ctx: Context, words: tuple[str, ...]) -> None:
+    """Answer a /kvmarm command in the terminal (same words as in Slack).
+
+    Exit status: 0 answered, 1 nothing matched, 2 not a command (usage shown).
+
+    \b
+    Examples:
+      kvmarm ask "thread FEAT_ECV"
+      kvmarm ask who reviewed MTE support for KVM guest
+      kvmarm ask series https://lore.kernel.org/kvmarm/20210621111716.37157-1-steven.price@arm.com/
+      kvmarm ask reviews Andrew Jones
+      kvmarm ask digest 2022-W07
+    """
+    from datetime import UTC, datetime
+
+    from bot.commands.answers import NoMatch, Sources, answer, summary_note
+    from bot.commands.render_text import render_text
+    from bot.commands.summary import llm_summarize
+    from bot.digest import PeriodError, make_summarizer
+
+    try:
+        command = parse_command(" ".join(words))
+    except UsageError as err:
+        raise click.UsageError(f"{err}\n\n{USAGE}") from err
+    config = ctx.config
+    summarizer = make_summarizer(config)
+    if command.name == "digest":
+        from bot.commands.digest import markdown_digest
+
+        try:
+            text = markdown_digest(ctx.db, command.query, config, summarizer, datetime.now(UTC))
+        except PeriodError as exc:
+            raise click.UsageError(str(exc)) from exc
+        click.echo(text, nl=False)
+        return
+    result = answer(ctx.db, command, Sources(lore_url=config.lore_url, db_path=config.db))
+    click.echo(render_text(result), nl=False)
+    summarize = llm_summarize(config, summarizer=summarizer)
+    if summarize is not None and (note := summary_note(ctx.db, result, summarize)):
+        click.echo("\n" + render_text(note), nl=False)
+    if isinstance(result, NoMatch):
+        ctx_exit(1)
+
+
+def ctx_exit(code: int) -> None:
+    raise click.exceptions.Exit(code)
+
+
+@click.command()
+@click.option("--http", metavar="HOST:PORT", help="Serve POST /slack/events (signed) here.")
+@click.option(
+    "--schedule",
+    "schedule_text",
+    metavar='"DAY HH:MM ZONE"',
+    help='Post the weekly digest, e.g. "MON 09:00 Asia/Shanghai".',
+)
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    metavar="C…",
+    help="Channel for the scheduled digest (default $KVMARM_CHANNEL; must be allowed).",
+)
+@pass_ctx
+def serve(
+    ctx: Context, http: str | None, schedule_text: str | None, channels: tuple[str, ...]
+) -> None:
+    """Run the Slack app: /kvmarm commands, @-mentions, buttons, weekly digest.
+
+    Socket Mode by default (SLACK_BOT_TOKEN + SLACK_APP_TOKEN, no public URL); --http
+    serves Bolt's POST /slack/events with signature checks (SLACK_SIGNING_SECRET).
+
+    \b
+    Examples:
+      kvmarm serve
+      kvmarm serve --http 0.0.0.0:3000
+      kvmarm serve --schedule "MON 09:00 Asia/Shanghai" --channel C0123456789
+    """
+    from bot.slack.schedule import ScheduleError
+    from bot.slack.serve import ServeError
+    from bot.slack.serve import serve as run
+
+    try:
+        run(ctx.config, http=http, schedule_text=schedule_text, channels=channels)
+    except (ServeError, ScheduleError) as exc:
+        raise click.ClickException(str(exc)) from exc
