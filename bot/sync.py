@@ -213,7 +213,6 @@ def _pull(
     bar.update(f"lore: mail received since {iso(start)}")
     pulled = _Pulled(window=lore.received_between(start, until))
     pulled.add(pulled.window)
-    bar.advance()
     new = _new_mails(db, pulled.window)
     known = stored_msgids(db, _referenced(new)) | set(pulled.mails)
     context = threads_to_fetch(new, known)
@@ -224,11 +223,9 @@ def _pull(
         bar.update(f"lore: earlier versions of {len(heads)} series")
         found = lore.find_earlier_versions([_as_head(h) for h in heads])
         earlier = [m.msgid for m in found if m.msgid and m.msgid not in known]
-        bar.advance()
     if context or earlier:
         bar.update(f"lore: {len(context) + len(earlier)} threads from before the window")
         pulled.add(lore.threads([*context, *earlier]))  # one request per 40 threads
-        bar.advance()
     pulled.context_threads, pulled.earlier_lookups = len(context), len(heads)
     pulled.earlier_found = len(earlier)
     return pulled
