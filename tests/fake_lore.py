@@ -25,6 +25,7 @@ class Reply:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds to wait before answering (client timeouts)
+    cut: int | None = None  # send only this many body bytes, then hang up
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,9 @@ def _handler(fake: FakeLore) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
                 if self.command != "HEAD":
-                    self.wfile.write(reply.body)
+                    self.wfile.write(reply.body[: reply.cut])
+                if reply.cut is not None:
+                    self.close_connection = True
 
         do_GET = do_POST = do_HEAD = _answer
 

@@ -143,6 +143,14 @@ def test_nothing_listening_is_unreachable():
     assert waits == [1.0, 2.0]
 
 
+def test_a_connection_dropped_mid_answer_is_retried():
+    whole = mbox_gz(mail("a@x"))
+    waits: list[float] = []
+    with FakeLore(Reply(200, whole, cut=20), Reply(200, whole)) as lore:
+        assert [m.msgid for m in client(lore.url, waits).search("rt:1..")] == ["a@x"]
+    assert waits == [1.0]
+
+
 def test_a_truncated_answer_is_a_bad_response():
     broken = mbox_gz(mail("a@x"))[:-10]
     with (
