@@ -138,13 +138,26 @@ def sync(
     finally:
         if own_client:
             lore.close()
-    high_water = _high_water(pulled.window, until)
+    return _store(db, lore, pulled, start, until, before, clock, bar)
+
+
+def _store(
+    db: sqlite_utils.Database,
+    lore: LoreClient,
+    pulled: _Pulled,
+    start: datetime,
+    until: datetime,
+    before: LoreMark | None,
+    clock: float,
+    bar: Progress,
+) -> SyncReport:
+    """Phase 2: the mail, the mark and ``last_sync`` in one transaction."""
     bar.update(f"storing {len(pulled.mails)} messages")
     with db.atomic():
         mails = [m.raw for m in pulled.mails.values()]
         workers = default_workers(sum(len(m.data) for m in mails))  # as `kvmarm ingest`
         report = ingest_mails(db, mails, workers=workers, on_mail=_advance(bar))
-        mark = _move_lore_mark(db, lore.url, start, high_water)
+        mark = _move_lore_mark(db, lore.url, start, _high_water(pulled.window, until))
         result = SyncReport(
             source=lore.url,
             since=start,
