@@ -119,7 +119,9 @@ def sync(
 
     ``since`` (aware datetime): make sure mail lore received since then is stored.  What
     earlier syncs already cover is not asked again, so a digest can pass its window's start
-    on every run and only a first run (or an older window) costs a bigger search.
+    on every run and only a first run (or an older window) costs a bigger search.  Windows
+    select by Date and this by received time: pass the window start minus a day, for
+    senders whose clocks run ahead.
     ``client`` defaults to a ``LoreClient`` for ``config.lore_url``; ``now`` ends the
     window.  Raises ``LoreError`` (nothing stored, mark unchanged) when lore fails.
     """
