@@ -365,7 +365,7 @@ class PostRun:
     period_key: str
     channel: str
     run: int
-    state: str  # posting | done
+    state: str  # "posting <host>:<pid>" (who is posting it) | done
     started_at: str
 
 
@@ -387,11 +387,15 @@ def latest_post_run(db: sqlite_utils.Database, period_key: str, channel: str) ->
 
 
 def start_post_run(
-    db: sqlite_utils.Database, period_key: str, channel: str, now: datetime
+    db: sqlite_utils.Database, period_key: str, channel: str, now: datetime, owner: str = ""
 ) -> PostRun:
-    """A new run for (period, channel): the first, or the next one for ``--force``."""
+    """A new run for (period, channel): the first, or the next one for ``--force``.
+
+    Raises sqlite3.IntegrityError when another process started the same run meanwhile.
+    """
     previous = latest_post_run(db, period_key, channel)
-    run = PostRun(period_key, channel, (previous.run + 1) if previous else 1, "posting", iso(now))
+    number = (previous.run + 1) if previous else 1
+    run = PostRun(period_key, channel, number, f"posting {owner}".strip(), iso(now))
     db.execute(
         "INSERT INTO digest_posts (period_key, channel, run, state, started_at) "
         "VALUES (?, ?, ?, ?, ?)",
@@ -399,6 +403,19 @@ def start_post_run(
     )
     db.conn.commit()
     return run
+
+
+def claim_post_run(db: sqlite_utils.Database, run: PostRun, owner: str) -> PostRun | None:
+    """Take over an unfinished run from its (dead) owner; None if someone else just did."""
+    cur = db.execute(
+        "UPDATE digest_posts SET state = ? "
+        "WHERE period_key = ? AND channel = ? AND run = ? AND state = ?",
+        [f"posting {owner}", run.period_key, run.channel, run.run, run.state],
+    )
+    db.conn.commit()
+    if cur.rowcount != 1:
+        return None
+    return PostRun(run.period_key, run.channel, run.run, f"posting {owner}", run.started_at)
 
 
 def finish_post_run(db: sqlite_utils.Database, run: PostRun, now: datetime) -> None:

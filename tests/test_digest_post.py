@@ -254,3 +254,40 @@ def test_killed_after_the_parent_then_rerun_posts_no_second_parent(tmp_path, sla
     assert again.returncode == 0 and "already posted" in again.stdout
     assert len(_posts(slack)) == 5
     assert json.loads(json.dumps(parents[0]["metadata"]))["event_payload"]["run"] == 1
+
+
+def test_two_threads_post_the_week_once(db, slack):
+    """The Slack app's scheduler and a button press at the same moment."""
+    results, errors = [], []
+
+    def post() -> None:
+        try:
+            results.append(_post(db, slack, chart=False))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(_parents(slack)) == 1
+    assert sorted(r.already_posted for r in results) == [False, True]
+
+
+def test_a_run_held_by_a_live_process_is_not_taken_over(db, slack):
+    import socket
+
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = f"{socket.gethostname()}:{sleeper.pid}"
+        store.start_post_run(db, WEEK, CHANNEL, NOW, owner)
+        with pytest.raises(PostError, match="right now"):
+            _post(db, slack)
+        assert slack.calls == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    result = _post(db, slack, chart=False)  # its owner is gone: continue its run
+    assert result.resumed and result.run == 1 and len(_parents(slack)) == 1

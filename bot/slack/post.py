@@ -15,7 +15,12 @@ The WebClient (bot.slack.client.make_web_client) already retries 429 after Retry
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+import os
+import socket
+import sqlite3
+import threading
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +37,8 @@ from storage import digests as store
 log = logging.getLogger(__name__)
 
 EVENT_TYPE = "kvmarm_digest"
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
 
 
 class PostError(Exception):
@@ -77,6 +84,22 @@ def post_digest(
             "add it to KVMARM_CHANNEL or KVMARM_CHANNELS"
         )
     now = now or datetime.now(UTC)
+    with _one_at_a_time(period.key, channel):
+        return _post(
+            db,
+            client,
+            channel,
+            period,
+            lang=lang,
+            summarizer=summarizer,
+            force=force,
+            chart=chart,
+            now=now,
+            lore_url=lore_url,
+        )
+
+
+def _post(db, client, channel, period, *, lang, summarizer, force, chart, now, lore_url):
     previous = store.latest_post_run(db, period.key, channel)
     if previous is not None and previous.state == "done" and not force:
         parts = store.post_parts(db, previous)
@@ -93,7 +116,7 @@ def post_digest(
             f"no mail dated in {period.key} in the database: nothing posted (sync or ingest first)"
         )
     resumed = previous is not None and previous.state != "done" and not force
-    run = previous if resumed else store.start_post_run(db, period.key, channel, now)
+    run = _take_over(db, previous) if resumed else _start(db, period, channel, now)
     poster = _Poster(db, client, run, now)
     messages = render_slack(model)
     parent = poster.message(0, "parent", messages[0], thread_ts=None)
@@ -113,6 +136,55 @@ def post_digest(
         resumed=resumed,
         warnings=tuple(poster.warnings),
     )
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextmanager
+def _one_at_a_time(period_key: str, channel: str) -> Iterator[None]:
+    """Threads of one process (the Slack app: scheduler, button) post a week in turn."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault((period_key, channel), threading.Lock())
+    with lock:
+        yield
+
+
+def _start(db, period: Period, channel: str, now: datetime) -> store.PostRun:
+    try:
+        return store.start_post_run(db, period.key, channel, now, _owner())
+    except sqlite3.IntegrityError as exc:
+        raise PostError(
+            f"another process started posting {period.key} to {channel} just now"
+        ) from exc
+
+
+def _take_over(db, run: store.PostRun) -> store.PostRun:
+    """Continue an interrupted run — unless the process that runs it is still alive."""
+    holder = run.state.partition(" ")[2]
+    if holder and holder != _owner() and _alive(holder):
+        raise PostError(
+            f"{run.period_key} is being posted to {run.channel} by process {holder} right now"
+        )
+    claimed = store.claim_post_run(db, run, _owner())
+    if claimed is None:
+        raise PostError(f"another process took over posting {run.period_key} to {run.channel}")
+    return claimed
+
+
+def _alive(holder: str) -> bool:
+    """Is ``host:pid`` a live process on this host?  (Another host: assume it died.)"""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Poster:
