@@ -64,8 +64,10 @@ def resolve_period(
 def pull_before_digest(ctx: Context, period: Period, offline: bool) -> None:
     """Pull the period's mail from lore before a digest, unless ``--offline``.
 
-    The hook for the lore sync (bot.sync): the period is known here, so wiring it is one
-    call.  Until then the digest uses what is in the database.
+    The hook for the lore sync: the period is known here, so wiring it is one call —
+    ``bot.sync.sync(ctx.db, ctx.config, since=period.since - timedelta(days=1))`` (a day
+    early: sync selects by received time, the digest by Date) — with its LoreError turned
+    into a warning or an exit.  Until then the digest uses what is in the database.
     """
     if offline:
         return
