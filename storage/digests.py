@@ -160,9 +160,11 @@ def version_rows(db: sqlite_utils.Database, series_ids: Sequence[str]) -> dict[s
 def patch_rows(db: sqlite_utils.Database, version_keys: Sequence[str]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = defaultdict(list)
     for part in _chunks(list(dict.fromkeys(version_keys))):
-        sql = f"""SELECT version_key, n, msgid, subject FROM patches
+        sql = f"""SELECT version_key, n, msgid, subject, applied, pulled FROM patches
                   WHERE version_key IN ({_marks(part)}) ORDER BY version_key, n"""
         for r in _rows(db, sql, part):
+            r["applied"] = json.loads(r["applied"]) if r["applied"] else None
+            r["pulled"] = json.loads(r["pulled"]) if r["pulled"] else None
             out[r["version_key"]].append(r)
     return dict(out)
 

@@ -106,7 +106,7 @@ def _series_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, S
     history = store.series_mails(ctx.db, sid, ctx.period.until)
     earlier = [m for m in history if (m.date or "") < since]
     trailers = [t for v in versions for t in ctx.trailers.get(v["key"], [])]
-    status = _status(ctx, current)
+    status = _status(ctx, current, ctx.patches.get(current["key"], []))
     section, kind, tags = _section_of(current)
     entry = {
         "kind": "series",
@@ -163,7 +163,7 @@ def _series_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, S
     return entry, request
 
 
-def _status(ctx: Context, version: dict) -> dict:
+def _status(ctx: Context, version: dict, patches: list[dict]) -> dict:
     since, until = iso(ctx.period.since), iso(ctx.period.until)
     evidence = []
     for e in version["evidence"]:
@@ -182,7 +182,8 @@ def _status(ctx: Context, version: dict) -> dict:
                 "after_period": bool(when and when >= until),
             }
         )
-    return {"state": version["status"], "evidence": evidence}
+    done = [p["n"] for p in patches if p["applied"] or p["pulled"]]
+    return {"state": version["status"], "evidence": evidence, "patches_done": done}
 
 
 def _section_of(version: dict) -> tuple[str, str, list[str]]:
@@ -225,6 +226,8 @@ def _patch_trailers(ctx: Context, version: dict) -> list[dict]:
             "subject": p["subject"],
             "msgid": p["msgid"],
             "link": ctx.link(p["msgid"]),
+            "applied": p["applied"],
+            "pulled": p["pulled"],
             "trailers": given.get(p["n"], []),
         }
         for p in ctx.patches.get(version["key"], [])

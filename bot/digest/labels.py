@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+
+_VERSION_RE = re.compile(r"v\d+")
 
 EN = {
     "title": "kvmarm weekly digest",
@@ -42,6 +45,8 @@ EN = {
     "first_post": "First post",
     "status": "Status",
     "after_period": "after this period",
+    "newer_version": "{version} posted by {by}",
+    "patches_done": lambda ns, r: f" (patch {r})" if len(ns) == 1 else f" (patches {r})",
     "summary_llm": "AI summary",
     "summary_extractive": "Summary (extractive)",
     "background": "Background",
@@ -113,6 +118,8 @@ ZH = {
     "first_post": "开始时间",
     "status": "状态",
     "after_period": "发生在本周期之后",
+    "newer_version": "{by} 发布了 {version}",
+    "patches_done": lambda ns, r: f"（补丁 {r}）",
     "summary_llm": "🤖 AI 总结",
     "summary_extractive": "📋 总结（抽取式）",
     "background": "之前讨论要点",
@@ -150,6 +157,15 @@ ZH = {
     "whole_series": "整个系列",
     "none": "无",
 }
+
+
+def evidence_words(ev: dict, t: dict) -> list[str]:
+    """The parts of one status evidence, unescaped: who and where (a newer version says so)."""
+    by = ev.get("by_name") or ev.get("by") or "?"
+    where = ev.get("where")
+    if where and _VERSION_RE.fullmatch(where):
+        return [t["newer_version"].format(version=where, by=by)]
+    return [by, where] if where else [by]
 
 
 def labels(lang: str) -> dict:

@@ -10,7 +10,14 @@ import re
 
 from bot.digest.entries import SECTIONS
 from bot.digest.extractive import ranges
-from bot.digest.labels import labels, period_text, summaries_text, utc_minute, utc_short
+from bot.digest.labels import (
+    evidence_words,
+    labels,
+    period_text,
+    summaries_text,
+    utc_minute,
+    utc_short,
+)
 
 _MD_SPECIAL_RE = re.compile(r"([\\`*_\[\]|#])")
 MAX_MAILS = 200  # per entry; the rest are one lore link away
@@ -132,11 +139,11 @@ def _numbers(e: dict, t: dict) -> str:
 
 def _status(status: dict, t: dict) -> str:
     words = t["statuses"].get(status["state"], status["state"])
+    if status["state"] == "partially-applied" and status.get("patches_done"):
+        words += t["patches_done"](status["patches_done"], ranges(status["patches_done"]))
     proofs = []
     for ev in status["evidence"]:
-        bits = [md_escape(ev["by_name"] or ev["by"])]
-        if ev["where"]:
-            bits.append(md_escape(ev["where"]))
+        bits = [md_escape(word) for word in evidence_words(ev, t)]
         if ev["commit"]:
             bits.append(f"`{ev['commit'][:12]}`")
         label = ", ".join(bits)

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from bot.digest.entries import SECTIONS
 from bot.digest.extractive import ranges
-from bot.digest.labels import labels, period_text, summaries_text, utc_minute, utc_short
+from bot.digest.labels import (
+    evidence_words,
+    labels,
+    period_text,
+    summaries_text,
+    utc_minute,
+    utc_short,
+)
 
 MAX_BLOCKS = 50
 MAX_SECTION = 3000
@@ -169,11 +176,11 @@ def _numbers(e: dict, t: dict) -> str:
 
 def _status(status: dict, t: dict) -> str:
     words = t["statuses"].get(status["state"], status["state"])
+    if status["state"] == "partially-applied" and status.get("patches_done"):
+        words += t["patches_done"](status["patches_done"], ranges(status["patches_done"]))
     proofs = []
     for ev in status["evidence"][:3]:
-        bits = [escape_mrkdwn(ev["by_name"] or ev["by"])]
-        if ev["where"]:
-            bits.append(escape_mrkdwn(ev["where"]))
+        bits = [escape_mrkdwn(word) for word in evidence_words(ev, t)]
         date = ev["date"][:10] if ev["date"] else "?"
         proof = ", ".join(bits) + ", " + _link(ev["link"], date)
         if ev["after_period"]:
