@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import email
+import os
 import statistics
 import sys
 import tempfile
@@ -84,13 +85,18 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.db:
-        db = open_db(args.db)
-    else:
-        shared = Path(__import__("os").environ.get("KVMARM_SHARED_DATA", SHARED_DEFAULT))
-        path = Path(tempfile.mkdtemp()) / "bench.db"
+        run_bench(open_db(args.db), args)
+        return
+    shared = Path(os.environ.get("KVMARM_SHARED_DATA", SHARED_DEFAULT))
+    with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        db = ingest_files(path, archive_files(shared), workers=4)
-        print(f"ingested the archive into {path} in {time.perf_counter() - started:.1f} s")
+        db = ingest_files(Path(tmp) / "bench.db", archive_files(shared), workers=4)
+        print(f"ingested the archive in {time.perf_counter() - started:.1f} s")
+        run_bench(db, args)
+        db.close()
+
+
+def run_bench(db, args) -> None:
     week = args.week or busiest_week(db)
     period = period_for_week(week)
 
