@@ -161,6 +161,7 @@ def _mark_pulled(drafts: list[Draft], slots_of, chains) -> None:
             _pd, slot = max(pool, key=lambda c: posting_date(c[0]) or when)
             if slot.pulled is None:
                 slot.pulled = Evidence(
+                    kind="pulled",
                     msgid=cover.msgid,
                     by=cover.sender.email,
                     where=cover.pull.url,
@@ -236,7 +237,11 @@ def _status(d: Draft, patches, events: DraftEvents | None, members) -> tuple[str
         n = min(newer, key=draft_version)
         superseded = (
             Evidence(
-                msgid=n.first.msgid, by=n.sender, where=f"v{draft_version(n)}", when=posting_date(n)
+                kind="newer-version",
+                msgid=n.first.msgid,
+                by=n.sender,
+                where=f"v{draft_version(n)}",
+                when=posting_date(n),
             ),
         )
     if done:  # the rest of a partly applied version may also have been superseded

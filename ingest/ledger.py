@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from ingest.postings import Draft
-from ingest.records import Evidence, GivenTrailer, Message
+from ingest.records import REVIEW_KINDS, Evidence, GivenTrailer, Message
 from ingest.subjects import normalise_title
 from ingest.threads import sort_key
 
@@ -57,6 +57,9 @@ def _trailer_key(t: GivenTrailer) -> tuple[str, str, str, bool]:
 class Target:
     draft: Draft
     member: Message  # the cover or patch the reply (eventually) answers
+    # Answered through a reply that carries its own patch (a fixup): the discussion is the
+    # posting's, but trailers and "Applied" said there are about that fixup.
+    via_fixup: bool = False
 
 
 def find_targets(
@@ -73,10 +76,12 @@ def find_targets(
         result = None
         if m is not None and m.parent and depth < 200:
             parent = m.parent
+            up = by_id.get(parent)
             if parent in member_of:
                 result = Target(member_of[parent], by_id[parent])
-            else:
-                result = resolve(parent, depth + 1)
+            elif (found := resolve(parent, depth + 1)) is not None:
+                fixup = found.via_fixup or (up is not None and up.has_diff)
+                result = replace(found, via_fixup=fixup) if fixup != found.via_fixup else found
         memo[msgid] = result
         return result
 
@@ -120,22 +125,28 @@ def apply_replies(
         on_cover = target.draft.cover is not None and target.member is target.draft.cover
         aimed = list(slots.values()) if on_cover else _slot_for(slots, target.member)
         source = "cover" if on_cover else "reply"
-        for t in m.trailers:
+        for t in () if target.via_fixup else m.trailers:
             given = GivenTrailer(t.kind, t.name, t.email, m.msgid, source, mismatch=t.mismatch)
             for slot in aimed:
+                if t.kind in REVIEW_KINDS and t.email == slot.message.sender.email:
+                    continue  # nobody reviews, acks or tests their own patch
                 slot.add(given)
         drafted = events.setdefault(id(target.draft), DraftEvents())
-        if m.applied is not None:
+        if m.applied is not None and not target.via_fixup:
             _apply_notice(m, slots, aimed)
             if on_cover:
-                drafted.notices.append(_evidence(m, m.applied.where))
+                drafted.notices.append(_evidence(m, m.applied.where, kind=m.applied.verb))
         if m.respin is not None:
-            drafted.respins.append(_evidence(m, m.respin))
+            drafted.respins.append(_evidence(m, m.respin, kind="respin"))
     return events
 
 
-def _evidence(m: Message, where: str | None, commit: str | None = None) -> Evidence:
-    return Evidence(msgid=m.msgid, by=m.sender.email, where=where, commit=commit, when=m.date)
+def _evidence(
+    m: Message, where: str | None, commit: str | None = None, *, kind: str = "applied"
+) -> Evidence:
+    return Evidence(
+        msgid=m.msgid, by=m.sender.email, where=where, commit=commit, when=m.date, kind=kind
+    )
 
 
 def cover_trailers_for(slots: dict[int, SlotFacts], donor: Draft, donor_slots) -> None:
@@ -172,4 +183,4 @@ def _apply_notice(m: Message, slots: dict[int, SlotFacts], aimed: list[SlotFacts
         named = [(slot, None) for slot in aimed]
     for slot, commit in named:
         if slot.applied is None:
-            slot.applied = _evidence(m, notice.where, commit)
+            slot.applied = _evidence(m, notice.where, commit, kind=notice.verb)

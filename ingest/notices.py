@@ -40,7 +40,7 @@ _WHERE_RE = re.compile(
 _COUNTERS_RE = re.compile(r"\bpatch(?:es)?\s+(?P<list>\d+(?:\s*(?:-|–|to|,|and|&)\s*\d+)*)", re.I)
 _TY_ITEM_RE = re.compile(
     r"^\[(?P<n>\d+)/(?P<total>\d+)\]\s+(?P<subject>.+?)\s*\n"
-    r"(?:[ \t]+commit:\s+(?P<commit>[0-9a-f]{7,40})\b)?",
+    r"(?:[ \t]+(?:commit:\s+|https?://\S*/c/)(?P<commit>[0-9a-f]{7,40})\b)?",
     re.M,
 )
 _WHERE_JUNK = ".,!;:'\""

@@ -40,11 +40,13 @@ _LINK_RE = re.compile(
     r"https?://(?:lore\.kernel\.org/(?:[\w.+-]+/)?|lkml\.kernel\.org/r/|patch\.msgid\.link/"
     r"|lore\.kernel\.org/r/)<?(?P<id>[^\s/<>\"']+(?:@|%40)[^\s/<>\"']+)"
 )
+# Words that make a lore link a link to an earlier version ("v1: https://…", "Link to v2").
+# Not "previous"/"series": "applies on top of the previous fix at https://…" names a
+# dependency, not an earlier version (Andrew Scull's nVHE panic series, 2021-02).
 _VERSION_WORDS_RE = re.compile(
-    r"\b(?:v\d+|version|previous|prior|earlier|last\s+(?:post|spin|round|iteration)|posting|"
-    r"rfc|resend|respin|series)\b",
-    re.I,
+    r"\b(?:v\d+|versions?|revisions?|postings?|iterations?|rfc|resend|respin)\b", re.I
 )
+_FOOTNOTE_RE = re.compile(r"\s*(?:\[\d+\]|[-*]|\d+[.)])?\s*")
 _SEND_ID_RES = (
     # git send-email since 2.x: 20190909121337.27287-4-christoffer.dall@arm.com
     ("gse", re.compile(r"^(\d{14}\.\d+)-\d+-(.+)$")),
@@ -440,8 +442,11 @@ def _version_links(text: str, own: str) -> tuple[str, ...]:
     found = []
     for m in _LINK_RE.finditer(text):
         line = text.rfind("\n", 0, m.start())
-        previous = text.rfind("\n", 0, line) if line > 0 else -1
-        context = text[previous + 1 : m.end()]  # this line and the one before, with the URL
+        context = text[line + 1 : m.end()]  # this line up to and with the URL
+        if _FOOTNOTE_RE.fullmatch(text[line + 1 : m.start()]):
+            # "v1:\n  https://…" or "[1] https://…": the line before says what it is
+            previous = text.rfind("\n", 0, line) if line > 0 else -1
+            context = text[previous + 1 : m.end()]
         if not _VERSION_WORDS_RE.search(context):
             continue
         msgid = m.group("id").replace("%40", "@").replace("%2B", "+").replace("%2b", "+")

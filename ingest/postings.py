@@ -12,6 +12,7 @@ Version + patch count alone never groups anything: that was the old report's bug
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ from ingest.records import Message
 from ingest.threads import sort_key
 
 MARKER_WINDOW = timedelta(hours=12)
+# A cover without "[PATCH 0/N]" is one only if its patches followed within minutes (one
+# git send-email / b4 send run), not a discussion someone later answered with a patch.
+NAKED_COVER_WINDOW = timedelta(minutes=5)
 
 
 @dataclass
@@ -29,7 +33,7 @@ class Draft:
 
     members: dict[int, Message] = field(default_factory=dict)  # counter → message; 0 = cover
     cover: Message | None = None  # a 0/N cover, a [GIT PULL], or a "naked" cover
-    extra: list[Message] = field(default_factory=list)  # duplicates of a taken number
+    resend_of: int | None = None  # an unlabelled RESEND: the version it re-posts
 
     @property
     def first(self) -> Message:
@@ -60,9 +64,15 @@ class Draft:
         return head + [self.members[n] for n in sorted(self.members)]
 
 
+# stable maintainers' notices quote the patch but are not a posting of it
+_STABLE_NOTICE_RE = re.compile(
+    r'^(?:FAILED: )?patch ".*" (?:has been added to|failed to apply to) the ', re.I
+)
+
+
 def is_candidate(m: Message) -> bool:
-    """Cover letters, patches and pull requests; replies and robots never are."""
-    if m.subject.is_reply or m.is_bot:
+    """Cover letters, patches and pull requests; replies, robots and notices never are."""
+    if m.subject.is_reply or m.is_bot or _STABLE_NOTICE_RE.match(m.subject.full):
         return False
     s = m.subject
     if s.pull or m.has_diff:
@@ -177,7 +187,12 @@ def _adopt_naked_cover(draft: Draft, by_id: dict[str, Message], owner) -> None:
         if target is None or target.msgid in owner or target.has_diff or target.subject.is_reply:
             continue
         same_author_root = target.parent is None and target.sender.email == patch.sender.email
-        if target.has_diffstat or same_author_root:
+        sent_together = (
+            target.date is not None
+            and patch.date is not None
+            and timedelta(0) <= patch.date - target.date <= NAKED_COVER_WINDOW
+        )
+        if (target.has_diffstat or same_author_root) and sent_together:
             draft.cover = target
             owner[target.msgid] = draft
             return

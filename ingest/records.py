@@ -185,9 +185,10 @@ class Evidence:
 
     msgid: str
     by: str  # sender address
-    where: str | None = None  # branch / tree / pull request URL
+    where: str | None = None  # branch / tree / pull request URL / "v3" / the sentence
     commit: str | None = None
     when: datetime | None = None
+    kind: str = "applied"  # applied | queued | pulled | newer-version | respin
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ Pull requests are never chained.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 from itertools import pairwise
@@ -21,9 +22,13 @@ from ingest.postings import Draft, posting_date
 from ingest.records import Message
 from ingest.threads import _UnionFind, sort_key
 
+_STABLE_RE = re.compile(r"^\d+\.\d+(?:\.\d+)?(?:\.y|-stable)?$|^stable", re.I)
+
 
 def draft_version(d: Draft) -> int:
-    return d.explicit_version or 1
+    """The version a posting is of: as labelled; an unlabelled RESEND is a re-post of the
+    version before it in its series (set when chaining)."""
+    return d.explicit_version or d.resend_of or 1
 
 
 def draft_title_key(d: Draft) -> str:
@@ -69,10 +74,32 @@ def chain_drafts(
         groups[uf.find(index[id(d)])].append(d)
     out = []
     for members in groups.values():
+        _number_unlabelled_resends(members)
         members.sort(key=lambda d: (draft_version(d), sort_key(d.first)))
         how = sorted({k for d in members for k in kinds.get(index[id(d)], ())})
         out.append((members, how))
     return out
+
+
+def _number_unlabelled_resends(members: list[Draft]) -> None:
+    latest = 0
+    for d in sorted(members, key=lambda d: sort_key(d.first)):
+        if d.explicit_version is None and _is_resend(d) and latest:
+            d.resend_of = latest
+        latest = max(latest, draft_version(d))
+
+
+def _is_resend(d: Draft) -> bool:
+    return any(m.subject.resend for m in d.all_messages())
+
+
+def _stable_targets(d: Draft) -> frozenset[str]:
+    """Prefixes naming a stable tree or AUTOSEL ("[PATCH AUTOSEL 4.19 20/45]"): backports of
+    one patch to different trees are separate postings, not versions of each other."""
+    first = d.first.subject
+    return frozenset(
+        p.casefold() for p in first.prefixes if p.upper() == "AUTOSEL" or _STABLE_RE.match(p)
+    )
 
 
 def _may_link(older: Draft, newer: Draft, kind: str) -> bool:
@@ -85,11 +112,16 @@ def _may_link(older: Draft, newer: Draft, kind: str) -> bool:
         return True
     if _send_ids(older) & _send_ids(newer):
         return False  # sent together: two halves of one send, not two versions
+    if _stable_targets(older) != _stable_targets(newer):
+        return False
+    if newer.explicit_version is None and _is_resend(newer) and kind != "patches":
+        # "[PATCH RESEND]" of some earlier version, without saying which.
+        return older.sender == newer.sender and draft_title_key(older) == draft_title_key(newer)
     v_old, v_new = draft_version(older), draft_version(newer)
     if v_old > v_new:
         return False
     if v_old == v_new:
-        resend = any(m.subject.resend for m in newer.all_messages())
+        resend = _is_resend(newer)
         # An unlabeled re-post with the same subject is b4's "assumed new revision".
         both_unlabeled = older.explicit_version is None and newer.explicit_version is None
         if not (resend or (both_unlabeled and kind == "subject")):

@@ -15,6 +15,7 @@ from ingest.records import Subject
 _REPLY_RE = re.compile(
     r"^\s*(?:(?:re|fwd?|aw|sv|antw|odp|r)(?:\[\d+\])?\s*:|(?:re|fwd?)\s)\s*", re.I
 )
+_MISSING_BRACKET_RE = re.compile(r"^(?:RFC[ ,])?PATCH\b[^\[\]]{0,40}\]", re.I)
 _LEADING_GROUP_RE = re.compile(r"^\s*\[([^\]]*)\]")
 _NESTED_RE = (re.compile(r"\[([^\]]*)\[([^\[\]]*)\]"), re.compile(r"\[([^\]]*)\]([^\[\]]*)\]"))
 _COUNTER_RE = re.compile(r"^(\d{1,4})/(\d{1,4})$")
@@ -36,6 +37,8 @@ def parse_subject(raw: str) -> Subject:
     """Split a decoded subject into reply flag, prefixes, version, counters and title."""
     full = " ".join(raw.split())
     rest, is_reply = _strip_reply(full)
+    if _MISSING_BRACKET_RE.match(rest):
+        rest = "[" + rest  # "PATCH v4 00/11] KVM: …": the sender's tool lost the "["
     rest = _flatten_nested_brackets(rest)
     tokens, rest = _take_leading_groups(rest)
     # "Re:" after the prefixes ("[PATCH] Re: foo") is still a reply.

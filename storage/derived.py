@@ -89,7 +89,14 @@ def evidence_json(e: Evidence | None) -> str | None:
 
 
 def evidence_dict(e: Evidence) -> dict:
-    return {"msgid": e.msgid, "by": e.by, "where": e.where, "commit": e.commit, "date": iso(e.when)}
+    return {
+        "kind": e.kind,
+        "msgid": e.msgid,
+        "by": e.by,
+        "where": e.where,
+        "commit": e.commit,
+        "date": iso(e.when),
+    }
 
 
 def _series_row(s: Series) -> dict:

@@ -30,6 +30,7 @@ def test_applied_reply_to_one_patch_marks_only_that_patch(db) -> None:
     v = _version(db, "applied-one-of-three.mbox")
     applied = {p["n"]: p["applied"] for p in v["patches"]}
     assert applied[1] == {
+        "kind": "applied",
         "msgid": "mark-1@example.org",
         "by": "mark@example.org",
         "where": "kvmarm/fixes",
