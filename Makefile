@@ -22,7 +22,7 @@ digest: install
 # The same offline, on one month of the shared archive.
 demo: install
 	$(BIN)/kvmarm --db $(VENV)/demo.db ingest $(SHARED)/kvmarm-archive/kvmarm-2022-02.mbox.gz
-	$(BIN)/kvmarm --db $(VENV)/demo.db status
+	$(BIN)/kvmarm --db $(VENV)/demo.db digest --week 2022-W06 --offline
 
 # pytest exits 5 when it collected nothing: that is not a failure of the code.
 test: install
@@ -38,8 +38,12 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Speed checks: each prints its figures and a ratio against a baseline run in the same process.
 bench: install
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/digest.py
+	$(BIN)/python bench/commands.py
+	$(BIN)/python bench/sync.py
 
 ci: test
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import click
 
 from bot.cli_context import Context, pass_ctx
@@ -74,9 +76,21 @@ def ctx_exit(code: int) -> None:
     metavar="C…",
     help="Channel for the scheduled digest (default $KVMARM_CHANNEL; must be allowed).",
 )
+@click.option(
+    "--sync-every",
+    type=click.IntRange(min=0),
+    default=60,
+    show_default=True,
+    metavar="MINUTES",
+    help="Pull new mail from lore this often so answers are fresh (0: never).",
+)
 @pass_ctx
 def serve(
-    ctx: Context, http: str | None, schedule_text: str | None, channels: tuple[str, ...]
+    ctx: Context,
+    http: str | None,
+    schedule_text: str | None,
+    channels: tuple[str, ...],
+    sync_every: int,
 ) -> None:
     """Run the Slack app: /kvmarm commands, @-mentions, buttons, weekly digest.
 
@@ -94,6 +108,12 @@ def serve(
     from bot.slack.serve import serve as run
 
     try:
-        run(ctx.config, http=http, schedule_text=schedule_text, channels=channels)
+        run(
+            ctx.config,
+            http=http,
+            schedule_text=schedule_text,
+            channels=channels,
+            sync_every=timedelta(minutes=sync_every) if sync_every else None,
+        )
     except (ServeError, ScheduleError) as exc:
         raise click.ClickException(str(exc)) from exc

@@ -32,6 +32,10 @@ def db_path(tmp_path) -> str:
 
 
 def run(db_path: str, *args: str, **env):
+    """The CLI on the fixture database; digest/post do not pull from lore here (tests never
+    reach the internet; tests/test_sync.py covers the pull against a local lore)."""
+    if args and args[0] in ("digest", "post") and "--help" not in args and "--offline" not in args:
+        args = (*args, "--offline")
     return CliRunner().invoke(main, ["--db", db_path, *args], env={**CLEAN_ENV, **env})
 
 

@@ -275,7 +275,7 @@ def test_kvmarm_serve_http_end_to_end(fake_slack, archive, tmp_path):
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(kvmarm), "serve", "--http", f"127.0.0.1:{port}"],
+            [str(kvmarm), "serve", "--http", f"127.0.0.1:{port}", "--sync-every", "0"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

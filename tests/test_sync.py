@@ -385,3 +385,36 @@ def test_cli_git_clones_from_the_lore_url_when_the_mirror_is_missing(tmp_path, l
     assert result.output.startswith("336 new messages")
     again = _kvmarm(tmp_path, lore_august.url, "sync", "--git", str(mirror))
     assert again.output.startswith("0 new messages") and "0 commits read" in again.output
+
+
+def test_digest_pulls_its_week_from_lore_first(tmp_path, lore_august):
+    """The README's main command: `kvmarm digest` on an empty database syncs, then prints."""
+    result = _kvmarm(tmp_path, lore_august.url, "digest", "--week", "2020-W33", "--extractive")
+    assert result.exit_code == 0, result.output
+    assert "pulled" in result.stderr and "new mails from lore" in result.stderr
+    assert "2020-W33" in result.stdout and "## Totals" in result.stdout
+    stored = _kvmarm(tmp_path, lore_august.url, "status", "--json")
+    assert json.loads(stored.output)["messages"] > 0
+    offline = _kvmarm(
+        tmp_path, lore_august.url, "digest", "--week", "2020-W33", "--extractive", "--offline"
+    )
+    assert offline.exit_code == 0 and offline.stdout == result.stdout
+
+
+def test_digest_without_lore_says_so_and_post_refuses(tmp_path):
+    with FakeLore(Reply(403, b"forbidden")) as lore:
+        digest = _kvmarm(tmp_path, lore.url, "digest", "--week", "2020-W33")
+        post = CliRunner().invoke(
+            main,
+            ["--db", str(tmp_path / "cli.db"), "post", "--channel", "C1", "--week", "2020-W33"],
+            env={
+                "KVMARM_LORE_URL": lore.url,
+                "KVMARM_CONFIG": str(tmp_path / "none.toml"),
+                "SLACK_BOT_TOKEN": "xoxb-test",
+                "SLACK_API_URL": "http://127.0.0.1:9/api/",
+                "KVMARM_CHANNEL": "C1",
+            },
+        )
+    assert digest.exit_code == 0
+    assert "warning: could not pull from lore" in digest.stderr
+    assert post.exit_code == 1 and "Not posting a week that may be incomplete" in post.output

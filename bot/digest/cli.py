@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import click
 
@@ -61,16 +61,35 @@ def resolve_period(
         raise click.BadParameter(str(exc)) from exc
 
 
-def pull_before_digest(ctx: Context, period: Period, offline: bool) -> None:
+def pull_before_digest(ctx: Context, period: Period, offline: bool, *, required: bool) -> None:
     """Pull the period's mail from lore before a digest, unless ``--offline``.
 
-    The hook for the lore sync: the period is known here, so wiring it is one call —
-    ``bot.sync.sync(ctx.db, ctx.config, since=period.since - timedelta(days=1))`` (a day
-    early: sync selects by received time, the digest by Date) — with its LoreError turned
-    into a warning or an exit.  Until then the digest uses what is in the database.
+    A day early: the sync selects by received time, the digest by Date.  When lore cannot
+    be reached, a printed digest goes on from the database and says so on stderr; a post
+    (``required``) stops instead, because a week is posted only once.
     """
     if offline:
         return
+    from bot.progress import progress
+    from bot.sync import sync
+    from ingest.lore.client import LoreError
+
+    try:
+        with progress("lore", None) as bar:
+            report = sync(ctx.db, ctx.config, since=period.since - timedelta(days=1), progress=bar)
+    except LoreError as exc:
+        message = f"could not pull from lore ({ctx.config.lore_url}): {exc}"
+        if required:
+            raise click.ClickException(
+                f"{message}\nNot posting a week that may be incomplete; retry, or pass "
+                "--offline to post from what is stored."
+            ) from exc
+        click.echo(
+            f"warning: {message}; the digest shows what is stored (--offline skips this step)",
+            err=True,
+        )
+        return
+    click.echo(f"pulled {report.ingest.added} new mails from lore", err=True)
 
 
 @click.command()
@@ -136,7 +155,7 @@ def digest(
 
     now = datetime.now(UTC)
     period = resolve_period(week, since, until, last, now)
-    pull_before_digest(ctx, period, offline)
+    pull_before_digest(ctx, period, offline, required=False)
     config = ctx.config
     lang = lang or config.lang
     summarizer = ExtractiveSummarizer() if extractive else make_summarizer(config)
@@ -208,7 +227,7 @@ def post(
         raise click.ClickException("SLACK_BOT_TOKEN is not set: cannot post (try kvmarm digest)")
     now = datetime.now(UTC)
     period = resolve_period(week, since, until, last, now)
-    pull_before_digest(ctx, period, offline)
+    pull_before_digest(ctx, period, offline, required=True)
     try:
         result = post_digest(
             ctx.db,

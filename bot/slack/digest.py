@@ -20,7 +20,14 @@ from slack_sdk import WebClient
 from bot.commands.digest import digest_period
 from bot.commands.grammar import Command
 from bot.config import Config
-from bot.digest import PeriodError, Summarizer, build_digest, period_last_week, render_slack
+from bot.digest import (
+    Period,
+    PeriodError,
+    Summarizer,
+    build_digest,
+    period_last_week,
+    render_slack,
+)
 from bot.slack.blocks import MAX_BLOCKS, POST_DIGEST_ACTION, button
 from bot.slack.escape import escape_mrkdwn
 from bot.slack.post import PostError, post_digest
@@ -35,6 +42,8 @@ class DigestGlue:
     summarizer: Summarizer
     db_factory: Callable
     now: Callable[[], datetime]
+    # Pulls a period's mail from lore before the scheduled post (serve wires bot.sync).
+    pull: Callable[[object, Period], object] | None = None
 
     # ---- /kvmarm digest … -----------------------------------------------------------------
 
@@ -120,6 +129,8 @@ class DigestGlue:
 
         def job(due: datetime) -> None:
             period = period_last_week(due)
+            if self.pull is not None:
+                self.pull(self.db_factory(), period)  # LoreError: the schedule retries
             for channel in channels:
                 try:
                     result = post_digest(

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from dateutil import rrule, tz
 from slack_sdk.errors import SlackApiError
 
+from ingest.lore.client import LoreError
 from storage.db import StorageError
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ _DAYS = {
 }
 _SPEC_RE = re.compile(r"^\s*([a-z]{3})[a-z]*\s+(\d{1,2}):(\d{2})(?:\s+(\S+))?\s*$", re.IGNORECASE)
 # Failures worth retrying: Slack or the network down, the database busy.
-RETRYABLE = (SlackApiError, OSError, sqlite3.Error, StorageError)
+RETRYABLE = (SlackApiError, OSError, sqlite3.Error, StorageError, LoreError)
 
 
 class ScheduleError(ValueError):

@@ -9,14 +9,44 @@ from __future__ import annotations
 
 import logging
 import socketserver
+import sqlite3
+import threading
+from collections.abc import Callable
+from datetime import timedelta
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from ingest.lore.client import LoreError
+
 EVENTS_PATH = "/slack/events"
 log = logging.getLogger(__name__)
+
+
+DEFAULT_SYNC_EVERY = timedelta(hours=1)
+
+
+def _pull(config) -> Callable:
+    """Pull a week's mail from lore before it is posted (a day early: received vs Date)."""
+    from bot.sync import sync
+
+    def pull(db, period) -> None:
+        sync(db, config, since=period.since - timedelta(days=1))
+
+    return pull
+
+
+def sync_forever(run_sync: Callable[[], object], every: timedelta, stop: threading.Event) -> None:
+    """Keep the database fresh for slash commands: sync, wait ``every``, repeat.  A failing
+    sync (lore down) is logged and tried again next time; nothing half-written stays."""
+    while not stop.is_set():
+        try:
+            run_sync()
+        except (LoreError, OSError, sqlite3.Error) as exc:
+            log.warning("sync from lore failed, will retry in %s: %s", every, exc)
+        stop.wait(every.total_seconds())
 
 
 class ServeError(Exception):
@@ -76,9 +106,9 @@ def serve(
     http: str | None = None,
     schedule_text: str | None = None,
     channels: tuple[str, ...] = (),
+    sync_every: timedelta | None = DEFAULT_SYNC_EVERY,
 ) -> None:
     """`kvmarm serve`: build the app from ``config`` and run it until interrupted."""
-    import threading
     from datetime import UTC, datetime
 
     from bot.commands.summary import llm_summarize
@@ -87,6 +117,7 @@ def serve(
     from bot.slack.client import make_web_client
     from bot.slack.digest import DigestGlue
     from bot.slack.schedule import parse_schedule, run_schedule
+    from bot.sync import sync
     from storage.db import open_db
 
     if not config.slack_bot_token:
@@ -102,7 +133,9 @@ def serve(
     client = make_web_client(config)
     db_factory = per_thread(lambda: open_db(config.db))
     summarizer = make_summarizer(config)
-    digest = DigestGlue(config, client, summarizer, db_factory, lambda: datetime.now(UTC))
+    digest = DigestGlue(
+        config, client, summarizer, db_factory, lambda: datetime.now(UTC), pull=_pull(config)
+    )
     app = create_app(
         config,
         client=client,
@@ -119,6 +152,14 @@ def serve(
         )
         thread.start()
         log.info("weekly digest: %s to %s", schedule.describe(), ", ".join(targets))
+    if sync_every:
+        threading.Thread(
+            target=sync_forever,
+            args=(lambda: sync(db_factory(), config), sync_every, threading.Event()),
+            name="kvmarm-sync",
+            daemon=True,
+        ).start()
+        log.info("syncing from %s every %s", config.lore_url, sync_every)
     if hostport:
         run_http(app, *hostport)
     else:
