@@ -23,14 +23,13 @@ import difflib
 import re
 import unicodedata
 import urllib.parse
-from collections import defaultdict
 from dataclasses import dataclass
 
 import sqlite_utils
 
 # Same package: the row→dict helpers behind `kvmarm series --json`, so answers share its shape.
-from storage.views import _rows
-from storage.views import _series_dict as series_dict
+from storage.views import fetch_rows as _rows
+from storage.views import series_json
 
 MAX_WORDS = 12
 MAX_WORD_CHARS = 80
@@ -348,30 +347,9 @@ def _marks(values) -> str:
 
 
 def series_detail(db: sqlite_utils.Database, series_id: str) -> dict | None:
-    """One series in the `kvmarm series --json` shape (storage.views), read by id only."""
-    rows = _rows(db, "SELECT * FROM series WHERE id = ?", [series_id])
-    if not rows:
-        return None
-    versions = _rows(
-        db, "SELECT * FROM versions WHERE series_id = ? ORDER BY position", [series_id]
-    )
-    keys = [v["key"] for v in versions]
-    patches: dict[str, list[dict]] = defaultdict(list)
-    for p in _rows(
-        db,
-        f"SELECT * FROM patches WHERE version_key IN ({_marks(keys)}) ORDER BY version_key, n",
-        keys,
-    ):
-        patches[p["version_key"]].append(p)
-    trailers: dict[str, list[dict]] = defaultdict(list)
-    for t in _rows(
-        db,
-        f"""SELECT * FROM trailers WHERE version_key IN ({_marks(keys)})
-            ORDER BY version_key, n, position""",
-        keys,
-    ):
-        trailers[t["version_key"]].append(t)
-    return series_dict(rows[0], versions, patches, trailers)
+    """One series in the `kvmarm series --json` shape, read by id only."""
+    found = series_json(db, ids=[series_id])
+    return found[0] if found else None
 
 
 def thread_row(db: sqlite_utils.Database, root: str) -> dict | None:

@@ -38,6 +38,9 @@ def series_in_window(
     return [r[0] for r in db.execute(sql, params)]
 
 
+_FEW = 200  # SQLite allows 32766 parameters; stay far below and keep plans simple
+
+
 def series_json(
     db: sqlite_utils.Database,
     since: datetime | None = None,
@@ -48,12 +51,29 @@ def series_json(
     wanted = set(ids if ids is not None else series_in_window(db, since, until))
     if not wanted:
         return []
-    rows = _rows(db, "SELECT * FROM series ORDER BY first_date, id")
-    versions = _grouped(db, "SELECT * FROM versions ORDER BY series_id, position", "series_id")
-    patches = _grouped(db, "SELECT * FROM patches ORDER BY version_key, n", "version_key")
-    trailers = _grouped(
-        db, "SELECT * FROM trailers ORDER BY version_key, n, position", "version_key"
+    if len(wanted) <= _FEW:  # a handful (a slash command): read just those
+        marks = ", ".join("?" * len(wanted))
+        where = f"WHERE series_id IN ({marks})"
+        params = sorted(wanted)
+        in_versions = f"WHERE version_key IN (SELECT key FROM versions {where})"
+        rows = fetch_rows(db, f"SELECT * FROM series WHERE id IN ({marks})", params)
+    else:  # most of the database: one pass over each table is cheaper
+        where = in_versions = ""
+        params = []
+        rows = fetch_rows(db, "SELECT * FROM series")
+    versions = _grouped(
+        db, f"SELECT * FROM versions {where} ORDER BY series_id, position", "series_id", params
     )
+    patches = _grouped(
+        db, f"SELECT * FROM patches {in_versions} ORDER BY version_key, n", "version_key", params
+    )
+    trailers = _grouped(
+        db,
+        f"SELECT * FROM trailers {in_versions} ORDER BY version_key, n, position",
+        "version_key",
+        params,
+    )
+    rows.sort(key=lambda s: (s["first_date"] or "", s["id"]))
     return [
         _series_dict(s, versions.get(s["id"], []), patches, trailers)
         for s in rows
@@ -87,7 +107,7 @@ def threads_json(
             entry["series"].append(series_id)
     info = {
         r["root"]: r
-        for r in _rows(
+        for r in fetch_rows(
             db, "SELECT root, subject, first_date, last_date, n_messages, missing FROM threads"
         )
     }
@@ -157,15 +177,16 @@ def status_json(db: sqlite_utils.Database, db_path: str) -> dict:
     }
 
 
-def _rows(db: sqlite_utils.Database, sql: str, params=()) -> list[dict]:
+def fetch_rows(db: sqlite_utils.Database, sql: str, params=()) -> list[dict]:
+    """Rows of a query as dicts (column name → value)."""
     cur = db.execute(sql, params)
     cols = [c[0] for c in cur.description]
     return [dict(zip(cols, r, strict=True)) for r in cur]
 
 
-def _grouped(db: sqlite_utils.Database, sql: str, key: str) -> dict[str, list[dict]]:
+def _grouped(db: sqlite_utils.Database, sql: str, key: str, params=()) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = defaultdict(list)
-    for row in _rows(db, sql):
+    for row in fetch_rows(db, sql, params):
         out[row[key]].append(row)
     return out
 
