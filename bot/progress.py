@@ -14,7 +14,9 @@ class Progress(Protocol):
     def update(self, description: str) -> None: ...
 
 
-class _Silent:
+class Silent:
+    """A progress sink that shows nothing (piped output, or library callers)."""
+
     def advance(self, amount: float = 1) -> None:
         pass
 
@@ -41,7 +43,7 @@ def interactive() -> bool:
 def progress(description: str, total: float | None, unit: str = "") -> Iterator[Progress]:
     """A progress bar on stderr when it is a terminal; a no-op otherwise."""
     if not interactive():
-        yield _Silent()
+        yield Silent()
         return
     from rich.progress import (
         BarColumn,

@@ -31,7 +31,7 @@ import sqlite_utils
 
 from bot.config import Config
 from bot.pipeline import IngestReport, default_workers, ingest_mails
-from bot.progress import Progress
+from bot.progress import Progress, Silent
 from bot.sync_git import GitSyncReport, SyncError, sync_git
 from ingest.lore.client import LoreClient, LoreError, LoreMail, SeriesHead
 from ingest.subjects import parse_subject
@@ -78,14 +78,6 @@ class SyncReport:
         return data
 
 
-class _NoProgress:
-    def advance(self, amount: float = 1) -> None:
-        pass
-
-    def update(self, description: str) -> None:
-        pass
-
-
 @dataclass
 class _Pulled:
     """Everything fetched in phase 1, by Message-ID (first copy wins)."""
@@ -126,7 +118,7 @@ def sync(
     window.  Raises ``LoreError`` (nothing stored, mark unchanged) when lore fails.
     """
     until = (now or datetime.now(UTC)).astimezone(UTC)
-    bar = progress or _NoProgress()
+    bar = progress or Silent()
     own_client = client is None
     lore = client or LoreClient(config.lore_url, git_config=True)
     clock = time.monotonic()

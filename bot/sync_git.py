@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlite_utils
 
 from bot.pipeline import IngestReport, default_workers, ingest_mails
-from bot.progress import Progress
+from bot.progress import Progress, Silent
 from ingest.lore.client import default_user_agent
 from ingest.sources import SourceError, count_bytes, git_env, iter_git_epoch
 from storage.messages import iso
@@ -49,16 +49,6 @@ class GitSyncReport:
         return data
 
 
-class _NoProgress:
-    """Progress sink for library callers that pass none."""
-
-    def advance(self, amount: float = 1) -> None:
-        pass
-
-    def update(self, description: str) -> None:
-        pass
-
-
 def _advance(bar: Progress) -> Callable[[object], None]:
     return lambda _mail: bar.advance()
 
@@ -81,7 +71,7 @@ def sync_git(
     commit is read again and duplicates are skipped.
     """
     at = (now or datetime.now(UTC)).astimezone(UTC)
-    bar = progress or _NoProgress()
+    bar = progress or Silent()
     repo = Path(repo_dir).expanduser().absolute()
     try:
         result = _sync_git(db, repo, clone_url, fetch, bar)

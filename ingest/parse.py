@@ -15,6 +15,7 @@ import email.parser
 import email.policy
 import email.utils
 import re
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from email.message import Message as EmailMessage
 
@@ -62,26 +63,61 @@ _BOT_NAME_RE = re.compile(r"\b(?:test robot|(?:ro)?bot)\b|-bot\b|^syzbot$", re.I
 _MAX_DATE_SKEW = timedelta(days=365 * 30)
 
 
+@dataclass(frozen=True, slots=True)
+class MailHeaders:
+    """The header facts of a mail, read exactly as parse_mail reads them."""
+
+    msgid: str | None
+    in_reply_to: str | None
+    references: tuple[str, ...]
+    subject: str  # decoded
+    sender: Person
+    date: datetime | None
+    date_problem: str | None
+    received: datetime | None  # public-inbox's rt: first Received with a date, else Date
+
+
+def read_headers(raw: bytes) -> MailHeaders:
+    """Header facts only (no body): what the lore sync needs to plan its requests."""
+    head, _body = _split_head(raw)
+    return _mail_headers(_Headers(_HEADER_PARSER.parsebytes(_wanted_headers(head))))
+
+
+def _mail_headers(headers: _Headers) -> MailHeaders:
+    msgid = _msgid(headers.get("message-id"))
+    in_reply_to = _msgid(headers.get("in-reply-to"))
+    date, problem = parse_date(headers.get("date"))
+    return MailHeaders(
+        msgid=msgid,
+        in_reply_to=in_reply_to,
+        references=_references(headers.all("references"), in_reply_to, msgid or ""),
+        subject=_decoded(headers.get("subject")),
+        sender=_sender(headers.get("from") or ""),
+        date=date,
+        date_problem=problem,
+        received=_received(headers.all("received")) or date,
+    )
+
+
 def parse_mail(raw: bytes) -> ParsedMail:
     """Parse one RFC 822 mail.  Raises MalformedMail when it has no usable Message-ID."""
     head, body = _split_head(raw)
     msg = _HEADER_PARSER.parsebytes(_wanted_headers(head))
     headers = _Headers(msg)
-    msgid = _msgid(headers.get("message-id"))
+    facts = _mail_headers(headers)
+    msgid = facts.msgid
     if not msgid:
         raise MalformedMail("no Message-ID header")
     problems: list[str] = []
-    subject = parse_subject(_decoded(headers.get("subject")))
-    sender = _sender(headers.get("from") or "")
-    date, problem = parse_date(headers.get("date"))
-    if problem:
-        problems.append(f"Date: {problem}")
+    subject = parse_subject(facts.subject)
+    sender, date = facts.sender, facts.date
+    if facts.date_problem:
+        problems.append(f"Date: {facts.date_problem}")
     text = _body_text(raw, msg, body, problems)
     parts = bodies.split_body(text)
     is_patch = parts.has_diff and not subject.is_reply
     trailers = _trailers(subject, parts, sender, is_patch)
-    in_reply_to = _msgid(headers.get("in-reply-to"))
-    references = _references(headers.all("references"), in_reply_to, msgid)
+    in_reply_to, references = facts.in_reply_to, facts.references
     is_reply = subject.is_reply or _is_unmarked_reply(subject, parts, trailers, references)
     own = parts.message if is_patch else bodies.own_text(parts.message)
     message = Message(
@@ -89,7 +125,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
         subject=subject if is_reply == subject.is_reply else _as_reply(subject),
         sender=sender,
         date=date,
-        received=_received(headers.get("received")),
+        received=_received(headers.all("received")),
         list_id=_list_id(headers.get("list-id")),
         in_reply_to=in_reply_to,
         references=references,
@@ -251,11 +287,13 @@ def _sender(raw: str) -> Person:
     return Person(name=name or addr, email=addr)
 
 
-def _received(first: str | None) -> datetime | None:
-    if not first:
-        return None
-    date, _ = parse_date(first.rpartition(";")[2])
-    return date
+def _received(received: list[str]) -> datetime | None:
+    """The topmost Received header with a parseable date (public-inbox's ``rt``)."""
+    for header in received:
+        date, _ = parse_date(header.rpartition(";")[2])
+        if date is not None:
+            return date
+    return None
 
 
 def _list_id(value: str | None) -> str | None:
@@ -424,8 +462,6 @@ def _is_unmarked_reply(subject: Subject, parts: bodies.BodyParts, trailers, refe
 
 
 def _as_reply(subject: Subject) -> Subject:
-    from dataclasses import replace
-
     return replace(subject, is_reply=True)
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import gzip
 import re
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.loopback import LoopbackServer
 
 
 @dataclass(frozen=True)
@@ -36,27 +37,15 @@ class Seen:
     body: bytes
 
 
-class FakeLore:
+class FakeLore(LoopbackServer):
     def __init__(self, *replies: Reply) -> None:
         self.requests: list[Seen] = []
         self._replies = list(replies) or [Reply(404, b"No results found")]
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> FakeLore:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_handler(self))
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/kvmarm"
+        return self.origin + "/kvmarm"
 
     def _next(self, seen: Seen) -> Reply:
         with self._lock:

@@ -6,7 +6,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
+
+from bot.digest.extractive import ranges
 
 _VERSION_RE = re.compile(r"v\d+")
 
@@ -166,6 +169,35 @@ def evidence_words(ev: dict, t: dict) -> list[str]:
     if where and _VERSION_RE.fullmatch(where):
         return [t["newer_version"].format(version=where, by=by)]
     return [by, where] if where else [by]
+
+
+def status_line(
+    status: dict,
+    t: dict,
+    *,
+    escape: Callable[[str], str],
+    link: Callable[[str, str], str],
+    limit: int | None = None,
+) -> tuple[str, list[str]]:
+    """A status in words and its evidence, one proof each: who, where, commit, dated link.
+
+    ``escape`` makes mail-derived words safe for the format; ``link(label, url)`` makes a
+    link in it.  Shared by the Markdown and Slack renderings so both say the same.
+    """
+    words = t["statuses"].get(status["state"], status["state"])
+    if status["state"] == "partially-applied" and status.get("patches_done"):
+        words += t["patches_done"](status["patches_done"], ranges(status["patches_done"]))
+    proofs = []
+    for ev in status["evidence"][:limit]:
+        bits = [escape(word) for word in evidence_words(ev, t)]
+        if ev["commit"]:
+            bits.append(f"`{ev['commit'][:12]}`")
+        date = ev["date"][:10] if ev["date"] else "?"
+        proof = f"{', '.join(bits)}, {link(date, ev['link'])}"
+        if ev["after_period"]:
+            proof += f" ({t['after_period']})"
+        proofs.append(proof)
+    return words, proofs
 
 
 def labels(lang: str) -> dict:

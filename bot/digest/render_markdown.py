@@ -11,9 +11,9 @@ import re
 from bot.digest.entries import SECTIONS
 from bot.digest.extractive import ranges
 from bot.digest.labels import (
-    evidence_words,
     labels,
     period_text,
+    status_line,
     summaries_text,
     utc_minute,
     utc_short,
@@ -138,20 +138,7 @@ def _numbers(e: dict, t: dict) -> str:
 
 
 def _status(status: dict, t: dict) -> str:
-    words = t["statuses"].get(status["state"], status["state"])
-    if status["state"] == "partially-applied" and status.get("patches_done"):
-        words += t["patches_done"](status["patches_done"], ranges(status["patches_done"]))
-    proofs = []
-    for ev in status["evidence"]:
-        bits = [md_escape(word) for word in evidence_words(ev, t)]
-        if ev["commit"]:
-            bits.append(f"`{ev['commit'][:12]}`")
-        label = ", ".join(bits)
-        date = ev["date"][:10] if ev["date"] else "?"
-        proof = f"{label}, {_link(date, ev['link'])}"
-        if ev["after_period"]:
-            proof += f" ({t['after_period']})"
-        proofs.append(proof)
+    words, proofs = status_line(status, t, escape=md_escape, link=_link)
     return f"**{t['status']}**: {words}" + (" — " + "; ".join(proofs) if proofs else "")
 
 

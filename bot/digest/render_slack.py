@@ -12,9 +12,9 @@ from __future__ import annotations
 from bot.digest.entries import SECTIONS
 from bot.digest.extractive import ranges
 from bot.digest.labels import (
-    evidence_words,
     labels,
     period_text,
+    status_line,
     summaries_text,
     utc_minute,
     utc_short,
@@ -175,17 +175,9 @@ def _numbers(e: dict, t: dict) -> str:
 
 
 def _status(status: dict, t: dict) -> str:
-    words = t["statuses"].get(status["state"], status["state"])
-    if status["state"] == "partially-applied" and status.get("patches_done"):
-        words += t["patches_done"](status["patches_done"], ranges(status["patches_done"]))
-    proofs = []
-    for ev in status["evidence"][:3]:
-        bits = [escape_mrkdwn(word) for word in evidence_words(ev, t)]
-        date = ev["date"][:10] if ev["date"] else "?"
-        proof = ", ".join(bits) + ", " + _link(ev["link"], date)
-        if ev["after_period"]:
-            proof += f" ({t['after_period']})"
-        proofs.append(proof)
+    words, proofs = status_line(
+        status, t, escape=escape_mrkdwn, link=lambda label, url: _link(url, label), limit=3
+    )
     return f"*{t['status']}:* {words}" + (" — " + "; ".join(proofs) if proofs else "")
 
 
@@ -255,7 +247,7 @@ def _mrkdwn(text: str) -> dict:
 
 
 def _section(text: str) -> dict:
-    return {"type": "section", "text": _mrkdwn(_cut(text, MAX_SECTION))}
+    return {"type": "section", "text": _mrkdwn(cut_mrkdwn(text, MAX_SECTION))}
 
 
 def _header(text: str) -> dict:
@@ -265,7 +257,7 @@ def _header(text: str) -> dict:
 
 
 def _context(text: str) -> dict:
-    return {"type": "context", "elements": [_mrkdwn(_cut(text, MAX_SECTION))]}
+    return {"type": "context", "elements": [_mrkdwn(cut_mrkdwn(text, MAX_SECTION))]}
 
 
 def _fit(lines: list[str], limit: int = MAX_SECTION) -> str:
@@ -276,7 +268,7 @@ def _fit(lines: list[str], limit: int = MAX_SECTION) -> str:
         extra = len(line) + (1 if out else 0)
         if used + extra > limit - 2:
             if not out:
-                return _cut(line, limit)
+                return cut_mrkdwn(line, limit)
             out.append("…")
             break
         out.append(line)
@@ -284,15 +276,18 @@ def _fit(lines: list[str], limit: int = MAX_SECTION) -> str:
     return "\n".join(out)
 
 
-def _cut(text: str, limit: int) -> str:
-    """At most ``limit`` characters, never inside a ``<link|label>`` or an ``&entity;``."""
+def cut_mrkdwn(text: str, limit: int) -> str:
+    """At most ``limit`` characters (with "…"), never splitting a ``<link|label>``, an
+    ``&entity;`` or a code span/fence (Slack would render the rest wrong)."""
     if len(text) <= limit:
         return text
-    cut = limit - 1
-    opened, closed = text.rfind("<", 0, cut), text.rfind(">", 0, cut)
-    if opened > closed:
-        cut = opened
-    amp = text.rfind("&", max(0, cut - 6), cut)
-    if amp >= 0 and ";" not in text[amp:cut]:
-        cut = amp
-    return text[:cut].rstrip() + "…"
+    cut = text[: limit - 1]
+    for opener, closer in (("<", ">"), ("&", ";")):
+        start = cut.rfind(opener)
+        if start > cut.rfind(closer):
+            cut = cut[:start]
+    if cut.count("```") % 2:
+        cut = cut[: cut.rfind("```")]
+    elif cut.count("`") % 2:
+        cut = cut[: cut.rfind("`")]
+    return cut.rstrip() + "…"

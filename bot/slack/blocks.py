@@ -7,7 +7,7 @@ context element and per button value.  Links point only at URLs we built (lore).
 from __future__ import annotations
 
 from bot.commands.layout import Layout, Line, Section, Span, layout, usage_error
-from bot.slack.escape import escape_mrkdwn, link
+from bot.slack.escape import cut_mrkdwn, escape_mrkdwn, link
 
 MAX_BLOCKS = 50
 SECTION_CHARS = 3000
@@ -30,7 +30,7 @@ def error_message(err) -> dict:
 
 
 def layout_message(lay: Layout, *, shareable: bool = True) -> dict:
-    blocks = [_section(_cut(mrkdwn_line(lay.title), SECTION_CHARS))]
+    blocks = [_section(cut_mrkdwn(mrkdwn_line(lay.title), SECTION_CHARS))]
     for section in lay.sections:
         blocks.extend(_section_blocks(section))
     actions = []
@@ -94,7 +94,7 @@ def _chunks(lines: list[str], limit: int) -> list[str]:
     out: list[str] = []
     current = ""
     for line in lines:
-        line = _cut(line, limit)
+        line = cut_mrkdwn(line, limit)
         if current and len(current) + 1 + len(line) > limit:
             out.append(current)
             current = line
@@ -103,22 +103,6 @@ def _chunks(lines: list[str], limit: int) -> list[str]:
     if current:
         out.append(current)
     return out
-
-
-def _cut(line: str, limit: int) -> str:
-    """A line cut to ``limit`` without splitting a <link|label>, an entity or a code fence."""
-    if len(line) <= limit:
-        return line
-    cut = line[: limit - 1]
-    for opener, closer in (("<", ">"), ("&", ";")):
-        start = cut.rfind(opener)
-        if start > cut.rfind(closer):
-            cut = cut[:start]
-    if cut.count("```") % 2:
-        cut = cut[: cut.rfind("```")]
-    elif cut.count("`") % 2:
-        cut = cut[: cut.rfind("`")]
-    return cut + "…"
 
 
 def _section(text: str) -> dict:

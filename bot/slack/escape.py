@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 
 # One escaping rule for all mail text we send to Slack: the digest renderer's.
-from bot.digest.render_slack import escape_mrkdwn
+from bot.digest.render_slack import cut_mrkdwn, escape_mrkdwn
 
-__all__ = ["escape_mrkdwn", "link", "unescape_incoming"]
+__all__ = ["cut_mrkdwn", "escape_mrkdwn", "link", "unescape_incoming"]
 
 _UNESCAPE = {"&amp;": "&", "&lt;": "<", "&gt;": ">"}
 

@@ -34,9 +34,7 @@ its memoised ``b4.LORENODE`` are not touched.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import email.header
 import email.utils
 import gzip
 import http
@@ -57,6 +55,7 @@ import liblore
 import requests
 import requests.adapters
 
+from ingest.parse import read_headers
 from ingest.sources import RawMail, split_mbox, unescape_mbox
 
 log = logging.getLogger(__name__)
@@ -73,14 +72,7 @@ HEADS_PER_REQUEST = 20  # series per earlier-version search (URL stays under ~4 
 EARLIER_VERSIONS_SPAN = timedelta(days=365)  # b4 caps its backward search at 12 months
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _MBOXRD_ESCAPE = re.compile(rb"^>(>*From )", re.MULTILINE)
-_MSGID_RE = re.compile(r"<([^<>\s]+)>")
-_BARE_MSGID_RE = re.compile(r"^\s*([^<>\s]+@[^<>\s]+)\s*$")
 _CHANGE_ID_RE = re.compile(rb"(?mi)^change-id:[ \t]*(\S+)[ \t]*\r?$")
-_PLANNING_FIELDS_RE = re.compile(
-    rb"(?im)^(?:message-id|references|in-reply-to|subject|from|date|received)[ \t]*:"
-    rb"[^\n]*\n(?:[ \t][^\n]*\n)*"
-)
-_FOLD_RE = re.compile(rb"\r?\n[ \t]*")
 
 
 # --- errors ------------------------------------------------------------------------------
@@ -489,84 +481,18 @@ def split_lore_mbox(mbox: bytes, base_url: str) -> list[LoreMail]:
 
 
 def summarise(raw: RawMail) -> LoreMail:
-    """Read the planning headers of one mail (no body parsing beyond b4's change-id line)."""
+    """Read the planning facts of one mail: its headers exactly as ingest reads them, and
+    b4's change-id line."""
+    headers = read_headers(raw.data)
     end = raw.data.find(b"\n\n")
-    head = raw.data if end < 0 else raw.data[: end + 1]
-    fields = _header_fields(head)
-    msgid = _msgid(_first(fields, "message-id"))
-    date = _date(_first(fields, "date"))
     change = _CHANGE_ID_RE.search(raw.data, max(end, 0))
     return LoreMail(
         raw=raw,
-        msgid=msgid,
-        refs=_refs(fields, msgid),
-        subject=_decoded(_first(fields, "subject")),
-        sender=email.utils.parseaddr(_first(fields, "from") or "")[1].lower(),
-        date=date,
-        received=received_time(fields.get("received", []), date),
+        msgid=headers.msgid,
+        refs=headers.references,
+        subject=headers.subject,
+        sender=headers.sender.email,
+        date=headers.date,
+        received=headers.received,
         change_id=change.group(1).decode("ascii", "replace") if change else None,
     )
-
-
-def _header_fields(head: bytes) -> dict[str, list[str]]:
-    """The planning fields of a header block, unfolded (email's parser is ~10x slower)."""
-    fields: dict[str, list[str]] = {}
-    for match in _PLANNING_FIELDS_RE.finditer(head):
-        name, _, value = match.group(0).partition(b":")
-        text = _FOLD_RE.sub(b" ", value).strip().decode("utf-8", "replace")
-        fields.setdefault(name.strip().lower().decode("ascii"), []).append(text)
-    return fields
-
-
-def _first(fields: dict[str, list[str]], name: str) -> str | None:
-    values = fields.get(name)
-    return values[0] if values else None
-
-
-def received_time(received: Sequence[str], date: datetime | None) -> datetime | None:
-    """public-inbox's ``rt``: the first Received header with a parseable date, else Date."""
-    for header in received:
-        when = _date(header.rpartition(";")[2])
-        if when is not None:
-            return when
-    return date
-
-
-def _msgid(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if m := _MSGID_RE.search(value):
-        return m.group(1)
-    if m := _BARE_MSGID_RE.match(value):
-        return m.group(1)
-    return None
-
-
-def _refs(fields: dict[str, list[str]], own: str | None) -> tuple[str, ...]:
-    refs: list[str] = []
-    for value in fields.get("references", []):
-        refs.extend(_MSGID_RE.findall(value))
-    if (parent := _msgid(_first(fields, "in-reply-to"))) is not None:
-        refs.append(parent)
-    return tuple(r for r in dict.fromkeys(refs) if r != own)
-
-
-def _date(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        when = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
-
-
-def _decoded(value: str | None) -> str:
-    """RFC 2047 encoded words decoded, whitespace collapsed."""
-    text = value or ""
-    if "=?" in text:
-        with contextlib.suppress(LookupError, ValueError, UnicodeError):
-            text = str(email.header.make_header(email.header.decode_header(text)))
-    return " ".join(text.split())
