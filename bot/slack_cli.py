@@ -28,8 +28,9 @@ def ask(ctx: Context, words: tuple[str, ...]) -> None:
     """
     from datetime import UTC, datetime
 
-    from bot.commands.answers import NoMatch, Sources, answer, summary_note
+    from bot.commands.answers import Sources, answer, summary_note
     from bot.commands.render_text import render_text
+    from bot.commands.results import NoMatch
     from bot.commands.summary import llm_summarize
     from bot.digest import PeriodError, make_summarizer
 

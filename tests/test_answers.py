@@ -15,19 +15,18 @@ from datetime import UTC
 
 import pytest
 
-from bot.commands.answers import (
+from bot.commands.answers import Sources, answer
+from bot.commands.grammar import parse_command
+from bot.commands.render_text import render_text
+from bot.commands.results import (
     NoMatch,
     PlainThread,
     Reviews,
     SeriesHistory,
     SeriesThread,
-    Sources,
     Status,
     WhoReviewed,
-    answer,
 )
-from bot.commands.grammar import parse_command
-from bot.commands.render_text import render_text
 from storage.db import open_db
 from storage.messages import get_raw
 from storage.search import find_targets, fts_phrase, msgid_in, query_words

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from bot.commands.answers import Help, NoMatch
 from bot.commands.grammar import Command, UsageError, parse_command
 from bot.commands.layout import Layout, Section, Span
+from bot.commands.results import Help, NoMatch
 from bot.slack.blocks import (
     MAX_BLOCKS,
     SHARE_ACTION,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import singledispatch
 
-from bot.commands import answers as a
+from bot.commands import results as a
 from bot.commands.grammar import USAGE, UsageError
 
 MAX_PARTICIPANTS = 8

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlite_utils
 
-from bot.commands.answers import Summarize, Summary
+from bot.commands.results import Summarize, Summary
 from bot.config import Config
 from bot.digest.entries import build_entry, load_context
 from bot.digest.grounding import Directory

@@ -21,7 +21,8 @@ import sqlite_utils
 from slack_bolt import App
 from slack_sdk import WebClient
 
-from bot.commands.answers import Sources, Summarize
+from bot.commands.answers import Sources
+from bot.commands.results import Summarize
 from bot.config import Config
 from bot.slack.digest import DigestGlue
 

@@ -6,8 +6,8 @@ from logging import Logger
 
 from slack_bolt import Ack, App, Respond
 
-from bot.commands.answers import Help
 from bot.commands.grammar import UsageError
+from bot.commands.results import Help
 from bot.slack.blocks import answer_message, error_message
 from bot.slack.replies import ANSWER_ERRORS, failure_message, parse_incoming, replies_for
 
