@@ -3,7 +3,9 @@
 A reply's target is found like b4 does: walk up In-Reply-To through other replies until a
 cover letter or patch of a posting.  Trailers given on a cover apply to every patch of that
 posting; quoted trailers never reach us (parse drops quoted lines); trailers that name
-someone other than the sender are kept but flagged ``mismatch`` and not counted.
+someone other than the sender are kept but flagged ``mismatch`` and not counted.  Unlike
+b4, what is said in answer to a reply carrying its own patch (a fixup) is about that fixup,
+and nobody's trailer counts on their own patch.
 """
 
 from __future__ import annotations

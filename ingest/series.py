@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from itertools import pairwise
 
 from ingest.ledger import SlotFacts
@@ -225,6 +226,4 @@ def carry_trailers(slots: dict[int, SlotFacts], earlier: list[tuple[int, dict[in
                     continue
                 for t in old.trailers:
                     if t.source == "reply" and not t.mismatch:
-                        slot.add(
-                            type(t)(t.kind, t.name, t.email, t.msgid, "carried", version, False)
-                        )
+                        slot.add(replace(t, source="carried", from_version=version))
