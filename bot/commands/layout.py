@@ -90,26 +90,23 @@ def _(answer: a.SeriesThread) -> Layout:
         Section(f"Reviews on {latest.label}", _tally_lines(answer.reviews)),
         Section("Participants", (_people(answer.participants),)),
     ]
-    if answer.summary:
-        sections.append(
-            Section(f"Summary ({answer.summary.source})", ((_s(answer.summary.text),),))
-        )
-    sections.append(
-        Section(
-            None,
-            (
-                (_s("lore: "), _s(latest.link, latest.link)),
-                (_s("apply: "), _s(answer.b4, code=True)),
-            ),
-        )
-    )
-    sections += _others(answer.others)
+    sections += _closing(answer.summary, latest.link, ("apply: ", answer.b4), answer.others)
     return Layout(
         (_s(answer.title, latest.link, bold=True),),
         tuple(sections),
         f"{answer.title} — {latest.label} {latest.status}",
         answer.share,
     )
+
+
+def _closing(summary, link: str, command: tuple[str, str], others) -> list[Section]:
+    """What ends a thread answer: the summary, the lore link, the b4 hand-off, close matches."""
+    sections = []
+    if summary:
+        sections.append(Section(f"Summary ({summary.source})", ((_s(summary.text),),)))
+    label, text = command
+    lines = ((_s("lore: "), _s(link, link)), (_s(label), _s(text, code=True)))
+    return [*sections, Section(None, lines), *_others(others)]
 
 
 @layout.register
@@ -128,20 +125,7 @@ def _(answer: a.PlainThread) -> Layout:
             Section("Series in this thread", tuple((_s(title),) for _, title in answer.series))
         )
     sections.append(Section("Participants", (_people(answer.participants),)))
-    if answer.summary:
-        sections.append(
-            Section(f"Summary ({answer.summary.source})", ((_s(answer.summary.text),),))
-        )
-    sections.append(
-        Section(
-            None,
-            (
-                (_s("lore: "), _s(answer.link, answer.link)),
-                (_s("mbox: "), _s(answer.b4, code=True)),
-            ),
-        )
-    )
-    sections += _others(answer.others)
+    sections += _closing(answer.summary, answer.link, ("mbox: ", answer.b4), answer.others)
     return Layout(
         (_s(answer.title, answer.link, bold=True),),
         tuple(sections),
