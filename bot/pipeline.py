@@ -140,15 +140,17 @@ def reindex(
     workers: int = 0,
     on_mail: Callable[[RawMail], None] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    chunk: int = CHUNK,
+    batch_size: int = BATCH,
 ) -> int:
     """Re-parse every stored mail from its raw bytes (after parse rules changed) and rebuild
     the derived facts.  Returns the number of mails re-parsed."""
     count = 0
     batch: list[StoredMail] = []
     raws = (RawMail(raw, origin) for raw, origin in iter_raw(db))
-    for results in _parse_chunks(_chunks(_counted(raws, on_mail), CHUNK), workers):
+    for results in _parse_chunks(_chunks(_counted(raws, on_mail), chunk), workers):
         batch.extend(r for r in results if isinstance(r, StoredMail))
-        if len(batch) >= BATCH:
+        if len(batch) >= batch_size:
             save_messages(db, batch, now())
             count, batch = count + len(batch), []
     if batch:

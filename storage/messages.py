@@ -187,13 +187,20 @@ def load_messages(db: sqlite_utils.Database) -> Iterator[Message]:
 
 
 def iter_raw(db: sqlite_utils.Database) -> Iterator[tuple[bytes, str]]:
-    """(raw mail, origin) of every stored message, for re-parsing."""
+    """(raw mail, origin) of every message stored when called, for re-parsing.
+
+    The Message-IDs are read first: re-parsed mails are written back (new rowids) while
+    this is still being consumed, and a live cursor over the table would meet them again.
+    """
+    ids = [r[0] for r in db.execute("SELECT msgid FROM messages ORDER BY rowid")]
     sql = (
         "SELECT c.raw, m.origin FROM messages m JOIN message_content c ON c.msgid = m.msgid "
-        "ORDER BY m.rowid"
+        "WHERE m.msgid = ?"
     )
-    for raw, origin in db.execute(sql):
-        yield zlib.decompress(raw), origin or ""
+    for msgid in ids:
+        row = db.execute(sql, [msgid]).fetchone()
+        if row is not None:
+            yield zlib.decompress(row[0]), row[1] or ""
 
 
 def count_messages(db: sqlite_utils.Database) -> int:

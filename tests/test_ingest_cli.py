@@ -117,3 +117,19 @@ def test_reindex_reparses_stored_mail_and_keeps_facts(tmp_path: Path) -> None:
     assert "19 mails re-parsed" in _run(db, "reindex")
     assert _run(db, "series", "--json") == before
     assert json.loads(_run(db, "status", "--json"))["reindex_needed"] is False
+
+
+def test_reindex_writes_while_reading_and_still_reads_each_mail_once(tmp_path: Path) -> None:
+    from bot.pipeline import ingest_mails, reindex
+    from ingest.sources import iter_raw_mails
+    from storage.db import open_db
+    from storage.views import series_json
+
+    db = open_db(tmp_path / "k.db")
+    for path in _curated("stolen-time-v1-v7.mbox", "b4-ty-applied.mbox"):
+        ingest_mails(db, iter_raw_mails(Path(path)))
+    before = series_json(db)
+    # Small chunks and batches: rows are rewritten long before the last ones are read.
+    assert reindex(db, chunk=7, batch_size=20) == 196
+    assert db.execute("SELECT count(*) FROM messages").fetchone()[0] == 196
+    assert series_json(db) == before
