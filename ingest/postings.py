@@ -202,6 +202,3 @@ def posting_date(draft: Draft) -> datetime | None:
     dates = [m.date for m in draft.all_messages() if m.date is not None]
     return min(dates) if dates else None
 
-
-def sorted_drafts(drafts: list[Draft]) -> list[Draft]:
-    return sorted(drafts, key=lambda d: sort_key(d.first))

@@ -12,7 +12,7 @@ from datetime import datetime
 
 import sqlite_utils
 
-from storage.messages import iso
+from storage.messages import iso, quarantine_reasons
 from storage.state import get_state
 
 
@@ -168,12 +168,7 @@ def status_json(db: sqlite_utils.Database, db_path: str) -> dict:
         "last_date": last,
         "last_sync": get_state(db, "last_sync"),
         "last_ingest": get_state(db, "last_ingest"),
-        "quarantine": [
-            dict(zip(("origin", "reason", "at"), r, strict=True))
-            for r in db.execute(
-                "SELECT origin, reason, at FROM quarantine ORDER BY at DESC, origin LIMIT 20"
-            )
-        ],
+        "quarantine": quarantine_reasons(db),
     }
 
 
