@@ -201,4 +201,3 @@ def _adopt_naked_cover(draft: Draft, by_id: dict[str, Message], owner) -> None:
 def posting_date(draft: Draft) -> datetime | None:
     dates = [m.date for m in draft.all_messages() if m.date is not None]
     return min(dates) if dates else None
-
