@@ -203,10 +203,12 @@ from bot.sync_cli import sync as _sync_cmd  # noqa: E402
 main.add_command(_sync_cmd)
 
 from bot.slack_cli import ask as _ask_cmd  # noqa: E402
+from bot.slack_cli import notify as _notify_cmd  # noqa: E402
 from bot.slack_cli import serve as _serve_cmd  # noqa: E402
 
 main.add_command(_ask_cmd)
 main.add_command(_serve_cmd)
+main.add_command(_notify_cmd)
 
 from bot.digest.cli import digest as _digest_cmd  # noqa: E402
 from bot.digest.cli import post as _post_cmd  # noqa: E402

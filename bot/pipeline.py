@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
+from bot.live.record import record_live_facts
 from ingest.derive import derive
 from ingest.parse import parse_mail, peek_header
 from ingest.patchid import compute_patch_ids
@@ -130,6 +131,8 @@ def ingest_mails(
     changed = bool(report.added or report.replaced)
     if rebuild and (changed or _derive_outdated(db)):
         rebuild_derived(db, None if had_messages else list(new.values()))
+    if rebuild:
+        record_live_facts(db, now())  # cheap when nothing is new; catches up after a crash
     set_state(db, "last_ingest", {"at": _iso(now()), **report.as_dict()})
     return report
 
@@ -157,6 +160,7 @@ def reindex(
         save_messages(db, batch, now())
         count += len(batch)
     rebuild_derived(db)
+    record_live_facts(db, now())
     set_state(db, "parse_version", PARSE_VERSION)
     return count
 

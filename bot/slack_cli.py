@@ -7,7 +7,7 @@ from datetime import timedelta
 import click
 
 from bot.cli_context import Context, pass_ctx
-from bot.commands.grammar import USAGE, UsageError, parse_command
+from bot.commands.grammar import SLACK_ONLY, USAGE, UsageError, parse_command
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -38,6 +38,8 @@ def ask(ctx: Context, words: tuple[str, ...]) -> None:
         command = parse_command(" ".join(words))
     except UsageError as err:
         raise click.UsageError(f"{err}\n\n{USAGE}") from err
+    if command.name in SLACK_ONLY:
+        raise click.UsageError(f"`{command.name}` works in a Slack channel: type /kvmarm there.")
     config = ctx.config
     summarizer = make_summarizer(config)
     if command.name == "digest":
@@ -118,3 +120,35 @@ def serve(
         )
     except (ServeError, ScheduleError) as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@click.command()
+@pass_ctx
+def notify(ctx: Context) -> None:
+    """Deliver pending events (new series and versions, reviews, applied, …) to the
+    channels subscribed with `/kvmarm subscribe`, once each; for cron.
+
+    Exit status 0 when everything pending was delivered (or nothing was pending), 1 when
+    Slack refused something (it is tried again next time).
+
+    \b
+    Example (every 10 minutes, after pulling from lore):
+      */10 * * * *  kvmarm sync && kvmarm notify
+    """
+    from datetime import UTC, datetime
+
+    from bot.live.record import record_live_facts
+    from bot.slack.client import make_web_client
+    from bot.slack.deliver import deliver_events
+
+    config = ctx.config
+    if not config.slack_bot_token:
+        raise click.ClickException("notify needs SLACK_BOT_TOKEN (the xoxb-… bot token)")
+    db = ctx.db
+    record_live_facts(db, datetime.now(UTC))
+    report = deliver_events(db, make_web_client(config), lore_url=config.lore_url)
+    click.echo(report.describe())
+    for error in report.errors:
+        click.echo(f"error: {error}", err=True)
+    if report.failed or report.errors:
+        ctx_exit(1)

@@ -338,3 +338,67 @@ def m005_search_bulk(db: sqlite_utils.Database) -> None:
         for event in ("ai", "ad", "au"):
             db.execute(f"DROP TRIGGER IF EXISTS search_{table}_{event}")
     refresh_search_index(db)
+
+
+@MIGRATIONS(name="m035_live_events")
+def m035_live_events(db: sqlite_utils.Database) -> None:
+    """Live Slack: facts turned into events (once, by natural key), where each event was
+    delivered, channel subscriptions with the series card each channel got, and the files
+    each patch touches (for `path:` filters)."""
+    db.executescript(
+        """
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,    -- natural key: the same fact never makes two events
+            kind TEXT NOT NULL,          -- new_series | new_version | review | applied | pulled
+                                         -- | dropped | changes_requested | report
+            version_key TEXT NOT NULL,   -- the version it is about (when it was recorded)
+            anchor TEXT NOT NULL,        -- msgid of that version's first patch (stays stable)
+            version INTEGER NOT NULL,
+            msgid TEXT NOT NULL,         -- the mail that makes the fact
+            actor_name TEXT NOT NULL,
+            actor_email TEXT NOT NULL,
+            at TEXT,                     -- date of that mail (UTC)
+            detail TEXT NOT NULL,        -- JSON: patches, trailer kind, where, commit, …
+            baseline INTEGER NOT NULL,   -- recorded when events began: never delivered
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX events_anchor ON events(anchor);
+
+        CREATE TABLE event_deliveries (
+            event_id INTEGER NOT NULL REFERENCES events(id) ON DELETE CASCADE,
+            target TEXT NOT NULL,        -- channel C…/G… or user U…
+            state TEXT NOT NULL,         -- pending (asked, answer not recorded) | sent
+                                         -- | failed | unknown | skipped
+            ts TEXT,
+            channel TEXT,                -- where it landed (a DM's channel id for users)
+            attempts INTEGER NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (event_id, target)
+        );
+
+        CREATE TABLE subscriptions (
+            channel TEXT NOT NULL,
+            filter TEXT NOT NULL,        -- normalised filter text
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            after_event INTEGER NOT NULL, -- only events with a larger id are delivered
+            PRIMARY KEY (channel, filter)
+        );
+
+        CREATE TABLE series_cards (
+            channel TEXT NOT NULL,
+            series_key TEXT NOT NULL,    -- a version key of the series (its first when posted)
+            state TEXT NOT NULL,         -- pending | sent
+            ts TEXT,
+            shown TEXT,                  -- what the card shows now (version and status)
+            at TEXT NOT NULL,
+            PRIMARY KEY (channel, series_key)
+        );
+
+        CREATE TABLE message_paths (
+            msgid TEXT PRIMARY KEY,
+            paths TEXT NOT NULL          -- JSON array of files the patch touches
+        );
+        """
+    )

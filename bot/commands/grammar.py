@@ -20,17 +20,37 @@ Usage: /kvmarm <command>   (the same words work with @kvmarm and `kvmarm ask "â€
   reviews <person>        what a person reviewed, acked or tested recently
   digest [this|last|YYYY-Www]   the weekly digest (last week by default)
   status                  how fresh the data is, counts
+  subscribe <filter>      post new series, versions, applies, â€¦ matching <filter> in this channel
+  unsubscribe <filter>    stop one subscription of this channel
+  subscriptions           what this channel is subscribed to
   help                    this text
 <words>: subject words, FEAT_ names, author name or address, a Message-ID or a lore URL.
+<filter>: title words, author:<name|address>, path:<glob>, series:<lore link|Message-ID>,
+  events:<kinds> (new_series,new_version,review,applied,pulled,dropped,changes_requested,
+  report; default all but review), -author:<who> and -<word> to exclude, or all.
 Examples:
   /kvmarm thread FEAT_ECV
   /kvmarm series stolen time
   /kvmarm who reviewed MTE support for KVM guest
   /kvmarm reviews Andrew Jones
   /kvmarm thread https://lore.kernel.org/kvmarm/20210916181510.963449-1-oupton@google.com/
-  /kvmarm digest 2022-W07"""
+  /kvmarm digest 2022-W07
+  /kvmarm subscribe path:arch/arm64/kvm/vgic/* -author:syzbot"""
 
-COMMANDS = ("thread", "series", "who reviewed", "reviews", "digest", "status", "help")
+COMMANDS = (
+    "thread",
+    "series",
+    "who reviewed",
+    "reviews",
+    "digest",
+    "status",
+    "subscribe",
+    "unsubscribe",
+    "subscriptions",
+    "help",
+)
+# Commands that act in Slack (a channel, a person) rather than answer from the facts.
+SLACK_ONLY = ("subscribe", "unsubscribe", "subscriptions")
 _WEEK_RE = re.compile(r"^(\d{4})-?W(\d{2})$", re.IGNORECASE)
 
 
@@ -71,6 +91,10 @@ def parse_command(text: str) -> Command:
         return Command("digest", _week(words[1:]))
     if head == "status":
         return Command("status")
+    if head in ("subscribe", "unsubscribe"):
+        return Command(head, _filter(head, " ".join(words[1:])))
+    if head in ("subscriptions", "subs"):
+        return Command("subscriptions")
     raise UsageError(f"Unknown command `{_shorten(words[0])}`.")
 
 
@@ -79,6 +103,17 @@ def _with_words(name: str, words: list[str], what: str) -> Command:
     if not query:
         raise UsageError(f"`{name}` needs words that name {what}.")
     return Command(name, query)
+
+
+def _filter(name: str, text: str) -> str:
+    from bot.live.filters import FilterError, parse_filter
+
+    if not text.strip():
+        raise UsageError(f"`{name}` needs a filter, e.g. `{name} path:arch/arm64/kvm/vgic/*`.")
+    try:
+        return parse_filter(text).text
+    except FilterError as err:
+        raise UsageError(f"`{name}`: {err}.") from err
 
 
 def _week(words: list[str]) -> str:

@@ -6,9 +6,10 @@ import sqlite3
 from collections.abc import Iterator
 
 from bot.commands.answers import answer, summary_note
-from bot.commands.grammar import Command, UsageError, parse_command
+from bot.commands.grammar import SLACK_ONLY, Command, UsageError, parse_command
 from bot.slack.blocks import answer_message, error_message
 from bot.slack.escape import escape_mrkdwn, unescape_incoming
+from bot.slack.subscribe import subscription_reply
 from storage.db import StorageError
 
 
@@ -24,6 +25,8 @@ def answer_for(deps, command: Command):
 
 def reply_for(deps, command: Command, *, channel: str | None = None, shareable=True) -> dict:
     """The ephemeral reply (``text`` + ``blocks``) for a parsed command."""
+    if command.name in SLACK_ONLY:
+        return failure_message(f"`{command.name}` cannot be shared.")
     if command.name == "digest":
         if deps.digest is None:
             return failure_message("The digest is not available in this installation.")
@@ -31,8 +34,13 @@ def reply_for(deps, command: Command, *, channel: str | None = None, shareable=T
     return answer_message(answer_for(deps, command), shareable=shareable)
 
 
-def replies_for(deps, command: Command, *, channel: str | None = None) -> Iterator[dict]:
+def replies_for(
+    deps, command: Command, *, channel: str | None = None, user: str | None = None, client=None
+) -> Iterator[dict]:
     """The reply, then (for `thread` with an LLM configured) a summary follow-up."""
+    if command.name in SLACK_ONLY:
+        yield subscription_reply(deps, command, channel=channel, user=user, client=client)
+        return
     if command.name == "digest":
         yield reply_for(deps, command, channel=channel)
         return
@@ -44,13 +52,26 @@ def replies_for(deps, command: Command, *, channel: str | None = None) -> Iterat
             yield answer_message(note, shareable=False)
 
 
-def replies_for_text(deps, text: str, *, channel: str | None = None) -> Iterator[dict]:
+def replies_for_text(
+    deps,
+    text: str,
+    *,
+    channel: str | None = None,
+    user: str | None = None,
+    client=None,
+    in_thread: bool = False,
+) -> Iterator[dict]:
+    """Replies to typed text; with ``in_thread``, answers about the facts are marked
+    ``response_type: in_thread`` (a mention in a thread is answered there, for everyone)."""
     try:
         command = parse_incoming(text)
     except UsageError as err:
         yield error_message(err)
         return
-    yield from replies_for(deps, command, channel=channel)
+    for reply in replies_for(deps, command, channel=channel, user=user, client=client):
+        if in_thread and command.name not in SLACK_ONLY and command.name != "digest":
+            reply["response_type"] = "in_thread"
+        yield reply
 
 
 def reply_for_text(deps, text: str, *, channel: str | None = None) -> dict:

@@ -49,6 +49,20 @@ def sync_forever(run_sync: Callable[[], object], every: timedelta, stop: threadi
         stop.wait(every.total_seconds())
 
 
+def sync_and_notify(db, config, client) -> None:
+    """One round of keeping Slack live: pull from lore, then deliver the new events to the
+    subscribed channels (bot/slack/deliver.py; each exactly once)."""
+    from bot.slack.deliver import deliver_events
+    from bot.sync import sync
+
+    sync(db, config)
+    report = deliver_events(db, client, lore_url=config.lore_url)
+    if report.events or report.errors:
+        log.info("events: %s", report.describe())
+    for error in report.errors:
+        log.warning("event delivery: %s", error)
+
+
 class ServeError(Exception):
     """Serving cannot start: a token or secret is missing, or HOST:PORT is invalid."""
 
@@ -117,7 +131,6 @@ def serve(
     from bot.slack.client import make_web_client
     from bot.slack.digest import DigestGlue
     from bot.slack.schedule import parse_schedule, run_schedule
-    from bot.sync import sync
     from storage.db import open_db
 
     if not config.slack_bot_token:
@@ -155,7 +168,11 @@ def serve(
     if sync_every:
         threading.Thread(
             target=sync_forever,
-            args=(lambda: sync(db_factory(), config), sync_every, threading.Event()),
+            args=(
+                lambda: sync_and_notify(db_factory(), config, client),
+                sync_every,
+                threading.Event(),
+            ),
             name="kvmarm-sync",
             daemon=True,
         ).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from logging import Logger
 
 from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
 
 from bot.commands.grammar import UsageError
 from bot.commands.results import Help
@@ -26,7 +27,7 @@ def register(app: App, deps) -> None:
             return
         ack()
 
-    def answer_kvmarm(respond: Respond, command: dict, logger: Logger) -> None:
+    def answer_kvmarm(respond: Respond, command: dict, client: WebClient, logger: Logger) -> None:
         try:
             parsed = parse_incoming(command.get("text", ""))
         except UsageError:
@@ -34,7 +35,14 @@ def register(app: App, deps) -> None:
         if parsed.name == "help":
             return
         try:
-            for reply in replies_for(deps, parsed, channel=command.get("channel_id")):
+            replies = replies_for(
+                deps,
+                parsed,
+                channel=command.get("channel_id"),
+                user=command.get("user_id"),
+                client=client,
+            )
+            for reply in replies:
                 respond(**reply, unfurl_links=False, unfurl_media=False)
         except ANSWER_ERRORS as exc:
             logger.exception("cannot answer %s", parsed.name)

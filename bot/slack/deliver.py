@@ -1,0 +1,312 @@
+"""Deliver pending events to channel subscriptions: exactly once per (event, channel).
+
+For each event and each channel whose subscription matches it: the series' card is posted
+first (one parent message per series per channel), later events go into its thread, and
+the card is updated (``chat.update``) to the current version and status.
+
+Every Slack call that creates a message is recorded before it is made (``pending``) and
+after (``sent`` with its ``ts``), like the digest's posting (bot/slack/post.py).  A delivery
+found ``pending`` at the next run — the process died during the call — is looked up in the
+channel by the metadata each message carries (``event_type: kvmarm_event``, event id, part)
+before anything is re-sent; when the lookup is impossible (no ``channels:history``), it is
+marked ``unknown`` and never re-sent blindly.  Slack refusing a message (not in channel,
+channel gone) is recorded as ``failed`` and tried again at most ``MAX_ATTEMPTS`` times.
+Only channels the bot is a member of receive anything (``conversations.info``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import sqlite_utils
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.config import DEFAULT_LORE_URL
+from bot.live.cards import (
+    CardFacts,
+    card_facts,
+    card_message,
+    event_message,
+    load_series,
+    series_view,
+)
+from bot.live.filters import FilterError, SeriesView, matches, parse_filter
+from storage import live as store
+from storage.messages import iso
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "kvmarm_event"
+MAX_ATTEMPTS = 3
+_FINAL = ("sent", "skipped", "unknown")
+_POSTING_KINDS = ("new_series", "new_version")
+
+
+@dataclass
+class DeliveryReport:
+    events: int = 0  # deliverable events considered
+    sent: int = 0  # messages created (cards and thread replies)
+    updated: int = 0  # cards updated
+    unknown: int = 0  # outcome unknown after a crash; not re-sent
+    failed: int = 0
+    skipped_channels: set[str] = field(default_factory=set)  # the bot is not a member
+    errors: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        text = (
+            f"{self.events} events to deliver: {self.sent} messages sent, {self.updated} cards "
+            f"updated, {self.failed} failed, {self.unknown} of unknown outcome (not re-sent)"
+        )
+        if self.skipped_channels:
+            text += f"; not a member of {', '.join(sorted(self.skipped_channels))}"
+        return text
+
+
+@dataclass
+class _Series:
+    id: str
+    detail: dict
+    view: SeriesView
+    facts: CardFacts
+
+
+def deliver_events(
+    db: sqlite_utils.Database,
+    client: WebClient,
+    *,
+    lore_url: str = DEFAULT_LORE_URL,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> DeliveryReport:
+    """Deliver every pending event to the channels subscribed to it (see module docstring)."""
+    report = DeliveryReport()
+    subs = store.subscriptions(db)
+    if not subs:
+        return report
+    filters = []
+    for sub in subs:
+        try:
+            filters.append((sub, parse_filter(sub.filter)))
+        except FilterError as exc:  # stored by an older version with other rules
+            report.errors.append(f"{sub.channel}: cannot read filter {sub.filter!r}: {exc}")
+    events = store.pending_events(db, after=min(s.after_event for s in subs))
+    done = store.deliveries_of(db, [e.id for e in events])
+    deliverer = _Deliverer(db, client, lore_url, now, report)
+    series: dict[str, _Series | None] = {}
+    for event in events:
+        if not any(event.id > sub.after_event for sub, _f in filters):
+            continue
+        sid = store.series_of_event(db, event)
+        if sid is None:
+            continue
+        if sid not in series:
+            series[sid] = _load(db, sid)
+        s = series[sid]
+        if s is None:
+            continue
+        channels = sorted(
+            {
+                sub.channel
+                for sub, f in filters
+                if event.id > sub.after_event and matches(f, s.view, event.kind)
+            }
+        )
+        counted = False
+        for channel in channels:
+            previous = done.get((event.id, channel))
+            if previous is not None and (
+                previous.state in _FINAL
+                or (previous.state == "failed" and previous.attempts >= MAX_ATTEMPTS)
+            ):
+                continue
+            if not counted:
+                report.events, counted = report.events + 1, True
+            if not deliverer.member(channel):
+                deliverer.save(event.id, channel, "skipped", None, previous)
+                continue
+            deliverer.deliver(event, channel, s, previous)
+    return report
+
+
+def _load(db: sqlite_utils.Database, series_id: str) -> _Series | None:
+    detail = load_series(db, series_id)
+    if detail is None or not detail["versions"]:
+        return None
+    return _Series(series_id, detail, series_view(db, detail), card_facts(db, detail))
+
+
+class _Deliverer:
+    def __init__(self, db, client: WebClient, lore_url: str, now, report: DeliveryReport):
+        self.db, self.client, self.lore_url, self.now, self.report = (
+            db,
+            client,
+            lore_url,
+            now,
+            report,
+        )
+        self.members: dict[str, bool] = {}
+
+    def member(self, channel: str) -> bool:
+        if channel not in self.members:
+            try:
+                info = self.client.conversations_info(channel=channel)
+                self.members[channel] = bool((info.get("channel") or {}).get("is_member"))
+            except SlackApiError as exc:
+                log.warning("cannot tell whether the bot is in %s: %s", channel, _error(exc))
+                self.members[channel] = False
+            if not self.members[channel]:
+                self.report.skipped_channels.add(channel)
+        return self.members[channel]
+
+    def save(self, event_id: int, target: str, state: str, ts: str | None, previous) -> None:
+        attempts = (previous.attempts if previous is not None else 0) + (state == "failed")
+        store.save_delivery(
+            self.db,
+            store.Delivery(event_id, target, state, ts, target, attempts, iso(self.now())),
+        )
+
+    # -- one event to one channel ------------------------------------------------------------
+    def deliver(self, event: store.Event, channel: str, s: _Series, previous) -> None:
+        card = store.card_of(self.db, channel, s.id)
+        if card is not None and card.state == "pending":
+            card, by_event = self._recover_card(channel, card)
+            if card is None:
+                self.save(event.id, channel, "unknown", None, previous)
+                self.report.unknown += 1
+                return
+            if by_event == event.id and event.kind in _POSTING_KINDS:
+                self.save(event.id, channel, "sent", card.ts, previous)
+                return
+        if card is None or card.state != "sent" or not card.ts:
+            ts = self._post_card(event, channel, s, previous)
+            if ts is None or event.kind in _POSTING_KINDS:
+                return
+            card = store.card_of(self.db, channel, s.id)
+            assert card is not None and card.ts
+        self._post_reply(event, channel, card, previous)
+        if card.shown != s.facts.shown:
+            self._update_card(channel, card, s)
+
+    def _post_card(self, event, channel: str, s: _Series, previous) -> str | None:
+        key = s.detail["versions"][0]["key"]
+        meta = {"event": event.id, "part": "card", "series": key}
+        store.save_card(self.db, store.Card(channel, key, "pending", None, None, iso(self.now())))
+        self.save(event.id, channel, "pending", None, previous)
+        message = card_message(s.facts, self.lore_url)
+        ts = self._post(event, channel, message, None, meta, previous)
+        if ts is None:
+            store.save_card(
+                self.db, store.Card(channel, key, "failed", None, None, iso(self.now()))
+            )
+            return None
+        store.save_card(
+            self.db, store.Card(channel, key, "sent", ts, s.facts.shown, iso(self.now()))
+        )
+        if event.kind in _POSTING_KINDS:  # the card announces the posting itself
+            self.save(event.id, channel, "sent", ts, previous)
+        return ts
+
+    def _post_reply(self, event, channel: str, card: store.Card, previous) -> None:
+        meta = {"event": event.id, "part": "reply"}
+        if previous is not None and previous.state == "pending":
+            found, _payload = self._find(channel, card.ts, meta, since=previous.at)
+            if found is False:
+                self.save(event.id, channel, "unknown", None, previous)
+                self.report.unknown += 1
+                return
+            if found:
+                self.save(event.id, channel, "sent", found, previous)
+                return
+        self.save(event.id, channel, "pending", None, previous)
+        message = event_message(event, self.lore_url)
+        ts = self._post(event, channel, message, card.ts, meta, previous)
+        if ts is not None:
+            self.save(event.id, channel, "sent", ts, previous)
+
+    def _post(self, event, channel, message: dict, thread_ts, meta: dict, previous) -> str | None:
+        try:
+            response = self.client.chat_postMessage(
+                channel=channel,
+                text=message["text"],
+                blocks=message["blocks"],
+                thread_ts=thread_ts,
+                unfurl_links=False,
+                unfurl_media=False,
+                metadata={"event_type": EVENT_TYPE, "event_payload": meta},
+            )
+        except SlackApiError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status < 500:  # refused: nothing was posted
+                self.save(event.id, channel, "failed", None, previous)
+                self.report.failed += 1
+            self.report.errors.append(f"{channel}: event {event.id}: {_error(exc)}")
+            log.warning("cannot deliver event %s to %s: %s", event.id, channel, _error(exc))
+            return None
+        self.report.sent += 1
+        return response["ts"]
+
+    def _update_card(self, channel: str, card: store.Card, s: _Series) -> None:
+        message = card_message(s.facts, self.lore_url)
+        try:
+            self.client.chat_update(
+                channel=channel, ts=card.ts, text=message["text"], blocks=message["blocks"]
+            )
+        except SlackApiError as exc:
+            self.report.errors.append(f"{channel}: card update: {_error(exc)}")
+            return
+        store.save_card(
+            self.db,
+            store.Card(channel, card.series_key, "sent", card.ts, s.facts.shown, iso(self.now())),
+        )
+        self.report.updated += 1
+
+    # -- after a crash -------------------------------------------------------------------
+    def _recover_card(self, channel: str, card: store.Card) -> tuple[store.Card | None, int | None]:
+        """A card left pending: found in the channel → sent; not there → post again (a card
+        without ts); cannot look → None (unknown).  Also: the event that posted it."""
+        meta = {"part": "card", "series": card.series_key}
+        found, payload = self._find(channel, None, meta, since=card.at)
+        if found is False:
+            return None, None
+        state = "sent" if found else "failed"
+        fixed = store.Card(channel, card.series_key, state, found or None, None, card.at)
+        store.save_card(self.db, fixed)
+        return fixed, payload.get("event")
+
+    def _find(
+        self, channel: str, thread_ts, meta: dict, *, since: str
+    ) -> tuple[str | bool | None, dict]:
+        """The ts (and payload) of our message carrying ``meta``; None: not there;
+        False: cannot tell."""
+        try:
+            if thread_ts is None:
+                oldest = datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+                response = self.client.conversations_history(
+                    channel=channel, oldest=str(oldest.timestamp() - 60), include_all_metadata=True
+                )
+            else:
+                response = self.client.conversations_replies(
+                    channel=channel, ts=thread_ts, include_all_metadata=True
+                )
+        except SlackApiError as exc:
+            log.warning("cannot look up an interrupted delivery in %s: %s", channel, _error(exc))
+            return False, {}
+        for m in response.get("messages") or []:
+            metadata = m.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == EVENT_TYPE and all(
+                payload.get(k) == v for k, v in meta.items()
+            ):
+                return m.get("ts"), payload
+        return None, {}
+
+
+def _error(exc: SlackApiError) -> str:
+    response = exc.response
+    if response is None:
+        return str(exc)
+    error = response.get("error") if hasattr(response, "get") else None
+    return f"{error or 'error'} (HTTP {response.status_code})"

@@ -1,0 +1,358 @@
+"""SQL for live Slack: facts → events (once each, by natural key), where each event went,
+channel subscriptions and series cards, and the files each patch touches.
+
+Events are recorded by diffing the derived facts against the events table: every query
+below yields candidate facts with a natural key, and ``INSERT OR IGNORE`` keeps the ones
+never seen.  Only facts whose mail is dated within ``HORIZON`` of the newest mail are
+candidates, so a backfilled old thread or a re-derivation under new rules does not announce
+history as news.  The first recording marks everything as ``baseline`` (never delivered).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlite_utils
+
+from storage.messages import from_iso, iso
+from storage.state import get_state, set_state
+
+HORIZON = timedelta(days=30)
+EVENT_KINDS = (
+    "new_series",
+    "new_version",
+    "review",
+    "applied",
+    "pulled",
+    "dropped",
+    "changes_requested",
+    "report",
+)
+_REVIEW_KINDS = ("Reviewed-by", "Acked-by", "Tested-by")
+# versions.evidence kinds → event kinds
+_EVIDENCE_EVENTS = {
+    "applied": "applied",
+    "queued": "applied",
+    "pulled": "pulled",
+    "dropped": "dropped",
+    "reverted": "dropped",
+    "respin": "changes_requested",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    key: str
+    kind: str
+    version_key: str
+    anchor: str
+    version: int
+    msgid: str
+    actor_name: str
+    actor_email: str
+    at: str | None
+    detail: dict
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    event_id: int
+    target: str
+    state: str
+    ts: str | None
+    channel: str | None
+    attempts: int
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    channel: str
+    filter: str
+    created_by: str
+    created_at: str
+    after_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    channel: str
+    series_key: str
+    state: str
+    ts: str | None
+    shown: str | None
+    at: str
+
+
+# ---- files touched ------------------------------------------------------------------------
+
+
+def unindexed_patch_diffs(db: sqlite_utils.Database) -> Iterator[tuple[str, str]]:
+    """(msgid, diff) of every stored patch whose paths are not recorded yet."""
+    rows = db.execute(
+        """SELECT DISTINCT p.msgid, c.diff FROM patches p
+           JOIN message_content c ON c.msgid = p.msgid
+           WHERE p.msgid NOT IN (SELECT msgid FROM message_paths)"""
+    )
+    for msgid, diff_z in rows.fetchall():
+        yield msgid, zlib.decompress(diff_z).decode("utf-8", "surrogatepass")
+
+
+def save_paths(db: sqlite_utils.Database, rows: Sequence[tuple[str, Sequence[str]]]) -> None:
+    with db.atomic():
+        db.conn.executemany(
+            "INSERT OR REPLACE INTO message_paths(msgid, paths) VALUES (?, ?)",
+            [(msgid, json.dumps(list(paths))) for msgid, paths in rows],
+        )
+
+
+def series_paths(db: sqlite_utils.Database, series_id: str) -> set[str]:
+    """Every file any patch of any version of the series touches."""
+    rows = db.execute(
+        """SELECT mp.paths FROM versions v JOIN patches p ON p.version_key = v.key
+           JOIN message_paths mp ON mp.msgid = p.msgid WHERE v.series_id = ?""",
+        [series_id],
+    ).fetchall()
+    return {path for (paths,) in rows for path in json.loads(paths)}
+
+
+# ---- facts → events -------------------------------------------------------------------------
+
+_ANCHOR = (
+    "coalesce((SELECT msgid FROM patches WHERE version_key = v.key ORDER BY n LIMIT 1), v.key)"
+)
+
+
+def _candidates(db: sqlite_utils.Database, horizon: str) -> Iterator[tuple]:
+    """(key, kind, version_key, anchor, version, msgid, name, email, at, detail) per fact."""
+    postings = db.execute(
+        f"""SELECT v.key, {_ANCHOR}, v.version, v.position, v.sender_name, v.sender_email,
+                   v.date, v.total, v.title, v.resend, v.cover
+            FROM versions v WHERE v.date >= ?""",
+        [horizon],
+    )
+    for key, anchor, version, position, name, email, date, total, title, resend, cover in postings:
+        kind = "new_series" if position == 0 else "new_version"
+        detail = {"total": total, "title": title, "resend": bool(resend)}
+        yield (f"posting:{anchor}", kind, key, anchor, version, cover or anchor, name, email,
+               date, detail)  # fmt: skip
+    reviews = db.execute(
+        f"""SELECT t.version_key, {_ANCHOR}, v.version, t.kind, t.name, t.email, t.msgid,
+                   m.date, v.total, group_concat(t.n)
+            FROM trailers t JOIN versions v ON v.key = t.version_key
+            JOIN messages m ON m.msgid = t.msgid
+            WHERE t.source IN ('reply', 'cover') AND t.mismatch = 0
+              AND t.kind IN ({", ".join("?" * len(_REVIEW_KINDS))}) AND m.date >= ?
+            GROUP BY t.version_key, t.kind, t.email, t.msgid""",
+        [*_REVIEW_KINDS, horizon],
+    )
+    for vkey, anchor, version, kind, name, email, msgid, date, total, ns in reviews:
+        patches = sorted({int(n) for n in str(ns).split(",")})
+        detail = {"trailer": kind, "patches": patches, "total": total}
+        yield (f"review:{msgid}:{kind}:{email}:{anchor}", "review", vkey, anchor, version, msgid,
+               name, email, date, detail)  # fmt: skip
+    kinds = list(_EVIDENCE_EVENTS)
+    evidence = db.execute(
+        f"""SELECT v.key, {_ANCHOR}, v.version, e.value FROM versions v, json_each(v.evidence) e
+            WHERE json_extract(e.value, '$.kind') IN ({", ".join("?" * len(kinds))})
+              AND json_extract(e.value, '$.date') >= ?""",
+        [*kinds, horizon],
+    )
+    names = _names(db)
+    for vkey, anchor, version, value in evidence:
+        e = json.loads(value)
+        kind = _EVIDENCE_EVENTS[e["kind"]]
+        detail = {"where": e.get("where"), "commit": e.get("commit"), "verb": e["kind"]}
+        by = e.get("by") or ""
+        yield (f"{kind}:{anchor}:{e['msgid']}", kind, vkey, anchor, version, e["msgid"],
+               names.get(e["msgid"], by), by, e.get("date"), detail)  # fmt: skip
+    reports = db.execute(
+        f"""SELECT b.version_key, {_ANCHOR}, v.version, m.msgid, m.from_name, m.from_email,
+                   m.date, m.title
+            FROM messages m JOIN memberships b ON b.msgid = m.msgid
+            JOIN versions v ON v.key = b.version_key
+            WHERE m.is_bot = 1 AND m.date >= ?""",
+        [horizon],
+    )
+    for vkey, anchor, version, msgid, name, email, date, title in reports:
+        yield (f"report:{msgid}", "report", vkey, anchor, version, msgid, name, email, date,
+               {"title": title})  # fmt: skip
+
+
+def _names(db: sqlite_utils.Database) -> dict[str, str]:
+    """Sender names of evidence mails (evidence keeps only the address)."""
+    rows = db.execute(
+        """SELECT m.msgid, m.from_name FROM versions v, json_each(v.evidence) e
+           JOIN messages m ON m.msgid = json_extract(e.value, '$.msgid')"""
+    )
+    return dict(rows.fetchall())
+
+
+def newest_mail_date(db: sqlite_utils.Database, now: datetime) -> datetime | None:
+    """The newest Date of a stored mail that is not in the future."""
+    row = db.execute("SELECT max(date) FROM messages WHERE date <= ?", [iso(now)]).fetchone()
+    return from_iso(row[0]) if row and row[0] else None
+
+
+def record_events(db: sqlite_utils.Database, now: datetime) -> int:
+    """Turn facts not seen before into events; returns how many new, deliverable ones."""
+    newest = newest_mail_date(db, now)
+    if newest is None:
+        return 0
+    horizon = iso(newest - HORIZON)
+    with db.atomic():
+        first = get_state(db, "events_started") is None
+        before = db.execute("SELECT total_changes()").fetchone()[0]
+        db.conn.executemany(
+            """INSERT OR IGNORE INTO events(key, kind, version_key, anchor, version, msgid,
+                   actor_name, actor_email, at, detail, baseline, created_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [
+                (*c[:9], json.dumps(c[9], sort_keys=True), int(first), iso(now))
+                for c in _candidates(db, horizon or "")
+            ],
+        )
+        added = db.execute("SELECT total_changes()").fetchone()[0] - before
+        if first:
+            set_state(db, "events_started", iso(now))
+    return 0 if first else added
+
+
+def pending_events(db: sqlite_utils.Database, after: int = 0) -> list[Event]:
+    """Deliverable events with an id above ``after``, oldest first."""
+    rows = db.execute(
+        """SELECT id, key, kind, version_key, anchor, version, msgid, actor_name, actor_email,
+                  at, detail, created_at
+           FROM events WHERE baseline = 0 AND id > ? ORDER BY id""",
+        [after],
+    ).fetchall()
+    return [_event(r) for r in rows]
+
+
+def _event(r: tuple) -> Event:
+    return Event(*r[:10], detail=json.loads(r[10]), created_at=r[11])
+
+
+def count_events(db: sqlite_utils.Database, *, baseline: bool = False) -> dict[str, int]:
+    rows = db.execute(
+        "SELECT kind, count(*) FROM events WHERE baseline = ? GROUP BY kind", [int(baseline)]
+    )
+    return dict(rows.fetchall())
+
+
+def last_event_id(db: sqlite_utils.Database) -> int:
+    return db.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0]
+
+
+def series_of_event(db: sqlite_utils.Database, event: Event) -> str | None:
+    """The series the event's version belongs to now (version keys can change; the first
+    patch's Message-ID does not)."""
+    row = (
+        db.execute(
+            """SELECT v.series_id FROM patches p JOIN versions v ON v.key = p.version_key
+           WHERE p.msgid = ? ORDER BY v.position DESC LIMIT 1""",
+            [event.anchor],
+        ).fetchone()
+        or db.execute(
+            "SELECT series_id FROM versions WHERE key IN (?, ?)", [event.version_key, event.anchor]
+        ).fetchone()
+    )
+    return row[0] if row else None
+
+
+# ---- deliveries -------------------------------------------------------------------------------
+
+
+def deliveries_of(
+    db: sqlite_utils.Database, event_ids: Sequence[int]
+) -> dict[tuple[int, str], Delivery]:
+    if not event_ids:
+        return {}
+    rows = db.execute(
+        f"""SELECT event_id, target, state, ts, channel, attempts, at FROM event_deliveries
+            WHERE event_id IN ({", ".join("?" * len(event_ids))})""",
+        list(event_ids),
+    ).fetchall()
+    return {(r[0], r[1]): Delivery(*r) for r in rows}
+
+
+def save_delivery(db: sqlite_utils.Database, delivery: Delivery) -> None:
+    """Record a delivery state (committed at once: it must survive a crash right after)."""
+    with db.atomic():
+        db.execute(
+            """INSERT INTO event_deliveries(event_id, target, state, ts, channel, attempts, at)
+               VALUES (?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT(event_id, target) DO UPDATE SET state = excluded.state,
+                 ts = excluded.ts, channel = excluded.channel, attempts = excluded.attempts,
+                 at = excluded.at""",
+            [delivery.event_id, delivery.target, delivery.state, delivery.ts, delivery.channel,
+             delivery.attempts, delivery.at],
+        )  # fmt: skip
+
+
+def delivery_counts(db: sqlite_utils.Database) -> dict[str, int]:
+    return dict(
+        db.execute("SELECT state, count(*) FROM event_deliveries GROUP BY state").fetchall()
+    )
+
+
+# ---- subscriptions and cards ------------------------------------------------------------------
+
+
+def add_subscription(
+    db: sqlite_utils.Database, channel: str, text: str, user: str, now: datetime
+) -> bool:
+    """False when the channel already has this filter."""
+    with db.atomic():
+        cursor = db.execute(
+            """INSERT OR IGNORE INTO subscriptions(channel, filter, created_by, created_at,
+                   after_event) VALUES (?, ?, ?, ?, (SELECT coalesce(max(id), 0) FROM events))""",
+            [channel, text, user, iso(now)],
+        )
+        return cursor.rowcount == 1
+
+
+def remove_subscription(db: sqlite_utils.Database, channel: str, text: str) -> bool:
+    with db.atomic():
+        cursor = db.execute(
+            "DELETE FROM subscriptions WHERE channel = ? AND filter = ?", [channel, text]
+        )
+        return cursor.rowcount > 0
+
+
+def subscriptions(db: sqlite_utils.Database, channel: str | None = None) -> list[Subscription]:
+    sql = "SELECT channel, filter, created_by, created_at, after_event FROM subscriptions"
+    params: list[str] = []
+    if channel is not None:
+        sql += " WHERE channel = ?"
+        params.append(channel)
+    rows = db.execute(sql + " ORDER BY channel, created_at, filter", params).fetchall()
+    return [Subscription(*r) for r in rows]
+
+
+def card_of(db: sqlite_utils.Database, channel: str, series_id: str) -> Card | None:
+    """The card this channel has for the series (under any of its version keys)."""
+    row = db.execute(
+        """SELECT channel, series_key, state, ts, shown, at FROM series_cards
+           WHERE channel = ? AND series_key IN (SELECT key FROM versions WHERE series_id = ?)
+           ORDER BY at LIMIT 1""",
+        [channel, series_id],
+    ).fetchone()
+    return Card(*row) if row else None
+
+
+def save_card(db: sqlite_utils.Database, card: Card) -> None:
+    with db.atomic():
+        db.execute(
+            """INSERT INTO series_cards(channel, series_key, state, ts, shown, at)
+               VALUES (?, ?, ?, ?, ?, ?)
+               ON CONFLICT(channel, series_key) DO UPDATE SET state = excluded.state,
+                 ts = excluded.ts, shown = excluded.shown, at = excluded.at""",
+            [card.channel, card.series_key, card.state, card.ts, card.shown, card.at],
+        )
