@@ -38,6 +38,7 @@ class Call:
     headers: dict[str, str]
     params: dict[str, Any]  # form fields or JSON body
     raw: bytes
+    answer: dict[str, Any] | None = None  # what the fake answered (e.g. a posted message's ts)
 
 
 class FakeSlack(LoopbackServer):
@@ -137,7 +138,8 @@ def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             method = _method_of(path)
             params = _parse_body(self.headers.get("Content-Type", ""), raw)
             params.update(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query)))
-            fake._record(Call(method, path, dict(self.headers.items()), params, raw))
+            call = Call(method, path, dict(self.headers.items()), params, raw)
+            fake._record(call)
             reply = fake._next_reply(method) or Reply()
             if reply.delay:
                 time.sleep(reply.delay)
@@ -145,6 +147,7 @@ def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
                 self._send(reply.status, b"OK", "text/plain", reply.headers)
                 return
             body = reply.body if reply.body is not None else fake.answer(method, params)
+            call.answer = body
             if reply.status == 429 and reply.body is None:
                 body = {"ok": False, "error": "ratelimited"}
             elif reply.status >= 500 and reply.body is None:

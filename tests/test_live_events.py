@@ -165,3 +165,27 @@ def test_filter_text_is_normalised_and_round_trips():
 def test_filter_errors_say_what_is_wrong(text, message):
     with pytest.raises(FilterError, match=message):
         parse_filter(text)
+
+
+def test_subscribe_commands_parse_to_normalised_filters():
+    from bot.commands.grammar import Command, UsageError, parse_command
+
+    assert parse_command("subscribe  vgic   -author:syzbot") == Command(
+        "subscribe", "vgic -author:syzbot"
+    )
+    assert parse_command("unsubscribe all") == Command("unsubscribe", "all")
+    assert parse_command("subscriptions") == Command("subscriptions")
+    with pytest.raises(UsageError, match="`subscribe` needs a filter"):
+        parse_command("subscribe")
+
+
+def test_ask_refuses_slack_only_commands(tmp_path):
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    result = CliRunner().invoke(
+        main, ["--db", str(tmp_path / "k.db"), "ask", "subscribe", "all"],
+        env={"KVMARM_CONFIG": "/dev/null"},
+    )  # fmt: skip
+    assert result.exit_code == 2 and "works in a Slack channel" in result.output

@@ -21,6 +21,10 @@ REQUIRED_SCOPES = {
     "chat:write.public",
     "files:write",
     "app_mentions:read",
+    "channels:read",  # subscriptions: is the bot in this channel (conversations.info)
+    "groups:read",
+    "channels:history",  # an interrupted event delivery is looked up before re-sending
+    "groups:history",
 }
 
 

@@ -1,0 +1,236 @@
+"""Channel subscriptions end to end: signed slash commands → the real Bolt app →
+subscriptions stored; real February mail ingested; `kvmarm notify` → the real slack_sdk
+against the loopback fake Slack: one card per series, later events in its thread, cards
+updated, nothing twice across runs, interrupted deliveries looked up before re-sending."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from bot.slack.app import create_app, per_thread
+from bot.slack.client import make_web_client
+from storage import live as store
+from storage.db import open_db
+from tests.fake_slack import Reply
+from tests.live_support import FEB_SPLIT, ingest, january_db, month
+from tests.slack_requests import (
+    CHANNEL,
+    app_config,
+    command_body,
+    dispatch,
+    mention_body,
+    wait_for,
+)
+
+VGIC = "path:arch/arm64/kvm/vgic/*"
+CLEAN_ENV = {"OPENAI_API_KEY": None, "OPENAI_BASE_URL": None, "KVMARM_CONFIG": "/dev/null"}
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    return tmp_path_factory.mktemp("live-slack")
+
+
+@pytest.fixture
+def db_path(tmp_path, workdir):
+    return january_db(tmp_path, workdir)
+
+
+@pytest.fixture
+def app(fake_slack, db_path):
+    config = app_config(fake_slack, db_path)
+    return create_app(
+        config,
+        client=make_web_client(config),
+        db_factory=per_thread(lambda: open_db(db_path)),
+        token_verification_enabled=False,
+    )
+
+
+def slash(app, fake_slack, text: str, n: int) -> dict:
+    url = f"{fake_slack.base_url}/commands/T0000001/{n}/hook"
+    reply = dispatch(app, command_body(text, url))
+    assert reply.status == 200
+    if reply.body:  # usage errors are answered in the ack
+        return json.loads(reply.body)
+    calls = wait_for(fake_slack, "response", n)
+    return calls[n - 1].params
+
+
+def notify(db_path, fake_slack):
+    env = {**CLEAN_ENV, "SLACK_BOT_TOKEN": "xoxb-t", "SLACK_API_URL": fake_slack.api_url}
+    return CliRunner().invoke(main, ["--db", str(db_path), "notify"], env=env)
+
+
+def posted(fake_slack, channel: str = CHANNEL) -> list:
+    return [c for c in fake_slack.calls_to("chat.postMessage") if c.params["channel"] == channel]
+
+
+def mrkdwn(call) -> str:
+    blocks = call.params["blocks"]
+    blocks = json.loads(blocks) if isinstance(blocks, str) else blocks
+    return "\n".join(b["text"]["text"] for b in blocks if b.get("text"))
+
+
+def test_subscribe_list_unsubscribe(app, fake_slack, db_path):
+    said = slash(app, fake_slack, f"subscribe {VGIC} -author:syzbot", 1)
+    assert said["response_type"] == "ephemeral"
+    assert "Subscribed this channel to `path:arch/arm64/kvm/vgic/* -author:syzbot`" in said["text"]
+    [info] = fake_slack.calls_to("conversations.info")
+    assert info.params["channel"] == CHANNEL
+    again = slash(app, fake_slack, f"subscribe {VGIC}  -author:syzbot", 2)
+    assert "already subscribed" in again["text"]
+    listing = slash(app, fake_slack, "subscriptions", 3)
+    assert "`path:arch/arm64/kvm/vgic/* -author:syzbot`" in listing["text"]
+    missing = slash(app, fake_slack, "unsubscribe vgic", 4)
+    assert "has no subscription `vgic`" in missing["text"]
+    gone = slash(app, fake_slack, f"unsubscribe {VGIC} -author:syzbot", 5)
+    assert "Unsubscribed" in gone["text"]
+    db = open_db(db_path)
+    assert store.subscriptions(db) == []
+
+
+def test_subscribe_only_where_the_bot_is(app, fake_slack, db_path):
+    fake_slack.script(
+        "conversations.info",
+        Reply(body={"ok": True, "channel": {"id": CHANNEL, "is_member": False}}),
+    )
+    said = slash(app, fake_slack, "subscribe all", 1)
+    assert "I am not in this channel" in said["text"]
+    fake_slack.script("conversations.info", Reply(body={"ok": False, "error": "missing_scope"}))
+    said = slash(app, fake_slack, "subscribe all", 2)
+    assert "I cannot see this channel (missing_scope)" in said["text"]
+    assert store.subscriptions(open_db(db_path)) == []
+
+
+def test_bad_filter_gets_usage_in_the_ack(app, fake_slack):
+    said = slash(app, fake_slack, "subscribe all events:bogus", 1)
+    assert "unknown event kind `bogus`" in json.dumps(said)
+    assert "Usage: /kvmarm" in json.dumps(said)
+
+
+def test_subscription_gets_one_card_per_series_threads_and_updates(app, fake_slack, db_path):
+    assert "Subscribed" in slash(app, fake_slack, "subscribe all", 1)["text"]
+    feb = month("2022-02")
+    ingest(db_path, feb[:FEB_SPLIT])
+    first = notify(db_path, fake_slack)
+    assert first.exit_code == 0, first.output
+    cards = [c for c in posted(fake_slack) if not c.params.get("thread_ts")]
+    assert len(cards) >= 10, first.output
+    titles = [mrkdwn(c).split("\n")[0] for c in cards]
+    assert len(set(titles)) >= len(titles) - 3  # stable backports share a title, not a card
+
+    ingest(db_path, feb[FEB_SPLIT:])
+    second = notify(db_path, fake_slack)
+    assert second.exit_code == 0, second.output
+    calls = posted(fake_slack)
+    parents = {c.params["channel"] + ":" + _ts(c) for c in calls if not c.params.get("thread_ts")}
+    replies = [c for c in calls if c.params.get("thread_ts")]
+    assert len(replies) >= 10, second.output
+    assert all(CHANNEL + ":" + r.params["thread_ts"] in parents for r in replies)
+    updates = fake_slack.calls_to("chat.update")
+    assert updates, second.output  # a card whose series moved on (new version, applied, …)
+    assert all(CHANNEL + ":" + u.params["ts"] in parents for u in updates)
+    # review is not in the default kinds: no review reply
+    assert not any(":mag:" in mrkdwn(r) for r in replies)
+    for call in calls:
+        text = mrkdwn(call)
+        assert "<@" not in text and "<!" not in text
+        assert all(
+            m.startswith("<https://lore.kernel.org/kvmarm/") for m in re.findall(r"<[^ ]*", text)
+        )
+        assert call.params["unfurl_links"] is False
+        meta = call.params["metadata"]
+        meta = json.loads(meta) if isinstance(meta, str) else meta
+        assert meta["event_type"] == "kvmarm_event"
+
+    count = len(fake_slack.calls_to("chat.postMessage"))
+    third = notify(db_path, fake_slack)  # a restart: nothing twice
+    assert third.exit_code == 0 and "0 messages sent" in third.stdout
+    assert len(fake_slack.calls_to("chat.postMessage")) == count
+    db = open_db(db_path)
+    states = store.delivery_counts(db)
+    assert states.get("pending", 0) == 0 and states["sent"] >= len(replies)
+
+
+def _ts(call) -> str:
+    return (call.answer or {}).get("ts") or ""
+
+
+def test_interrupted_delivery_is_looked_up_before_resending(app, fake_slack, db_path):
+    slash(app, fake_slack, "subscribe all", 1)
+    ingest(db_path, month("2022-02"))
+    assert notify(db_path, fake_slack).exit_code == 0
+    db = open_db(db_path)
+    sent = [d for d in _deliveries(db) if d.state == "sent"]
+    threaded = [d for d in sent if _in_thread(fake_slack, d.ts)]
+    assert len(threaded) >= 3
+    found, unknowable, absent = threaded[:3]
+    for d in (found, unknowable, absent):  # as if the process died during the Slack call
+        store.save_delivery(db, store.Delivery(d.event_id, d.target, "pending", None,
+                                               d.target, 0, d.at))  # fmt: skip
+    before = len(fake_slack.calls_to("chat.postMessage"))
+    message = {"ts": found.ts, "metadata": {"event_type": "kvmarm_event",
+               "event_payload": {"event": found.event_id, "part": "reply"}}}  # fmt: skip
+    fake_slack.script(
+        "conversations.replies",
+        Reply(body={"ok": True, "messages": [message]}),
+        Reply(body={"ok": False, "error": "missing_scope"}),
+        Reply(body={"ok": True, "messages": []}),
+    )
+    result = notify(db_path, fake_slack)
+    assert result.exit_code == 0, result.output
+    assert "1 messages sent" in result.stdout and "1 of unknown outcome" in result.stdout
+    assert len(fake_slack.calls_to("chat.postMessage")) == before + 1
+    states = {(d.event_id, d.target): d.state for d in _deliveries(db)}
+    assert states[(found.event_id, found.target)] == "sent"
+    assert states[(unknowable.event_id, unknowable.target)] == "unknown"
+    assert states[(absent.event_id, absent.target)] == "sent"
+
+
+def _deliveries(db) -> list[store.Delivery]:
+    events = store.pending_events(db)
+    return sorted(store.deliveries_of(db, [e.id for e in events]).values(),
+                  key=lambda d: d.event_id)  # fmt: skip
+
+
+def _in_thread(fake_slack, ts: str | None) -> bool:
+    return any(c.params.get("thread_ts") and _ts(c) == ts for c in fake_slack.calls)
+
+
+def test_refused_deliveries_fail_and_nothing_goes_to_a_channel_the_bot_left(
+    app, fake_slack, db_path
+):
+    slash(app, fake_slack, "subscribe all", 1)
+    ingest(db_path, month("2022-02"))
+    fake_slack.script(
+        "conversations.info",
+        Reply(body={"ok": True, "channel": {"id": CHANNEL, "is_member": False}}),
+    )
+    result = notify(db_path, fake_slack)
+    assert result.exit_code == 0 and f"not a member of {CHANNEL}" in result.stdout
+    assert posted(fake_slack) == []
+    assert store.delivery_counts(open_db(db_path)).get("skipped", 0) > 10
+
+
+def test_notify_with_nothing_pending_exits_0(fake_slack, db_path):
+    result = notify(db_path, fake_slack)
+    assert result.exit_code == 0 and "0 events to deliver" in result.stdout
+    assert fake_slack.calls_to("chat.postMessage") == []
+
+
+def test_mention_in_a_thread_is_answered_there_for_everyone(app, fake_slack):
+    body = mention_body("<@U0BOT0001> who reviewed vgic pending state", thread_ts="1.2")
+    assert dispatch(app, body).status == 200
+    [call] = wait_for(fake_slack, "chat.postMessage")
+    assert call.params["channel"] == CHANNEL and call.params["thread_ts"] == "1.2"
+    assert "Reviewed-by" in json.dumps(call.params)
+    assert "kvmarm_share" not in json.dumps(call.params)  # already public
+    time.sleep(0.2)
+    assert fake_slack.calls_to("chat.postEphemeral") == []
