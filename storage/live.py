@@ -356,3 +356,41 @@ def save_card(db: sqlite_utils.Database, card: Card) -> None:
                  ts = excluded.ts, shown = excluded.shown, at = excluded.at""",
             [card.channel, card.series_key, card.state, card.ts, card.shown, card.at],
         )
+
+
+# ---- link unfurls ------------------------------------------------------------------------------
+
+
+def claim_unfurl(db: sqlite_utils.Database, channel: str, msgid: str, now: datetime,
+                 quiet: timedelta) -> bool:  # fmt: skip
+    """Record an unfurl of ``msgid`` in ``channel`` unless one happened within ``quiet``;
+    True when the caller should unfurl (two app instances cannot both claim it)."""
+    with db.atomic():
+        cursor = db.execute(
+            """INSERT INTO unfurls(channel, msgid, at) VALUES (?, ?, ?)
+               ON CONFLICT(channel, msgid) DO UPDATE SET at = excluded.at
+               WHERE unfurls.at <= ?""",
+            [channel, msgid, iso(now), iso(now - quiet)],
+        )
+        return cursor.rowcount == 1
+
+
+def version_of_message(db: sqlite_utils.Database, msgid: str) -> tuple[str, str] | None:
+    """(series id, version key) of the series version a message belongs to, if any."""
+    row = db.execute(
+        "SELECT series_id, version_key FROM memberships WHERE msgid = ? AND series_id IS NOT NULL",
+        [msgid],
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def is_posting_mail(db: sqlite_utils.Database, msgid: str) -> bool:
+    """The cover or a patch of a version (not a reply)."""
+    return (
+        db.execute(
+            """SELECT 1 FROM versions WHERE key = ? OR cover = ?
+               UNION SELECT 1 FROM patches WHERE msgid = ? LIMIT 1""",
+            [msgid, msgid, msgid],
+        ).fetchone()
+        is not None
+    )

@@ -402,3 +402,18 @@ def m035_live_events(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="m036_unfurls")
+def m036_unfurls(db: sqlite_utils.Database) -> None:
+    """Lore links unfurled per channel, so the same link is not unfurled twice in 30 min."""
+    db.executescript(
+        """
+        CREATE TABLE unfurls (
+            channel TEXT NOT NULL,
+            msgid TEXT NOT NULL,       -- the Message-ID the link names
+            at TEXT NOT NULL,          -- when it was last unfurled there
+            PRIMARY KEY (channel, msgid)
+        );
+        """
+    )

@@ -234,3 +234,57 @@ def test_mention_in_a_thread_is_answered_there_for_everyone(app, fake_slack):
     assert "kvmarm_share" not in json.dumps(call.params)  # already public
     time.sleep(0.2)
     assert fake_slack.calls_to("chat.postEphemeral") == []
+
+
+# ---- lore link unfurls ---------------------------------------------------------------------
+
+REPLY_URL = "https://lore.kernel.org/kvmarm/20220105145855.ca7vxeu3ubytdkna@gator/"
+PATCH_URL = "https://patch.msgid.link/20220103180507.2190429-1-maz@kernel.org"
+
+
+def link_shared_body(*urls: str, channel: str = CHANNEL, ts: str = "1700000001.000100") -> str:
+    event = {
+        "type": "link_shared",
+        "channel": channel,
+        "user": "U0ASKER001",
+        "message_ts": ts,
+        "unfurl_id": "C123456.123456789.987501.1b90fa1278528ce6",
+        "source": "conversations_history",
+        "links": [{"domain": u.split("/")[2], "url": u} for u in urls],
+        "event_ts": ts,
+    }
+    return json.dumps(
+        {
+            "token": "legacy-verification-token",
+            "team_id": "T0000001",
+            "api_app_id": "A0KVMARM",
+            "event": event,
+            "type": "event_callback",
+            "event_id": "Ev0002",
+            "event_time": 1700000001,
+        }
+    )
+
+
+def test_lore_links_unfurl_into_the_series_card_once_per_half_hour(app, fake_slack):
+    body = link_shared_body(REPLY_URL, PATCH_URL, "https://lore.kernel.org/kvmarm/nope@x/")
+    assert dispatch(app, body).status == 200
+    [call] = wait_for(fake_slack, "chat.unfurl")
+    assert call.params["channel"] == CHANNEL and call.params["ts"] == "1700000001.000100"
+    unfurls = call.params["unfurls"]
+    unfurls = json.loads(unfurls) if isinstance(unfurls, str) else unfurls
+    assert sorted(unfurls) == sorted([REPLY_URL, PATCH_URL])  # mail we do not have: nothing
+    reply = unfurls[REPLY_URL]["blocks"][0]["text"]["text"]
+    assert "hw/arm/virt: KVM: Enable PAuth when supported by the host" in reply
+    assert "v3 (2 versions on the list)" in reply and "by Marc Zyngier" in reply
+    assert "R-b 1/1" in reply and "last activity 2022-01-11" in reply
+    assert "reply by Andrew Jones, 2022-01-05" in reply
+    assert "reply by" not in unfurls[PATCH_URL]["blocks"][0]["text"]["text"]
+    # the same links again in the same channel within 30 minutes: no second unfurl
+    assert dispatch(app, link_shared_body(REPLY_URL, ts="1700000002.000100")).status == 200
+    time.sleep(0.5)
+    assert len(fake_slack.calls_to("chat.unfurl")) == 1
+    # another channel does get it
+    dispatch(app, link_shared_body(REPLY_URL, channel="C0OTHER001", ts="1700000003.000100"))
+    calls = wait_for(fake_slack, "chat.unfurl", 2)
+    assert calls[1].params["channel"] == "C0OTHER001"

@@ -130,12 +130,12 @@ def card_message(facts: CardFacts, lore_url: str, *, note: str | None = None) ->
     """The compact card: title, vN of M, author, reviews per patch, status, last activity."""
     link = lore_link(lore_url, facts.link_msgid)
     title = escape_mrkdwn(facts.title).replace("|", "¦")
-    versions = f"v{facts.version} of {facts.n_versions} version" + (
-        "s" if facts.n_versions != 1 else ""
-    )
-    size = (
-        f"{facts.total} patch" + ("es" if facts.total != 1 else "") if facts.total else "no patches"
-    )
+    versions = f"v{facts.version} of {_count(facts.n_versions, 'version')}"
+    if facts.version != facts.n_versions:  # earlier versions went elsewhere, or RESENDs
+        versions = f"v{facts.version} ({_count(facts.n_versions, 'version')} on the list)"
+    size = _count(facts.total, "patch") if facts.total else "no patches"
+    if facts.total and facts.patches < facts.total:
+        size += f" ({facts.patches} on the list)"
     status = f"{_STATUS_ICON.get(facts.status, '')} {facts.status}".strip()
     if facts.evidence:
         status += f" ({escape_mrkdwn(facts.evidence)})"

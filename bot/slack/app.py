@@ -58,7 +58,7 @@ def create_app(
     ``token_verification_enabled`` calls ``auth.test`` now (through ``client``), as Bolt does
     by default; tests pointing ``client`` at a fake Web API may keep it.
     """
-    from bot.slack.listeners import actions, commands, events
+    from bot.slack.listeners import actions, commands, events, links
 
     app = App(
         client=client,
@@ -81,6 +81,7 @@ def create_app(
     commands.register(app, deps)
     events.register(app, deps)
     actions.register(app, deps)
+    links.register(app, deps)
     return app
 
 
