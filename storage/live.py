@@ -394,3 +394,89 @@ def is_posting_mail(db: sqlite_utils.Database, msgid: str) -> bool:
         ).fetchone()
         is not None
     )
+
+
+# ---- people -------------------------------------------------------------------------------------
+
+
+def link_person(db: sqlite_utils.Database, user: str, email: str, how: str, now: datetime) -> None:
+    with db.atomic():
+        db.execute(
+            "INSERT OR IGNORE INTO slack_people(user, email, how, at) VALUES (?, ?, ?, ?)",
+            [user, email.casefold(), how, iso(now)],
+        )
+
+
+def forget_person(db: sqlite_utils.Database, user: str) -> int:
+    with db.atomic():
+        db.execute("DELETE FROM slack_alerts WHERE user = ?", [user])
+        return db.execute("DELETE FROM slack_people WHERE user = ?", [user]).rowcount
+
+
+def addresses_of(db: sqlite_utils.Database, user: str) -> list[tuple[str, str]]:
+    """(address, how) linked to a Slack user, oldest first."""
+    rows = db.execute(
+        "SELECT email, how FROM slack_people WHERE user = ? ORDER BY at, email", [user]
+    )
+    return [(r[0], r[1]) for r in rows.fetchall()]
+
+
+def address_seen(db: sqlite_utils.Database, email: str) -> int:
+    """How many stored mails were sent from ``email``."""
+    return db.execute(
+        "SELECT count(*) FROM messages WHERE from_email = ?", [email.casefold()]
+    ).fetchone()[0]
+
+
+def set_alerts(db: sqlite_utils.Database, user: str, enabled: bool, now: datetime) -> None:
+    with db.atomic():
+        db.execute(
+            """INSERT INTO slack_alerts(user, enabled, after_event, at)
+               VALUES (?, ?, (SELECT coalesce(max(id), 0) FROM events), ?)
+               ON CONFLICT(user) DO UPDATE SET enabled = excluded.enabled,
+                 after_event = excluded.after_event, at = excluded.at""",
+            [user, int(enabled), iso(now)],
+        )
+
+
+def alerts_of(db: sqlite_utils.Database, user: str) -> bool:
+    row = db.execute("SELECT enabled FROM slack_alerts WHERE user = ?", [user]).fetchone()
+    return bool(row and row[0])
+
+
+def alert_subscribers(db: sqlite_utils.Database) -> list[tuple[str, int, frozenset[str]]]:
+    """(user, after_event, addresses) of everyone with alerts on and an address linked."""
+    rows = db.execute(
+        """SELECT a.user, a.after_event, group_concat(p.email, ' ') FROM slack_alerts a
+           JOIN slack_people p ON p.user = a.user WHERE a.enabled = 1 GROUP BY a.user"""
+    ).fetchall()
+    return [(u, after, frozenset(emails.split())) for u, after, emails in rows]
+
+
+def reviewers_of_series(db: sqlite_utils.Database, series_id: str, before: int) -> set[str]:
+    """Addresses that gave a counted review trailer (in a reply) on a version of the series
+    numbered below ``before``."""
+    rows = db.execute(
+        f"""SELECT DISTINCT t.email FROM trailers t JOIN versions v ON v.key = t.version_key
+            WHERE v.series_id = ? AND v.version < ? AND t.mismatch = 0
+              AND t.source IN ('reply', 'cover')
+              AND t.kind IN ({", ".join("?" * len(_REVIEW_KINDS))})""",
+        [series_id, before, *_REVIEW_KINDS],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def series_by_authors(
+    db: sqlite_utils.Database, emails: Sequence[str], limit: int = 10
+) -> list[str]:
+    """Ids of series authored (or a version sent) by these addresses, latest activity first."""
+    if not emails:
+        return []
+    marks = ", ".join("?" * len(emails))
+    rows = db.execute(
+        f"""SELECT id FROM series WHERE author_email IN ({marks})
+              OR id IN (SELECT series_id FROM versions WHERE sender_email IN ({marks}))
+            ORDER BY last_date DESC LIMIT ?""",
+        [*emails, *emails, limit],
+    ).fetchall()
+    return [r[0] for r in rows]

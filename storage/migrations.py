@@ -417,3 +417,27 @@ def m036_unfurls(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="m037_people")
+def m037_people(db: sqlite_utils.Database) -> None:
+    """Slack users linked to list addresses (`/kvmarm iam`), and their personal alerts."""
+    db.executescript(
+        """
+        CREATE TABLE slack_people (
+            user TEXT NOT NULL,          -- Slack user id U…
+            email TEXT NOT NULL,         -- lower-cased list address
+            how TEXT NOT NULL,           -- typed (iam) | profile (users:read.email)
+            at TEXT NOT NULL,
+            PRIMARY KEY (user, email)
+        );
+        CREATE INDEX slack_people_email ON slack_people(email);
+
+        CREATE TABLE slack_alerts (
+            user TEXT PRIMARY KEY,
+            enabled INTEGER NOT NULL,
+            after_event INTEGER NOT NULL, -- only events with a larger id are sent
+            at TEXT NOT NULL
+        );
+        """
+    )

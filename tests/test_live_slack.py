@@ -288,3 +288,76 @@ def test_lore_links_unfurl_into_the_series_card_once_per_half_hour(app, fake_sla
     dispatch(app, link_shared_body(REPLY_URL, channel="C0OTHER001", ts="1700000003.000100"))
     calls = wait_for(fake_slack, "chat.unfurl", 2)
     assert calls[1].params["channel"] == "C0OTHER001"
+
+
+# ---- who you are, mine, personal alerts ----------------------------------------------------
+
+
+def test_iam_mine_and_forget(app, fake_slack, db_path):
+    assert "I do not know your list address" in slash(app, fake_slack, "mine", 1)["text"]
+    linked = slash(app, fake_slack, "iam <mailto:MAZ@kernel.org|MAZ@kernel.org>", 2)
+    assert re.search(
+        r"Linked you to maz@kernel.org \(\d+ mails from it on the list\)", linked["text"]
+    )
+    assert slash(app, fake_slack, "iam", 3)["text"] == "You are maz@kernel.org on the list."
+    mine = slash(app, fake_slack, "mine", 4)
+    assert mine["text"].startswith("*Your series* (maz@kernel.org)")
+    said = json.dumps(mine["blocks"])
+    assert "KVM: arm64: ARMv8.3/8.4 Nested Virtualization support" in said
+    assert "v1: " in said and "R-b " in said and "last activity 2022-01-" in said
+    series = [b for b in mine["blocks"][1:]]
+    assert 1 <= len(series) <= 10
+    forgot = slash(app, fake_slack, "iam --forget", 5)
+    assert forgot["text"].startswith("Forgot 1 address")
+    assert store.addresses_of(open_db(db_path), "U0ASKER001") == []
+
+
+def test_iam_links_the_slack_profile_address_when_it_is_on_the_list(app, fake_slack, db_path):
+    fake_slack.script("users.info", Reply(body={"ok": False, "error": "missing_scope"}))
+    assert "I do not know your list address" in slash(app, fake_slack, "iam", 1)["text"]
+    profile = {"ok": True, "user": {"id": "U0ASKER001", "profile": {"email": "drjones@redhat.com"}}}
+    fake_slack.script("users.info", Reply(body=profile))
+    said = slash(app, fake_slack, "iam", 2)["text"]
+    assert said == "You are drjones@redhat.com (from your Slack profile) on the list."
+    assert store.addresses_of(open_db(db_path), "U0ASKER001") == [("drjones@redhat.com", "profile")]
+
+
+def test_personal_alerts_are_sent_once_and_never_about_your_own_mail(app, fake_slack, db_path):
+    assert "I do not know your list address" in slash(app, fake_slack, "notify on", 1)["text"]
+    slash(app, fake_slack, "iam maz@kernel.org", 2)
+    assert "Personal alerts are on" in slash(app, fake_slack, "notify on", 3)["text"]
+    assert slash(app, fake_slack, "notify", 4)["text"].startswith("Personal alerts are on.")
+    ingest(db_path, month("2022-02"))
+    result = notify(db_path, fake_slack)
+    assert result.exit_code == 0, result.output
+    dms = posted(fake_slack, "U0ASKER001")
+    assert len(dms) >= 10, result.output
+    texts = [mrkdwn(c) for c in dms]
+    assert any(":mag: Reviewed-by from Alexandru Elisei on v6" in t for t in texts)
+    assert any("KVM: arm64: ARMv8.3/8.4 Nested Virtualization support" in t for t in texts)
+    assert not any("by Marc Zyngier" in t.split("\n")[1] for t in texts)  # not his own mail
+    assert all("<@" not in t and "<!" not in t for t in texts)
+    again = notify(db_path, fake_slack)
+    assert again.exit_code == 0 and len(posted(fake_slack, "U0ASKER001")) == len(dms)
+    assert "Personal alerts are off" in slash(app, fake_slack, "notify off", 5)["text"]
+
+
+def test_a_reviewer_hears_about_the_next_version(app, fake_slack, db_path):
+    slash(app, fake_slack, "iam skhan@linuxfoundation.org", 1)
+    slash(app, fake_slack, "notify on", 2)
+    ingest(db_path, month("2022-02"))
+    assert notify(db_path, fake_slack).exit_code == 0
+    texts = [mrkdwn(c) for c in posted(fake_slack, "U0ASKER001")]
+    assert any(":new: new version: v3" in t and "Skip tests if we can" in t for t in texts), texts
+
+
+def test_manifest_declares_the_live_features():
+    from pathlib import Path
+
+    import yaml
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "manifest.yml").read_text())
+    assert manifest["features"]["unfurl_domains"] == ["lore.kernel.org", "patch.msgid.link"]
+    assert "link_shared" in manifest["settings"]["event_subscriptions"]["bot_events"]
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    assert {"links:read", "links:write", "channels:read", "users:read.email"} <= scopes

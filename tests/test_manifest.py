@@ -25,6 +25,10 @@ REQUIRED_SCOPES = {
     "groups:read",
     "channels:history",  # an interrupted event delivery is looked up before re-sending
     "groups:history",
+    "links:read",  # link_shared for lore links
+    "links:write",  # chat.unfurl
+    "users:read",  # /kvmarm iam from the Slack profile address
+    "users:read.email",
 }
 
 

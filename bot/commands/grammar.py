@@ -23,6 +23,9 @@ Usage: /kvmarm <command>   (the same words work with @kvmarm and `kvmarm ask "â€
   subscribe <filter>      post new series, versions, applies, â€¦ matching <filter> in this channel
   unsubscribe <filter>    stop one subscription of this channel
   subscriptions           what this channel is subscribed to
+  iam [<address>|--forget]   link your Slack user to your list address (show, or forget it)
+  mine                    your series: versions, reviews per version, status, what waits on you
+  notify on|off           a DM when your series is reviewed, applied, dropped or asked to change
   help                    this text
 <words>: subject words, FEAT_ names, author name or address, a Message-ID or a lore URL.
 <filter>: title words, author:<name|address>, path:<glob>, series:<lore link|Message-ID>,
@@ -47,10 +50,15 @@ COMMANDS = (
     "subscribe",
     "unsubscribe",
     "subscriptions",
+    "iam",
+    "mine",
+    "notify",
     "help",
 )
 # Commands that act in Slack (a channel, a person) rather than answer from the facts.
-SLACK_ONLY = ("subscribe", "unsubscribe", "subscriptions")
+SLACK_ONLY = ("subscribe", "unsubscribe", "subscriptions", "iam", "mine", "notify")
+PERSONAL = ("iam", "mine", "notify")
+_ADDRESS_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _WEEK_RE = re.compile(r"^(\d{4})-?W(\d{2})$", re.IGNORECASE)
 
 
@@ -95,6 +103,15 @@ def parse_command(text: str) -> Command:
         return Command(head, _filter(head, " ".join(words[1:])))
     if head in ("subscriptions", "subs"):
         return Command("subscriptions")
+    if head in ("iam", "i-am"):
+        return Command("iam", _address(words[1:]))
+    if head == "mine":
+        return Command("mine")
+    if head in ("notify", "alerts"):
+        state = " ".join(words[1:]).casefold()
+        if state not in ("", "on", "off"):
+            raise UsageError("`notify` takes on or off (or nothing, to show the setting).")
+        return Command("notify", state)
     raise UsageError(f"Unknown command `{_shorten(words[0])}`.")
 
 
@@ -103,6 +120,17 @@ def _with_words(name: str, words: list[str], what: str) -> Command:
     if not query:
         raise UsageError(f"`{name}` needs words that name {what}.")
     return Command(name, query)
+
+
+def _address(words: list[str]) -> str:
+    if not words:
+        return ""
+    if len(words) == 1 and words[0].casefold() in ("--forget", "forget", "-f"):
+        return "--forget"
+    address = words[0].strip("<>").removeprefix("mailto:").casefold()
+    if len(words) > 1 or not _ADDRESS_RE.match(address):
+        raise UsageError("`iam` takes one list address, e.g. `iam maz@kernel.org`, or --forget.")
+    return address
 
 
 def _filter(name: str, text: str) -> str:

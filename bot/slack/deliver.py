@@ -1,4 +1,5 @@
-"""Deliver pending events to channel subscriptions: exactly once per (event, channel).
+"""Deliver pending events to channel subscriptions and to people who turned alerts on
+(`/kvmarm notify on`): exactly once per (event, channel or person).
 
 For each event and each channel whose subscription matches it: the series' card is posted
 first (one parent message per series per channel), later events go into its thread, and
@@ -72,6 +73,8 @@ class _Series:
     detail: dict
     view: SeriesView
     facts: CardFacts
+    # version → addresses that reviewed an earlier version (loaded when needed)
+    reviewers: dict[int, set[str]] = field(default_factory=dict)
 
 
 def deliver_events(
@@ -84,20 +87,22 @@ def deliver_events(
     """Deliver every pending event to the channels subscribed to it (see module docstring)."""
     report = DeliveryReport()
     subs = store.subscriptions(db)
-    if not subs:
-        return report
+    people = store.alert_subscribers(db)
     filters = []
     for sub in subs:
         try:
             filters.append((sub, parse_filter(sub.filter)))
         except FilterError as exc:  # stored by an older version with other rules
             report.errors.append(f"{sub.channel}: cannot read filter {sub.filter!r}: {exc}")
-    events = store.pending_events(db, after=min(s.after_event for s in subs))
+    afters = [sub.after_event for sub, _f in filters] + [after for _u, after, _e in people]
+    if not afters:
+        return report
+    events = store.pending_events(db, after=min(afters))
     done = store.deliveries_of(db, [e.id for e in events])
     deliverer = _Deliverer(db, client, lore_url, now, report)
     series: dict[str, _Series | None] = {}
     for event in events:
-        if not any(event.id > sub.after_event for sub, _f in filters):
+        if not any(event.id > after for after in afters):
             continue
         sid = store.series_of_event(db, event)
         if sid is None:
@@ -114,9 +119,14 @@ def deliver_events(
                 if event.id > sub.after_event and matches(f, s.view, event.kind)
             }
         )
+        persons = sorted(
+            user
+            for user, after, emails in people
+            if event.id > after and _alert_for(db, event, s, emails)
+        )
         counted = False
-        for channel in channels:
-            previous = done.get((event.id, channel))
+        for target in channels + persons:
+            previous = done.get((event.id, target))
             if previous is not None and (
                 previous.state in _FINAL
                 or (previous.state == "failed" and previous.attempts >= MAX_ATTEMPTS)
@@ -124,11 +134,31 @@ def deliver_events(
                 continue
             if not counted:
                 report.events, counted = report.events + 1, True
-            if not deliverer.member(channel):
-                deliverer.save(event.id, channel, "skipped", None, previous)
-                continue
-            deliverer.deliver(event, channel, s, previous)
+            if target in persons:
+                deliverer.direct(event, target, s, previous)
+            elif not deliverer.member(target):
+                deliverer.save(event.id, target, "skipped", None, previous)
+            else:
+                deliverer.deliver(event, target, s, previous)
     return report
+
+
+_ALERT_KINDS = ("review", "applied", "pulled", "dropped", "changes_requested")
+
+
+def _alert_for(db: sqlite_utils.Database, event: store.Event, s: _Series, emails) -> bool:
+    """A personal alert: your series got a review, was applied/pulled/dropped or asked to
+    change; a series you reviewed got a new version.  Never about your own mail."""
+    if event.actor_email.casefold() in emails:
+        return False
+    authors = {email.casefold() for _name, email in s.view.people}
+    if event.kind in _ALERT_KINDS and authors & emails:
+        return True
+    if event.kind == "new_version":
+        if event.version not in s.reviewers:
+            s.reviewers[event.version] = store.reviewers_of_series(db, s.id, event.version)
+        return bool(s.reviewers[event.version] & emails)
+    return False
 
 
 def _load(db: sqlite_utils.Database, series_id: str) -> _Series | None:
@@ -167,6 +197,19 @@ class _Deliverer:
             self.db,
             store.Delivery(event_id, target, state, ts, target, attempts, iso(self.now())),
         )
+
+    # -- one event to one person (a direct message) -------------------------------------------
+    def direct(self, event: store.Event, user: str, s: _Series, previous) -> None:
+        if previous is not None and previous.state == "pending":  # died during the call:
+            self.save(event.id, user, "unknown", None, previous)  # a DM is not looked up
+            self.report.unknown += 1
+            return
+        self.save(event.id, user, "pending", None, previous)
+        message = event_message(event, self.lore_url, title=s.facts.title)
+        meta = {"event": event.id, "part": "direct"}
+        ts = self._post(event, user, message, None, meta, previous)
+        if ts is not None:
+            self.save(event.id, user, "sent", ts, previous)
 
     # -- one event to one channel ------------------------------------------------------------
     def deliver(self, event: store.Event, channel: str, s: _Series, previous) -> None:

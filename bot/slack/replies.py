@@ -6,9 +6,10 @@ import sqlite3
 from collections.abc import Iterator
 
 from bot.commands.answers import answer, summary_note
-from bot.commands.grammar import SLACK_ONLY, Command, UsageError, parse_command
+from bot.commands.grammar import PERSONAL, SLACK_ONLY, Command, UsageError, parse_command
 from bot.slack.blocks import answer_message, error_message
 from bot.slack.escape import escape_mrkdwn, unescape_incoming
+from bot.slack.personal import personal_reply
 from bot.slack.subscribe import subscription_reply
 from storage.db import StorageError
 
@@ -38,6 +39,9 @@ def replies_for(
     deps, command: Command, *, channel: str | None = None, user: str | None = None, client=None
 ) -> Iterator[dict]:
     """The reply, then (for `thread` with an LLM configured) a summary follow-up."""
+    if command.name in PERSONAL:
+        yield personal_reply(deps, command, user=user, client=client)
+        return
     if command.name in SLACK_ONLY:
         yield subscription_reply(deps, command, channel=channel, user=user, client=client)
         return
