@@ -361,3 +361,35 @@ def test_manifest_declares_the_live_features():
     assert "link_shared" in manifest["settings"]["event_subscriptions"]["bot_events"]
     scopes = set(manifest["oauth_config"]["scopes"]["bot"])
     assert {"links:read", "links:write", "channels:read", "users:read.email"} <= scopes
+
+
+# ---- App Home --------------------------------------------------------------------------------
+
+
+def home_opened_body(user: str = "U0ASKER001") -> str:
+    event = {"type": "app_home_opened", "user": user, "channel": "D0HOME0001", "tab": "home",
+             "event_ts": "1700000005.000100"}  # fmt: skip
+    return json.dumps({"token": "legacy-verification-token", "team_id": "T0000001",
+                       "api_app_id": "A0KVMARM", "event": event, "type": "event_callback",
+                       "event_id": "Ev0005", "event_time": 1700000005})  # fmt: skip
+
+
+def test_app_home_is_published_from_the_database(app, fake_slack):
+    assert dispatch(app, home_opened_body()).status == 200
+    [first] = wait_for(fake_slack, "views.publish")
+    assert first.params["user_id"] == "U0ASKER001"
+    assert "I do not know your list address" in json.dumps(first.params["view"])
+    slash(app, fake_slack, "iam maz@kernel.org", 1)
+    slash(app, fake_slack, "notify on", 2)
+    slash(app, fake_slack, "subscribe path:arch/arm64/kvm/vgic/*", 3)
+    dispatch(app, home_opened_body())
+    second = wait_for(fake_slack, "views.publish", 2)[1]
+    view = second.params["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    assert view["type"] == "home" and len(view["blocks"]) <= 100
+    said = json.dumps(view)
+    assert "Your series (maz@kernel.org)" in said
+    assert "KVM: arm64: ARMv8.3/8.4 Nested Virtualization support" in said
+    assert "Waiting on you" in said and "Personal alerts: *on*" in said
+    assert f"<#{CHANNEL}>: `path:arch/arm64/kvm/vgic/*`" in said
+    assert "<@" not in said and "<!" not in said

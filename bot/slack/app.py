@@ -58,7 +58,7 @@ def create_app(
     ``token_verification_enabled`` calls ``auth.test`` now (through ``client``), as Bolt does
     by default; tests pointing ``client`` at a fake Web API may keep it.
     """
-    from bot.slack.listeners import actions, commands, events, links
+    from bot.slack.listeners import actions, commands, events, home, links
 
     app = App(
         client=client,
@@ -82,6 +82,7 @@ def create_app(
     events.register(app, deps)
     actions.register(app, deps)
     links.register(app, deps)
+    home.register(app, deps)
     return app
 
 
