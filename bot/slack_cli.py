@@ -139,14 +139,17 @@ def notify(ctx: Context) -> None:
 
     from bot.live.record import record_live_facts
     from bot.slack.client import make_web_client
-    from bot.slack.deliver import deliver_events
+    from bot.slack.deliver import DeliveryError, deliver_events
 
     config = ctx.config
     if not config.slack_bot_token:
         raise click.ClickException("notify needs SLACK_BOT_TOKEN (the xoxb-… bot token)")
     db = ctx.db
     record_live_facts(db, datetime.now(UTC))
-    report = deliver_events(db, make_web_client(config), lore_url=config.lore_url)
+    try:
+        report = deliver_events(db, make_web_client(config), lore_url=config.lore_url)
+    except DeliveryError as exc:
+        raise click.ClickException(f"{exc}; nothing is lost, run notify again later") from exc
     click.echo(report.describe())
     for error in report.errors:
         click.echo(f"error: {error}", err=True)

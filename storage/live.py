@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -480,3 +480,30 @@ def series_by_authors(
         [*emails, *emails, limit],
     ).fetchall()
     return [r[0] for r in rows]
+
+
+# ---- one delivery run at a time -----------------------------------------------------------------
+
+LOCK_STALE = timedelta(minutes=30)
+
+
+def claim_delivery_lock(
+    db: sqlite_utils.Database, owner: str, now: datetime, alive: Callable[[str], bool]
+) -> str | None:
+    """Take the delivery lock for ``owner``; returns the live holder when someone else has
+    it (a holder that died, or older than LOCK_STALE, is replaced)."""
+    with db.atomic():
+        held = get_state(db, "delivery_lock")
+        if held and held["owner"] != owner:
+            fresh = (from_iso(held["at"]) or now) > now - LOCK_STALE
+            if fresh and alive(held["owner"]):
+                return held["owner"]
+        set_state(db, "delivery_lock", {"owner": owner, "at": iso(now)})
+    return None
+
+
+def release_delivery_lock(db: sqlite_utils.Database, owner: str) -> None:
+    with db.atomic():
+        held = get_state(db, "delivery_lock")
+        if held and held["owner"] == owner:
+            db.execute("DELETE FROM state WHERE key = 'delivery_lock'")

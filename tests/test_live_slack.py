@@ -393,3 +393,40 @@ def test_app_home_is_published_from_the_database(app, fake_slack):
     assert "Waiting on you" in said and "Personal alerts: *on*" in said
     assert f"<#{CHANNEL}>: `path:arch/arm64/kvm/vgic/*`" in said
     assert "<@" not in said and "<!" not in said
+
+
+# ---- failures: Slack unreachable, two deliverers -------------------------------------------------
+
+
+def test_slack_unreachable_is_one_line_and_nothing_is_lost(app, fake_slack, db_path):
+    import socket
+
+    slash(app, fake_slack, "subscribe all", 1)
+    ingest(db_path, month("2022-02"))
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/api/"
+    env = {**CLEAN_ENV, "SLACK_BOT_TOKEN": "xoxb-t", "SLACK_API_URL": dead}
+    result = CliRunner().invoke(main, ["--db", str(db_path), "notify"], env=env)
+    assert result.exit_code == 1
+    assert "Slack cannot be reached" in result.output and "Traceback" not in result.output
+    assert store.delivery_counts(open_db(db_path)) == {}
+    ok = notify(db_path, fake_slack)  # Slack is back: everything is delivered
+    assert ok.exit_code == 0 and len(posted(fake_slack)) > 30
+
+
+def test_one_deliverer_at_a_time(app, fake_slack, db_path):
+    import os
+    import socket
+    from datetime import UTC, datetime
+
+    slash(app, fake_slack, "subscribe all", 1)
+    ingest(db_path, month("2022-02"))
+    db = open_db(db_path)
+    other = f"{socket.gethostname()}:{os.getppid()}"  # a live process
+    assert store.claim_delivery_lock(db, other, datetime.now(UTC), lambda _h: True) is None
+    busy = notify(db_path, fake_slack)
+    assert busy.exit_code == 1 and f"being delivered by process {other}" in busy.output
+    assert posted(fake_slack) == []
+    store.release_delivery_lock(db, other)
+    assert notify(db_path, fake_slack).exit_code == 0 and posted(fake_slack)

@@ -18,7 +18,11 @@ Only channels the bot is a member of receive anything (``conversations.info``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -44,7 +48,16 @@ log = logging.getLogger(__name__)
 EVENT_TYPE = "kvmarm_event"
 MAX_ATTEMPTS = 3
 _FINAL = ("sent", "skipped", "unknown")
+_LOCK = threading.Lock()  # threads of one process (serve's sync loop) deliver in turn
 _POSTING_KINDS = ("new_series", "new_version")
+
+
+class DeliveryError(Exception):
+    """Delivery cannot run now; the message says why (nothing is lost: it runs again)."""
+
+
+class SlackUnreachable(DeliveryError):
+    """Slack did not answer; what was being sent stays pending and is looked up next time."""
 
 
 @dataclass
@@ -84,7 +97,42 @@ def deliver_events(
     lore_url: str = DEFAULT_LORE_URL,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> DeliveryReport:
-    """Deliver every pending event to the channels subscribed to it (see module docstring)."""
+    """Deliver every pending event to the channels subscribed to it and the people who
+    asked for alerts (see module docstring).  One delivery run at a time per database:
+    DeliveryError when another process is delivering right now."""
+    with _LOCK, _database_lock(db, now):
+        return _deliver(db, client, lore_url=lore_url, now=now)
+
+
+@contextmanager
+def _database_lock(db: sqlite_utils.Database, now: Callable[[], datetime]) -> Iterator[None]:
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    holder = store.claim_delivery_lock(db, owner, now(), _alive)
+    if holder is not None:
+        raise DeliveryError(f"events are being delivered by process {holder} right now")
+    try:
+        yield
+    finally:
+        store.release_delivery_lock(db, owner)
+
+
+def _alive(holder: str) -> bool:
+    """Is ``host:pid`` a live process on this host?  (Another host: assume it is.)"""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname():
+        return True
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _deliver(db, client: WebClient, *, lore_url: str, now) -> DeliveryReport:
     report = DeliveryReport()
     subs = store.subscriptions(db)
     people = store.alert_subscribers(db)
@@ -136,9 +184,11 @@ def deliver_events(
                 report.events, counted = report.events + 1, True
             if target in persons:
                 deliverer.direct(event, target, s, previous)
-            elif not deliverer.member(target):
+                continue
+            member = deliverer.member(target)
+            if member is False:
                 deliverer.save(event.id, target, "skipped", None, previous)
-            else:
+            elif member:
                 deliverer.deliver(event, target, s, previous)
     return report
 
@@ -177,17 +227,20 @@ class _Deliverer:
             now,
             report,
         )
-        self.members: dict[str, bool] = {}
+        self.members: dict[str, bool | None] = {}
 
-    def member(self, channel: str) -> bool:
+    def member(self, channel: str) -> bool | None:
+        """Is the bot in ``channel``?  None: Slack would not say (tried again next run)."""
         if channel not in self.members:
             try:
                 info = self.client.conversations_info(channel=channel)
                 self.members[channel] = bool((info.get("channel") or {}).get("is_member"))
-            except SlackApiError as exc:
-                log.warning("cannot tell whether the bot is in %s: %s", channel, _error(exc))
-                self.members[channel] = False
-            if not self.members[channel]:
+            except SlackApiError as exc:  # cannot tell: nothing goes there this time
+                self.report.errors.append(f"{channel}: conversations.info: {_error(exc)}")
+                self.members[channel] = None
+            except OSError as exc:
+                raise SlackUnreachable(f"Slack cannot be reached: {exc}") from exc
+            if self.members[channel] is False:
                 self.report.skipped_channels.add(channel)
         return self.members[channel]
 
@@ -280,6 +333,8 @@ class _Deliverer:
                 unfurl_media=False,
                 metadata={"event_type": EVENT_TYPE, "event_payload": meta},
             )
+        except OSError as exc:  # no answer: it may have arrived; stays pending, looked up next
+            raise SlackUnreachable(f"Slack cannot be reached: {exc}") from exc
         except SlackApiError as exc:
             status = exc.response.status_code if exc.response is not None else 0
             if status < 500:  # refused: nothing was posted
@@ -297,6 +352,8 @@ class _Deliverer:
             self.client.chat_update(
                 channel=channel, ts=card.ts, text=message["text"], blocks=message["blocks"]
             )
+        except OSError as exc:
+            raise SlackUnreachable(f"Slack cannot be reached: {exc}") from exc
         except SlackApiError as exc:
             self.report.errors.append(f"{channel}: card update: {_error(exc)}")
             return
@@ -334,7 +391,12 @@ class _Deliverer:
                 response = self.client.conversations_replies(
                     channel=channel, ts=thread_ts, include_all_metadata=True
                 )
+        except OSError as exc:
+            raise SlackUnreachable(f"Slack cannot be reached: {exc}") from exc
         except SlackApiError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status >= 500 or status == 429:  # try the lookup again next run
+                raise SlackUnreachable(f"Slack is not answering: {_error(exc)}") from exc
             log.warning("cannot look up an interrupted delivery in %s: %s", channel, _error(exc))
             return False, {}
         for m in response.get("messages") or []:

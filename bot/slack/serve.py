@@ -52,11 +52,15 @@ def sync_forever(run_sync: Callable[[], object], every: timedelta, stop: threadi
 def sync_and_notify(db, config, client) -> None:
     """One round of keeping Slack live: pull from lore, then deliver the new events to the
     subscribed channels (bot/slack/deliver.py; each exactly once)."""
-    from bot.slack.deliver import deliver_events
+    from bot.slack.deliver import DeliveryError, deliver_events
     from bot.sync import sync
 
     sync(db, config)
-    report = deliver_events(db, client, lore_url=config.lore_url)
+    try:
+        report = deliver_events(db, client, lore_url=config.lore_url)
+    except DeliveryError as exc:
+        log.warning("event delivery stopped, will continue next time: %s", exc)
+        return
     if report.events or report.errors:
         log.info("events: %s", report.describe())
     for error in report.errors:
