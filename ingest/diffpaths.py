@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_GIT_RE = re.compile(r"^diff --git a/(\S+) b/(\S+)$", re.MULTILINE)
+_GIT = "diff --git a/"
 _PLUS_RE = re.compile(r"^(?:\+\+\+ b/|--- a/)(\S+)", re.MULTILINE)
 
 
@@ -12,8 +12,15 @@ def paths_of_diff(diff: str) -> tuple[str, ...]:
     """Paths named by ``diff --git a/X b/Y`` lines (both sides of a rename), else by the
     ``---``/``+++`` lines of a plain unified diff; in order, each once."""
     found: list[str] = []
-    for a, b in _GIT_RE.findall(diff):
-        found += [a, b]
+    at = 0 if diff.startswith(_GIT) else diff.find("\n" + _GIT)
+    while at != -1:
+        start = diff.find(_GIT, at)
+        end = diff.find("\n", start)
+        line = diff[start + len(_GIT) : end if end != -1 else len(diff)]
+        a, sep, b = line.partition(" b/")
+        if sep and " " not in a and " " not in b:
+            found += [a, b]
+        at = diff.find("\n" + _GIT, start)
     if not found:
         found = _PLUS_RE.findall(diff)
     return tuple(dict.fromkeys(p for p in found if p != "/dev/null"))
