@@ -507,3 +507,24 @@ def release_delivery_lock(db: sqlite_utils.Database, owner: str) -> None:
         held = get_state(db, "delivery_lock")
         if held and held["owner"] == owner:
             db.execute("DELETE FROM state WHERE key = 'delivery_lock'")
+
+
+def replies_after_author(
+    db: sqlite_utils.Database, version_key: str, authors: Sequence[str]
+) -> list[tuple[str, str, str, str]]:
+    """(msgid, sender name, date, own words) of replies to a version by others (not bots)
+    dated after the last mail its authors sent in that version's thread, oldest first."""
+    if not authors:
+        return []
+    marks = ", ".join("?" * len(authors))
+    rows = db.execute(
+        f"""SELECT g.msgid, g.from_name, g.date, g.body FROM memberships m
+            JOIN messages g ON g.msgid = m.msgid
+            WHERE m.version_key = ? AND g.is_reply = 1 AND g.is_bot = 0
+              AND g.from_email NOT IN ({marks}) AND g.date > coalesce((
+                SELECT max(a.date) FROM memberships am JOIN messages a ON a.msgid = am.msgid
+                WHERE am.version_key = ? AND a.from_email IN ({marks})), '')
+            ORDER BY g.date""",
+        [version_key, *authors, version_key, *authors],
+    ).fetchall()
+    return [(r[0], r[1], r[2], r[3]) for r in rows]

@@ -339,7 +339,10 @@ def test_personal_alerts_are_sent_once_and_never_about_your_own_mail(app, fake_s
     assert all("<@" not in t and "<!" not in t for t in texts)
     again = notify(db_path, fake_slack)
     assert again.exit_code == 0 and len(posted(fake_slack, "U0ASKER001")) == len(dms)
-    assert "Personal alerts are off" in slash(app, fake_slack, "notify off", 5)["text"]
+    mine = json.dumps(slash(app, fake_slack, "mine", 5)["blocks"])
+    assert "waits on you: questions not answered yet" in mine
+    assert "|Alexandru Elisei 2022-02-25>" in mine  # a question on v6 of nested virt, unanswered
+    assert "Personal alerts are off" in slash(app, fake_slack, "notify off", 6)["text"]
 
 
 def test_a_reviewer_hears_about_the_next_version(app, fake_slack, db_path):

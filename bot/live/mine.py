@@ -1,8 +1,11 @@
 """`/kvmarm mine`: a person's series, latest activity first — per version its review
-coverage, the status with evidence, and what waits on them (changes requested)."""
+coverage, the status with evidence, and what waits on them: changes requested, and questions
+asked in replies to the latest version after the author's last mail there (a "?" ending a
+sentence in the replier's own words)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import sqlite_utils
@@ -10,11 +13,14 @@ import sqlite_utils
 from bot.digest.entries import lore_link
 from bot.digest.render_slack import escape_mrkdwn
 from bot.live.cards import card_facts, load_series
-from storage.live import series_by_authors
+from storage.live import replies_after_author, series_by_authors
 
 _SHORT = {"Reviewed-by": "R-b", "Acked-by": "A-b", "Tested-by": "T-b"}
 MAX_SERIES = 10
 MAX_VERSIONS = 4  # per series, newest first
+DONE = ("applied", "pulled", "superseded", "dropped")
+# A question in someone's own words (quotes are already gone): "?" ending a sentence.
+_QUESTION_RE = re.compile(r"\?(?:\s|$)")
 
 
 def version_coverage(version: dict) -> str:
@@ -46,5 +52,15 @@ def mine_lines(db: sqlite_utils.Database, emails: Sequence[str], lore_url: str) 
         lines = [f"*<{link}|{title}>*", f"{status} · last activity {facts.last_activity}", versions]
         if facts.status == "changes-requested":
             lines.append(":point_right: waits on you: changes were requested")
+        latest = series["versions"][-1]
+        if latest["status"] not in DONE:
+            asked = [q for q in replies_after_author(db, latest["key"], list(emails))
+                     if _QUESTION_RE.search(q[3] or "")]  # fmt: skip
+            if asked:
+                links = ", ".join(
+                    f"<{lore_link(lore_url, msgid)}|{escape_mrkdwn(name)} {date[:10]}>"
+                    for msgid, name, date, _body in asked[-3:]
+                )
+                lines.append(f":point_right: waits on you: questions not answered yet ({links})")
         out.append("\n".join(lines))
     return out
