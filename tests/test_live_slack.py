@@ -433,3 +433,17 @@ def test_one_deliverer_at_a_time(app, fake_slack, db_path):
     assert posted(fake_slack) == []
     store.release_delivery_lock(db, other)
     assert notify(db_path, fake_slack).exit_code == 0 and posted(fake_slack)
+
+
+def test_when_slack_does_not_say_posting_decides(app, fake_slack, db_path):
+    """A workspace answering conversations.info without membership (or not knowing the
+    method): subscribing works and chat.postMessage's own answer decides."""
+    fake_slack.script("conversations.info", Reply(body={"ok": False, "error": "unknown_method"}))
+    assert "Subscribed" in slash(app, fake_slack, "subscribe all", 1)["text"]
+    ingest(db_path, month("2022-02"))
+    fake_slack.script("conversations.info", Reply(body={"ok": True, "channel": {"id": CHANNEL}}))
+    fake_slack.script("chat.postMessage", Reply(body={"ok": False, "error": "not_in_channel"}))
+    first = notify(db_path, fake_slack)
+    assert first.exit_code == 1 and "not_in_channel" in first.output  # refused: tried again
+    second = notify(db_path, fake_slack)
+    assert second.exit_code == 0 and len(posted(fake_slack)) > 30

@@ -40,6 +40,7 @@ from bot.live.cards import (
     series_view,
 )
 from bot.live.filters import FilterError, SeriesView, matches, parse_filter
+from bot.slack.subscribe import CannotTell, membership
 from storage import live as store
 from storage.messages import iso
 
@@ -230,13 +231,13 @@ class _Deliverer:
         self.members: dict[str, bool | None] = {}
 
     def member(self, channel: str) -> bool | None:
-        """Is the bot in ``channel``?  None: Slack would not say (tried again next run)."""
+        """Is the bot in ``channel``?  None: Slack would not say now (tried next run)."""
         if channel not in self.members:
             try:
-                info = self.client.conversations_info(channel=channel)
-                self.members[channel] = bool((info.get("channel") or {}).get("is_member"))
-            except SlackApiError as exc:  # cannot tell: nothing goes there this time
-                self.report.errors.append(f"{channel}: conversations.info: {_error(exc)}")
+                member = membership(self.client, channel)
+                self.members[channel] = True if member is None else member  # posting decides
+            except CannotTell as exc:  # nothing goes there this time
+                self.report.errors.append(f"{channel}: conversations.info: {exc}")
                 self.members[channel] = None
             except OSError as exc:
                 raise SlackUnreachable(f"Slack cannot be reached: {exc}") from exc

@@ -50,18 +50,46 @@ def subscription_reply(deps, command: Command, *, channel: str | None, user: str
     )
 
 
+class CannotTell(Exception):
+    """Slack will not say whether the bot is in a channel (scope, auth, rate limit)."""
+
+
+# Errors that mean "Slack refuses to tell us", as opposed to an answer or an unknown method.
+_REFUSALS = frozenset(
+    {"missing_scope", "not_authed", "invalid_auth", "account_inactive", "token_revoked",
+     "ratelimited", "fatal_error", "internal_error", "request_timeout"}
+)  # fmt: skip
+
+
+def membership(client: WebClient, channel: str) -> bool | None:
+    """Is the bot a member of ``channel`` (``conversations.info``)?  None when Slack's
+    answer does not say (then posting decides); CannotTell when Slack refuses to answer."""
+    try:
+        info = client.conversations_info(channel=channel)
+    except SlackApiError as exc:
+        error = str(exc.response.get("error")) if exc.response is not None else str(exc)
+        status = exc.response.status_code if exc.response is not None else 0
+        if error == "channel_not_found":
+            return False
+        if error in _REFUSALS or status >= 500 or status == 429:
+            raise CannotTell(error) from exc
+        log.warning("conversations.info %s: %s; posting decides", channel, error)
+        return None
+    is_member = (info.get("channel") or {}).get("is_member")
+    return None if is_member is None else bool(is_member)
+
+
 def ensure_member(client: WebClient, channel: str) -> None:
     if not channel.startswith(("C", "G")):
         raise NotInChannel("Subscriptions are for channels, not direct messages.")
     try:
-        info = client.conversations_info(channel=channel)
-    except SlackApiError as exc:
-        error = exc.response.get("error") if exc.response is not None else str(exc)
-        log.warning("conversations.info %s: %s", channel, error)
+        member = membership(client, channel)
+    except CannotTell as exc:
+        log.warning("conversations.info %s: %s", channel, exc)
         raise NotInChannel(
-            f"I cannot see this channel ({error}): invite me with /invite @kvmarm"
+            f"I cannot see this channel ({exc}): invite me with /invite @kvmarm"
         ) from exc
-    if not (info.get("channel") or {}).get("is_member"):
+    if member is False:
         raise NotInChannel(
             "I am not in this channel: invite me with /invite @kvmarm, then subscribe."
         )
