@@ -17,7 +17,7 @@ import zlib
 import b4
 import pytest
 
-from bot.pipeline import ingest_mails
+from bot.sync.pipeline import ingest_mails
 from ingest import bodies
 from ingest import parse as P
 from ingest.lore.parsing import _candidate_lines, find_trailers

@@ -23,7 +23,8 @@ from bot.config import Config
 from bot.digest.entries import build_entry, load_context
 from bot.digest.grounding import Directory
 from bot.digest.period import period_between
-from bot.digest.summarize import Summarizer, make_summarizer, summarise_entries
+from bot.digest.summarise import make_summarizer, summarise_entries
+from bot.digest.summary import Summarizer
 from storage import digests as store
 from storage.messages import from_iso
 from storage.search import Target

@@ -20,7 +20,8 @@ from bot.digest.period import (
 )
 from bot.digest.render_markdown import render_markdown
 from bot.digest.render_slack import escape_mrkdwn, render_slack
-from bot.digest.summarize import Summarizer, SummaryError, make_summarizer
+from bot.digest.summarise import make_summarizer
+from bot.digest.summary import Summarizer, SummaryError
 
 __all__ = [
     "Period",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from bot.digest.collate import CollatedMail
 from bot.digest.grounding import Allowed, Directory, outsiders
-from bot.digest.summarize import Facts, Review, Summary, SummaryRequest
+from bot.digest.summary import Facts, Review, Summary, SummaryRequest
 
 PROMPT_VERSION = "extractive-1"
 MAX_QUOTES = 3

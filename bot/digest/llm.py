@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import openai
 
 from bot.digest.collate import render_document
-from bot.digest.summarize import Summary, SummaryError, SummaryRequest, Usage
+from bot.digest.summary import Summary, SummaryError, SummaryRequest, Usage
 
 if TYPE_CHECKING:
     from bot.config import Config

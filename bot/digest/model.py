@@ -36,7 +36,8 @@ from bot.digest.entries import (
 from bot.digest.extractive import ExtractiveSummarizer
 from bot.digest.grounding import Directory
 from bot.digest.period import Period
-from bot.digest.summarize import RunStats, Summarizer, summarise_entries
+from bot.digest.summarise import RunStats, summarise_entries
+from bot.digest.summary import Summarizer
 from storage import digests as store
 from storage.digests import MailRow
 from storage.messages import iso

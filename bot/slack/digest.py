@@ -42,7 +42,7 @@ class DigestGlue:
     summarizer: Summarizer
     db_factory: Callable
     now: Callable[[], datetime]
-    # Pulls a period's mail from lore before the scheduled post (serve wires bot.sync).
+    # Pulls a period's mail from lore before the scheduled post (serve wires bot.sync.lore).
     pull: Callable[[object, Period], object] | None = None
 
     # ---- /kvmarm digest … -----------------------------------------------------------------

@@ -15,7 +15,7 @@ from bot.dates import parse_when
 from storage.db import StorageError, open_db
 
 
-class Context:
+class CliContext:
     def __init__(self, db_path: str | None) -> None:
         self._db_path = db_path
         self._config: Config | None = None
@@ -40,7 +40,7 @@ class Context:
         return self._db
 
 
-pass_ctx = click.make_pass_decorator(Context)
+pass_ctx = click.make_pass_decorator(CliContext)
 
 
 def window_options(func):

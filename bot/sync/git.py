@@ -17,8 +17,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from bot.pipeline import IngestReport, default_workers, ingest_mails
 from bot.progress import Progress, Silent
+from bot.sync.pipeline import IngestReport, default_workers, ingest_mails
 from ingest.lore.client import default_user_agent
 from ingest.sources import SourceError, count_bytes, git_env, iter_git_epoch
 from storage.messages import iso

@@ -30,9 +30,9 @@ from datetime import UTC, datetime, timedelta
 import sqlite_utils
 
 from bot.config import Config
-from bot.pipeline import IngestReport, default_workers, ingest_mails
 from bot.progress import Progress, Silent
-from bot.sync_git import GitSyncReport, SyncError, sync_git
+from bot.sync.git import GitSyncReport, SyncError, sync_git
+from bot.sync.pipeline import IngestReport, default_workers, ingest_mails
 from ingest.lore.client import LoreClient, LoreError, LoreMail, SeriesHead
 from ingest.subjects import parse_subject
 from storage.messages import iso
