@@ -40,7 +40,7 @@ from bot.commands.results import (
     WhoReviewed,
 )
 from bot.config import DEFAULT_LORE_URL
-from bot.digest.entries import lore_link  # one way to link a Message-ID on lore
+from bot.links import lore_link
 from storage import search
 from storage.search import REVIEW_KINDS, Target
 from storage.views import status_json

@@ -8,7 +8,6 @@ know now) but each evidence item says ``after_period``.
 from __future__ import annotations
 
 import re
-import urllib.parse
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import sqlite_utils
 from bot.digest.collate import collate, mail_kind
 from bot.digest.period import Period
 from bot.digest.summary import Facts, Participant, Posted, Review, SummaryRequest
+from bot.links import lore_link
 from storage import digests as store
 from storage.digests import MailRow
 from storage.messages import iso
@@ -26,12 +26,6 @@ SECTIONS = ("PATCH", "RFC", "PULL", "kvmtool", "kvm-unit-tests", "stable", "Othe
 _TAG_SECTIONS = ("kvmtool", "kvm-unit-tests", "stable")
 _REPLY_PREFIX_RE = re.compile(r"^(?:\s*(?:re|fwd?|aw)\s*:\s*)+", re.I)
 EARLIER_BUDGET = 3000
-_MSGID_SAFE = "@!$&*+,;=:~-._"  # everything else (/, ?, #, %, parentheses, …) is %-escaped
-
-
-def lore_link(base: str, msgid: str) -> str:
-    """https://lore.kernel.org/kvmarm/<msgid>/ with the Message-ID escaped like public-inbox."""
-    return f"{base.rstrip('/')}/{urllib.parse.quote(msgid, safe=_MSGID_SAFE)}/"
 
 
 @dataclass(frozen=True)

@@ -31,8 +31,8 @@ from slack_sdk.errors import SlackApiError
 from bot.config import DEFAULT_LORE_URL
 from bot.digest import Period, Summarizer, build_digest, render_slack
 from bot.digest.chart import render_chart
-from bot.digest.labels import parse_iso
 from storage import digests as store
+from storage.messages import from_iso
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ class _Poster:
         """The ts of a message this run already posted as ``part``, from Slack itself."""
         try:
             if thread_ts is None:
-                oldest = parse_iso(self.run.started_at).timestamp() - 60
+                oldest = from_iso(self.run.started_at).timestamp() - 60
                 response = self.client.conversations_history(
                     channel=self.run.channel, oldest=str(oldest), include_all_metadata=True
                 )

@@ -31,6 +31,7 @@ from storage.derived import save_derived
 from storage.messages import (
     StoredMail,
     count_messages,
+    iso,
     iter_raw,
     known_messages,
     known_quarantine,
@@ -130,7 +131,7 @@ def ingest_mails(
     changed = bool(report.added or report.replaced)
     if rebuild and (changed or _derive_outdated(db)):
         rebuild_derived(db, None if had_messages else list(new.values()))
-    set_state(db, "last_ingest", {"at": _iso(now()), **report.as_dict()})
+    set_state(db, "last_ingest", {"at": iso(now()), **report.as_dict()})
     return report
 
 
@@ -267,7 +268,3 @@ def _quarantine(db, item: _Failed, bad: set[str], report: IngestReport, now) -> 
     bad.add(digest)
     report.quarantined += 1
     save_quarantined(db, [Quarantined(item.origin, item.reason, item.raw)], now())
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
