@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import Message as EmailMessage
 
 from ingest import bodies, notices
-from ingest.lore.parsing import DIFF_RE, DIFFSTAT_RE, followup_trailers, patch_trailers
+from ingest.b4rules import DIFF_RE, DIFFSTAT_RE, followup_trailers, patch_trailers
 from ingest.records import Content, MalformedMail, Message, ParsedMail, Person, Subject
 from ingest.subjects import parse_subject
 

@@ -1,4 +1,5 @@
-"""b4's trailer parsing, used per mail: inline trailers of a patch, follow-up trailers of a reply.
+"""b4's rules, used per mail by the pure parser: inline trailers of a patch, follow-up
+trailers of a reply, and what a diff / diffstat looks like.
 
 b4 is the reference for what counts as a trailer on the kernel lists, so we call its own
 ``LoreMessage.get_body_parts`` / ``find_trailers`` and its sender check ``get_trailers``
