@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from ingest.ledger import (
@@ -22,7 +22,7 @@ from ingest.ledger import (
     find_targets,
 )
 from ingest.postings import Draft, group_postings, posting_date
-from ingest.records import Evidence, Message, PatchSlot, Posting, Series, Thread
+from ingest.records import Derived, Evidence, Message, PatchSlot, Posting, Series
 from ingest.series import (
     carry_trailers,
     chain_drafts,
@@ -32,15 +32,6 @@ from ingest.series import (
 )
 from ingest.subjects import normalise_title
 from ingest.threads import group_threads
-
-
-@dataclass(frozen=True)
-class Derived:
-    threads: list[Thread]
-    series: list[Series]
-    thread_of: dict[str, str]  # msgid → thread root
-    series_of: dict[str, str]  # msgid → series id, for members and replies to them
-    posting_of: dict[str, str]  # msgid → posting key, likewise
 
 
 def derive(messages: Sequence[Message]) -> Derived:

@@ -10,8 +10,7 @@ import json
 
 import sqlite_utils
 
-from ingest.derive import Derived
-from ingest.records import Evidence, Posting, Series
+from ingest.records import Derived, Evidence, Posting, Series
 from storage.messages import iso
 from storage.search_index import refresh_search_index
 

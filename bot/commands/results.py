@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import sqlite_utils
-
 from bot.commands.grammar import USAGE, Command
 from bot.commands.history import VersionChange
 from storage import search
+from storage.db import Database
 from storage.search import Target
 
 # A summariser: (db, target) → (text, where it came from), or None to use the extract.
-Summarize = Callable[[sqlite_utils.Database, Target], "Summary | None"]
+Summarize = Callable[[Database, Target], "Summary | None"]
 
 SUMMARY_CHARS = 400
 

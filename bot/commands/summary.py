@@ -16,8 +16,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import sqlite_utils
-
 from bot.commands.results import Summarize, Summary
 from bot.config import Config
 from bot.digest.entries import build_entry, load_context
@@ -26,6 +24,7 @@ from bot.digest.period import period_between
 from bot.digest.summarise import make_summarizer, summarise_entries
 from bot.digest.summary import Summarizer
 from storage import digests as store
+from storage.db import Database
 from storage.messages import from_iso
 from storage.search import Target
 
@@ -41,14 +40,14 @@ def llm_summarize(
     if not summarizer.name.startswith("llm"):  # "extractive" or "llm:<model>"
         return None
 
-    def summarize(db: sqlite_utils.Database, target: Target) -> Summary | None:
+    def summarize(db: Database, target: Target) -> Summary | None:
         return summarise_target(db, target, summarizer, config, now())
 
     return summarize
 
 
 def summarise_target(
-    db: sqlite_utils.Database, target: Target, summarizer: Summarizer, config: Config, now
+    db: Database, target: Target, summarizer: Summarizer, config: Config, now
 ) -> Summary | None:
     """The summariser's text for everything said in ``target`` so far (None: no mail)."""
     last = from_iso(target.last_date)

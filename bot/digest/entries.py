@@ -12,13 +12,12 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from bot.digest.collate import collate, mail_kind
 from bot.digest.period import Period
 from bot.digest.summary import Facts, Participant, Posted, Review, SummaryRequest
 from bot.links import lore_link
 from storage import digests as store
+from storage.db import Database
 from storage.digests import MailRow
 from storage.messages import iso
 
@@ -32,7 +31,7 @@ EARLIER_BUDGET = 3000
 class Context:
     """What every entry of one digest needs, loaded once."""
 
-    db: sqlite_utils.Database
+    db: Database
     period: Period
     lang: str
     lore_url: str
@@ -49,7 +48,7 @@ class Context:
 
 
 def load_context(
-    db: sqlite_utils.Database, period: Period, lang: str, lore_url: str, mails: Sequence[MailRow]
+    db: Database, period: Period, lang: str, lore_url: str, mails: Sequence[MailRow]
 ) -> Context:
     series_ids = sorted({m.series_id for m in mails if m.series_id})
     versions = store.version_rows(db, series_ids)

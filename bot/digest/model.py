@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-import sqlite_utils
-
 from bot.config import DEFAULT_LORE_URL
 from bot.digest.entries import (
     SECTIONS,
@@ -39,6 +37,7 @@ from bot.digest.period import Period
 from bot.digest.summarise import RunStats, summarise_entries
 from bot.digest.summary import Summarizer
 from storage import digests as store
+from storage.db import Database
 from storage.digests import MailRow
 from storage.messages import iso
 
@@ -54,7 +53,7 @@ class DigestRun:
 
 
 def build_digest(
-    db: sqlite_utils.Database,
+    db: Database,
     period: Period,
     *,
     lang: str = "en",
@@ -70,7 +69,7 @@ def build_digest(
 
 
 def run_digest(
-    db: sqlite_utils.Database,
+    db: Database,
     period: Period,
     *,
     lang: str = "en",

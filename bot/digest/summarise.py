@@ -19,12 +19,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import sqlite_utils
-
 from bot.digest.extractive import ExtractiveSummarizer
 from bot.digest.grounding import check_summary
 from bot.digest.summary import Summarizer, Summary, SummaryError, SummaryRequest, Usage
 from storage import digests as store
+from storage.db import Database
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -57,7 +56,7 @@ class RunStats:
 
 
 def summarise_entries(
-    db: sqlite_utils.Database,
+    db: Database,
     requests: Sequence[SummaryRequest],
     summarizer: Summarizer,
     *,

@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import sqlite_utils
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -32,6 +31,7 @@ from bot.config import DEFAULT_LORE_URL
 from bot.digest import Period, Summarizer, build_digest, render_slack
 from bot.digest.chart import render_chart
 from storage import digests as store
+from storage.db import Database
 from storage.messages import from_iso
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class PostResult:
 
 
 def post_digest(
-    db: sqlite_utils.Database,
+    db: Database,
     client: WebClient,
     channel: str,
     period: Period,
