@@ -29,8 +29,8 @@ from bot.commands.results import (
     SeriesThread,
     Status,
     Summarize,
-    Summary,
     SummaryNote,
+    TargetSummary,
     TrailerInfo,
     VersionInfo,
     VersionStep,
@@ -411,7 +411,7 @@ def _cover_or_first(postings: list[dict]) -> tuple[str | None, str]:
 
 def _summary(
     db: Database, target: Target, sources: Sources, postings: list[dict]
-) -> Summary | None:
+) -> TargetSummary | None:
     msgid, where = _cover_or_first(postings)
     facts = search.message_facts(db, [msgid]).get(msgid) if msgid else None
     if facts is None:
@@ -421,11 +421,11 @@ def _summary(
 
 def _summary_from(
     db: Database, target: Target, sources: Sources, body: str, where: str
-) -> Summary | None:
+) -> TargetSummary | None:
     if sources.summarize is not None and (given := sources.summarize(db, target)) is not None:
         return given
     text = extract_summary(body)
-    return Summary(text, f"from the {where}") if text else None
+    return TargetSummary(text, f"from the {where}") if text else None
 
 
 def extract_summary(body: str, limit: int = SUMMARY_CHARS) -> str:

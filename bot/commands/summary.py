@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.commands.results import Summarize, Summary
+from bot.commands.results import Summarize, TargetSummary
 from bot.config import Config
 from bot.digest.entries import build_entry, load_context
 from bot.digest.grounding import Directory
@@ -40,7 +40,7 @@ def llm_summarize(
     if not summarizer.name.startswith("llm"):  # "extractive" or "llm:<model>"
         return None
 
-    def summarize(db: Database, target: Target) -> Summary | None:
+    def summarize(db: Database, target: Target) -> TargetSummary | None:
         return summarise_target(db, target, summarizer, config, now())
 
     return summarize
@@ -48,7 +48,7 @@ def llm_summarize(
 
 def summarise_target(
     db: Database, target: Target, summarizer: Summarizer, config: Config, now
-) -> Summary | None:
+) -> TargetSummary | None:
     """The summariser's text for everything said in ``target`` so far (None: no mail)."""
     last = from_iso(target.last_date)
     if last is None:
@@ -78,4 +78,4 @@ def summarise_target(
         return None
     text = " ".join(part for part in (made.background, made.this_week) if part)
     model = made.model.removeprefix("llm:")
-    return Summary(text, f"LLM summary by {model} of all {len(mails)} mails")
+    return TargetSummary(text, f"LLM summary by {model} of all {len(mails)} mails")
