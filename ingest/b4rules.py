@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
+from typing import Any
 
 import b4
 
@@ -96,7 +97,7 @@ def followup_trailers(text: str, sender_name: str, sender_email: str) -> list[Tr
     if not ltrs:
         return []
     # b4's sender check is an instance method reading only these three attributes.
-    sender = SimpleNamespace(
+    sender: Any = SimpleNamespace(
         trailers=ltrs, fromemail=sender_email, fromname=sender_name or sender_email
     )
     _accepted, mismatched = b4.LoreMessage.get_trailers(sender, sloppy=False)

@@ -82,13 +82,13 @@ def derive(messages: Sequence[Message]) -> Derived:
     return Derived(threads, series_list, thread_of, series_of, posting_of)
 
 
-
 _UNDATED = datetime.min.replace(tzinfo=UTC)  # sorts before every real date
 
 
 def _dated_by(date: datetime | None, when: datetime) -> bool:
     """Posted no later than ``when`` (an undated posting is not)."""
     return date is not None and date <= when
+
 
 def _with_last_activity(series_list: list[Series], series_of, by_id) -> list[Series]:
     last: dict[str, datetime] = {}

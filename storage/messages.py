@@ -174,7 +174,7 @@ def save_quarantined(db: sqlite_utils.Database, items: Iterable[Quarantined], no
         for q in items
     ]
     with db.atomic():
-        db["quarantine"].insert_all(rows, pk="sha256", ignore=True)
+        db.table("quarantine").insert_all(rows, pk="sha256", ignore=True)
     return len(rows)
 
 

@@ -169,7 +169,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
     # No triggers: storage.messages.save_messages keeps the index in step with one
     # INSERT … SELECT per batch, four times cheaper than a trigger per row.
-    db["messages"].enable_fts(
+    db.table("messages").enable_fts(
         ["subject", "body", "from_name", "from_email"],
         fts_version="FTS5",
         create_triggers=False,

@@ -318,7 +318,7 @@ def reviews_by(
         ORDER BY g.date DESC, v.key, t.n
         LIMIT ?
     """
-    cols = ("kind", "n", "source", "msgid", "name", "email", "date")
+    cols: tuple[str, ...] = ("kind", "n", "source", "msgid", "name", "email", "date")
     cols += ("version_key", "version", "series_id", "series_title", "subject")
     rows = db.execute(sql, [*emails, *REVIEW_KINDS, *sources, limit])
     return [dict(zip(cols, r, strict=True)) for r in rows]

@@ -89,10 +89,10 @@ def summary_target(result: object) -> Target | None:
     return None
 
 
-def summary_note(db: Database, result: object, summarize: Summarize):
+def summary_note(db: Database, result: object, summarize: Summarize) -> SummaryNote | None:
     """The follow-up for a `thread` answer: ``summarize``'s text, or None."""
     target = summary_target(result)
-    if target is None:
+    if target is None or not isinstance(result, SeriesThread | PlainThread):
         return None
     summary = summarize(db, target)
     if summary is None:

@@ -109,7 +109,8 @@ class OpenAISummarizer:
     def _ask(self, messages: list[dict], chars: int, used: Usage) -> tuple[str, Usage]:
         extra = {"response_format": {"type": "json_object"}} if self.json_mode else {}
         try:
-            response = self.client.chat.completions.create(
+            # Plain {"role", "content"} dicts: openai types them as TypedDicts per role.
+            response = self.client.chat.completions.create(  # type: ignore[call-overload]
                 model=self.model,
                 messages=messages,
                 temperature=0,

@@ -116,7 +116,7 @@ def _post(db, client, channel, period, *, lang, summarizer, force, chart, now, l
             f"no mail dated in {period.key} in the database: nothing posted (sync or ingest first)"
         )
     resumed = previous is not None and previous.state != "done" and not force
-    run = _take_over(db, previous) if resumed else _start(db, period, channel, now)
+    run = _take_over(db, previous) if resumed and previous else _start(db, period, channel, now)
     poster = _Poster(db, client, run, now)
     messages = render_slack(model)
     parent = poster.message(0, "parent", messages[0], thread_ts=None)
