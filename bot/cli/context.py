@@ -1,7 +1,7 @@
 """What every `kvmarm` command shares: the lazily opened config and database, window options.
 
 Command modules (sync, digest, Slack) import ``pass_ctx`` from here and register themselves
-in bot/cli.py with ``main.add_command``.
+in bot/cli/__init__.py with ``main.add_command``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """`kvmarm digest` (print) and `kvmarm post` (to Slack), thin layers over bot.digest and
-bot.slack.post.  Registered in bot/cli.py."""
+bot.slack.post.  Registered in bot/cli/__init__.py."""
 
 from __future__ import annotations
 

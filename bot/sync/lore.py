@@ -1,5 +1,4 @@
-"""Pull new mail from lore (``sync``) or from a public-inbox git mirror (``sync_git``, in
-bot/sync_git.py, re-exported here).
+"""Pull new mail from lore's HTTP API (``sync``; a public-inbox git mirror is bot/sync/git.py).
 
 ``sync`` works in two phases, so a sync that dies leaves nothing half-written:
 
@@ -29,7 +28,6 @@ from datetime import UTC, datetime, timedelta
 
 from bot.config import Config
 from bot.progress import Progress, Silent
-from bot.sync.git import GitSyncReport, SyncError, sync_git
 from bot.sync.pipeline import IngestReport, default_workers, ingest_mails
 from ingest.lore.client import LoreClient, LoreError, LoreMail, SeriesHead
 from ingest.subjects import parse_subject
@@ -44,7 +42,7 @@ from storage.sync import (
     stored_msgids,
 )
 
-__all__ = ["FIRST_RUN", "OVERLAP", "GitSyncReport", "SyncError", "SyncReport", "sync", "sync_git"]
+__all__ = ["FIRST_RUN", "OVERLAP", "SyncReport", "sync"]
 
 OVERLAP = timedelta(days=2)
 FIRST_RUN = timedelta(days=14)
