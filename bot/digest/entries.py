@@ -28,7 +28,7 @@ EARLIER_BUDGET = 3000
 
 
 @dataclass(frozen=True)
-class Context:
+class DigestContext:
     """What every entry of one digest needs, loaded once."""
 
     db: Database
@@ -49,12 +49,12 @@ class Context:
 
 def load_context(
     db: Database, period: Period, lang: str, lore_url: str, mails: Sequence[MailRow]
-) -> Context:
+) -> DigestContext:
     series_ids = sorted({m.series_id for m in mails if m.series_id})
     versions = store.version_rows(db, series_ids)
     keys = [v["key"] for vs in versions.values() for v in vs]
     evidence = [e["msgid"] for vs in versions.values() for v in vs for e in v["evidence"]]
-    return Context(
+    return DigestContext(
         db=db,
         period=period,
         lang=lang,
@@ -80,7 +80,7 @@ def group_mails(mails: Sequence[MailRow]) -> dict[str, list[MailRow]]:
     return dict(groups)
 
 
-def build_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest]:
+def build_entry(ctx: DigestContext, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest]:
     if key.startswith("series:"):
         return _series_entry(ctx, key, mails)
     return _thread_entry(ctx, key, mails)
@@ -89,7 +89,9 @@ def build_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, Sum
 # ---- series ----------------------------------------------------------------------------------
 
 
-def _series_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest]:
+def _series_entry(
+    ctx: DigestContext, key: str, mails: list[MailRow]
+) -> tuple[dict, SummaryRequest]:
     sid = key.split(":", 1)[1]
     until, since = iso(ctx.period.until), iso(ctx.period.since)
     every = ctx.versions.get(sid, [])
@@ -156,7 +158,7 @@ def _series_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, S
     return entry, request
 
 
-def _status(ctx: Context, version: dict, patches: list[dict]) -> dict:
+def _status(ctx: DigestContext, version: dict, patches: list[dict]) -> dict:
     since, until = iso(ctx.period.since), iso(ctx.period.until)
     evidence = []
     for e in version["evidence"]:
@@ -186,7 +188,7 @@ def _section_of(version: dict) -> tuple[str, str, list[str]]:
     return section, kind, tags
 
 
-def _version_ref(ctx: Context, v: dict) -> dict:
+def _version_ref(ctx: DigestContext, v: dict) -> dict:
     return {
         "number": v["version"],
         "key": v["key"],
@@ -199,7 +201,7 @@ def _version_ref(ctx: Context, v: dict) -> dict:
     }
 
 
-def _patch_trailers(ctx: Context, version: dict) -> list[dict]:
+def _patch_trailers(ctx: DigestContext, version: dict) -> list[dict]:
     given: dict[int, list[dict]] = defaultdict(list)
     for t in ctx.trailers.get(version["key"], []):
         given[t["n"]].append(
@@ -227,7 +229,7 @@ def _patch_trailers(ctx: Context, version: dict) -> list[dict]:
     ]
 
 
-def _reviews(ctx: Context, versions: list[dict]) -> list[Review]:
+def _reviews(ctx: DigestContext, versions: list[dict]) -> list[Review]:
     """Trailers given in replies during the period, grouped per reviewer, kind and version."""
     grouped: dict[tuple, tuple[set[int], str, str, bool]] = {}
     for v in versions:
@@ -293,7 +295,9 @@ def _earlier_picks(earlier: list[MailRow], versions: list[dict]) -> list[MailRow
 # ---- threads outside any series -------------------------------------------------------------
 
 
-def _thread_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest]:
+def _thread_entry(
+    ctx: DigestContext, key: str, mails: list[MailRow]
+) -> tuple[dict, SummaryRequest]:
     root = key.split(":", 1)[1]
     since = iso(ctx.period.since)
     history = store.thread_mails(ctx.db, root, ctx.period.until) or mails
@@ -341,7 +345,7 @@ def _thread_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, S
 # ---- shared ---------------------------------------------------------------------------------
 
 
-def _activity(ctx: Context, mails: list[MailRow], history: list[MailRow]) -> dict:
+def _activity(ctx: DigestContext, mails: list[MailRow], history: list[MailRow]) -> dict:
     counts = Counter(m.email for m in mails if not m.is_bot)
     names = _names(mails)
     participants = sorted(counts, key=lambda e: (-counts[e], names[e].casefold(), e))
@@ -355,7 +359,7 @@ def _activity(ctx: Context, mails: list[MailRow], history: list[MailRow]) -> dic
     }
 
 
-def _mail_dict(ctx: Context, m: MailRow) -> dict:
+def _mail_dict(ctx: DigestContext, m: MailRow) -> dict:
     return {
         "msgid": m.msgid,
         "date": m.date,
