@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bot.digest.collate import collate, mail_kind
 from bot.digest.period import Period
-from bot.digest.summary import Facts, Participant, Posted, Review, SummaryRequest
+from bot.digest.summary import EntryPerson, Facts, Posted, Review, SummaryRequest
 from bot.links import lore_link
 from storage import digests as store
 from storage.db import Database
@@ -387,13 +387,13 @@ def _person(row: dict, prefix: str) -> dict | None:
     return {"name": row[f"{prefix}_name"], "email": row[f"{prefix}_email"]}
 
 
-def _people(history, trailers, series: dict | None, evidence) -> tuple[Participant, ...]:
+def _people(history, trailers, series: dict | None, evidence) -> tuple[EntryPerson, ...]:
     people = {(m.name, m.email) for m in history if not m.is_bot}
     people |= {(t["name"], t["email"]) for t in trailers}
     people |= {(e["by_name"], e["by"]) for e in evidence}
     if series:
         people.add((series["author_name"], series["author_email"]))
-    return tuple(Participant(n, e) for n, e in sorted(people))
+    return tuple(EntryPerson(n, e) for n, e in sorted(people))
 
 
 def _request(ctx, key, mails, earlier_mails, facts, people, versions) -> SummaryRequest:

@@ -35,8 +35,8 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
-class Participant:
-    """Someone a summary may name: a participant of the entry."""
+class EntryPerson:
+    """Someone of a digest entry: the people a summary may name."""
 
     name: str
     email: str
@@ -97,7 +97,7 @@ class SummaryRequest:
     mails: tuple[CollatedMail, ...]  # this period, labelled after ``earlier``
     earlier: tuple[CollatedMail, ...] = ()  # a few earlier mails (cover letters first)
     earlier_summary: store.StoredSummary | None = None
-    people: tuple[Participant, ...] = ()  # everyone a summary may name
+    people: tuple[EntryPerson, ...] = ()  # everyone a summary may name
     versions: tuple[int, ...] = ()  # every version a summary may name
     directory: Directory = field(default_factory=lambda: Directory({}), compare=False)
 
