@@ -236,7 +236,9 @@ def pending_events(db: sqlite_utils.Database, after: int = 0) -> list[Event]:
 
 
 def _event(r: tuple) -> Event:
-    return Event(*r[:10], detail=json.loads(r[10]), created_at=r[11])
+    (id_, key, kind, version_key, anchor, version, msgid, name, email, at, detail, created) = r
+    return Event(id_, key, kind, version_key, anchor, version, msgid, name, email, at,
+                 json.loads(detail), created)  # fmt: skip
 
 
 def count_events(db: sqlite_utils.Database, *, baseline: bool = False) -> dict[str, int]:

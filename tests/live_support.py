@@ -7,7 +7,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from bot.pipeline import ingest_mails
+from bot.sync.pipeline import ingest_mails
 from ingest.sources import RawMail, iter_raw_mails
 from storage.db import open_db
 from tests.shared import shared_data_dir

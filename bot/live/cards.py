@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import sqlite_utils
-
-from bot.digest.entries import lore_link
-from bot.digest.render_slack import cut_mrkdwn, escape_mrkdwn
+from bot.links import lore_link
 from bot.live.filters import SeriesView
+from bot.mrkdwn import cut_mrkdwn, escape_mrkdwn
+from storage.db import Database
 from storage.live import Event, series_paths
 from storage.search import message_facts, series_detail
 
@@ -50,11 +49,11 @@ class CardFacts:
         return f"v{self.version}/{self.n_versions} {self.status} {tally} {self.last_activity}"
 
 
-def load_series(db: sqlite_utils.Database, series_id: str) -> dict | None:
+def load_series(db: Database, series_id: str) -> dict | None:
     return series_detail(db, series_id)
 
 
-def series_view(db: sqlite_utils.Database, series: dict) -> SeriesView:
+def series_view(db: Database, series: dict) -> SeriesView:
     people = {(series["author"]["name"], series["author"]["email"])}
     titles = [series["title"]]
     msgids: set[str] = set()
@@ -73,7 +72,7 @@ def series_view(db: sqlite_utils.Database, series: dict) -> SeriesView:
     )
 
 
-def card_facts(db: sqlite_utils.Database, series: dict) -> CardFacts:
+def card_facts(db: Database, series: dict) -> CardFacts:
     latest = series["versions"][-1]
     patches = [p for p in latest["patches"] if p["n"] >= 1]
     coverage = tuple(
@@ -96,7 +95,7 @@ def card_facts(db: sqlite_utils.Database, series: dict) -> CardFacts:
     )
 
 
-def _evidence_text(db: sqlite_utils.Database, version: dict) -> str:
+def _evidence_text(db: Database, version: dict) -> str:
     wanted = {
         "applied": ("applied", "queued"),
         "partially-applied": ("applied", "queued", "pulled"),

@@ -8,11 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-import sqlite_utils
-
-from bot.digest.entries import lore_link
-from bot.digest.render_slack import escape_mrkdwn
+from bot.links import lore_link
 from bot.live.cards import card_facts, load_series
+from bot.mrkdwn import escape_mrkdwn
+from storage.db import Database
 from storage.live import replies_after_author, series_by_authors
 
 _SHORT = {"Reviewed-by": "R-b", "Acked-by": "A-b", "Tested-by": "T-b"}
@@ -34,7 +33,7 @@ def version_coverage(version: dict) -> str:
     return " · ".join(parts) or "no reviews"
 
 
-def mine_lines(db: sqlite_utils.Database, emails: Sequence[str], lore_url: str) -> list[str]:
+def mine_lines(db: Database, emails: Sequence[str], lore_url: str) -> list[str]:
     """One mrkdwn paragraph per series (mail text escaped); empty when there are none."""
     out = []
     for series_id in series_by_authors(db, list(emails), MAX_SERIES):

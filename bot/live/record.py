@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlite_utils
-
 from ingest.diffpaths import paths_of_diff
+from storage.db import Database
 from storage.live import record_events, save_paths, unindexed_patch_diffs
 
 PATH_BATCH = 512
 
 
-def index_paths(db: sqlite_utils.Database) -> int:
+def index_paths(db: Database) -> int:
     """Store the touched files of every patch not indexed yet; returns how many."""
     batch: list[tuple[str, tuple[str, ...]]] = []
     count = 0
@@ -27,7 +26,7 @@ def index_paths(db: sqlite_utils.Database) -> int:
     return count
 
 
-def record_live_facts(db: sqlite_utils.Database, now: datetime) -> int:
+def record_live_facts(db: Database, now: datetime) -> int:
     """Paths, then events; returns the number of new deliverable events."""
     index_paths(db)
     return record_events(db, now)

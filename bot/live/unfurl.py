@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-import sqlite_utils
-
-from bot.digest.entries import lore_link
-from bot.digest.render_slack import escape_mrkdwn
+from bot.links import lore_link
 from bot.live.cards import card_facts, card_message, load_series
+from bot.mrkdwn import escape_mrkdwn
+from storage.db import Database
 from storage.live import is_posting_mail
 from storage.search import message_facts, msgid_in, target_of_message, thread_row
 
 
-def unfurl_card(db: sqlite_utils.Database, url: str, lore_url: str) -> tuple[str, dict] | None:
+def unfurl_card(db: Database, url: str, lore_url: str) -> tuple[str, dict] | None:
     """(Message-ID, the unfurl for ``url``: {"blocks": …}) or None."""
     msgid = msgid_in(url)
     if msgid is None:

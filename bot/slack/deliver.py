@@ -26,7 +26,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import sqlite_utils
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -42,6 +41,7 @@ from bot.live.cards import (
 from bot.live.filters import FilterError, SeriesView, matches, parse_filter
 from bot.slack.subscribe import CannotTell, membership
 from storage import live as store
+from storage.db import Database
 from storage.messages import iso
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class _Series:
 
 
 def deliver_events(
-    db: sqlite_utils.Database,
+    db: Database,
     client: WebClient,
     *,
     lore_url: str = DEFAULT_LORE_URL,
@@ -106,7 +106,7 @@ def deliver_events(
 
 
 @contextmanager
-def _database_lock(db: sqlite_utils.Database, now: Callable[[], datetime]) -> Iterator[None]:
+def _database_lock(db: Database, now: Callable[[], datetime]) -> Iterator[None]:
     owner = f"{socket.gethostname()}:{os.getpid()}"
     holder = store.claim_delivery_lock(db, owner, now(), _alive)
     if holder is not None:
@@ -197,7 +197,7 @@ def _deliver(db, client: WebClient, *, lore_url: str, now) -> DeliveryReport:
 _ALERT_KINDS = ("review", "applied", "pulled", "dropped", "changes_requested")
 
 
-def _alert_for(db: sqlite_utils.Database, event: store.Event, s: _Series, emails) -> bool:
+def _alert_for(db: Database, event: store.Event, s: _Series, emails) -> bool:
     """A personal alert: your series got a review, was applied/pulled/dropped or asked to
     change; a series you reviewed got a new version.  Never about your own mail."""
     if event.actor_email.casefold() in emails:
@@ -212,7 +212,7 @@ def _alert_for(db: sqlite_utils.Database, event: store.Event, s: _Series, emails
     return False
 
 
-def _load(db: sqlite_utils.Database, series_id: str) -> _Series | None:
+def _load(db: Database, series_id: str) -> _Series | None:
     detail = load_series(db, series_id)
     if detail is None or not detail["versions"]:
         return None
@@ -314,7 +314,7 @@ class _Deliverer:
                 self.save(event.id, channel, "unknown", None, previous)
                 self.report.unknown += 1
                 return
-            if found:
+            if isinstance(found, str):
                 self.save(event.id, channel, "sent", found, previous)
                 return
         self.save(event.id, channel, "pending", None, previous)
@@ -348,6 +348,8 @@ class _Deliverer:
         return response["ts"]
 
     def _update_card(self, channel: str, card: store.Card, s: _Series) -> None:
+        if not card.ts:
+            return
         message = card_message(s.facts, self.lore_url)
         try:
             self.client.chat_update(
@@ -372,8 +374,8 @@ class _Deliverer:
         found, payload = self._find(channel, None, meta, since=card.at)
         if found is False:
             return None, None
-        state = "sent" if found else "failed"
-        fixed = store.Card(channel, card.series_key, state, found or None, None, card.at)
+        ts = found if isinstance(found, str) else None
+        fixed = store.Card(channel, card.series_key, "sent" if ts else "failed", ts, None, card.at)
         store.save_card(self.db, fixed)
         return fixed, payload.get("event")
 

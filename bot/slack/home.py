@@ -6,7 +6,7 @@ from __future__ import annotations
 from slack_sdk import WebClient
 
 from bot.live.mine import mine_lines
-from bot.slack.escape import escape_mrkdwn
+from bot.mrkdwn import escape_mrkdwn
 from bot.slack.personal import NO_LINK, linked_addresses
 from storage import live as store
 

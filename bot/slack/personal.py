@@ -13,7 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.commands.grammar import Command
 from bot.live.mine import mine_lines
-from bot.slack.escape import escape_mrkdwn
+from bot.mrkdwn import escape_mrkdwn
 from storage import live as store
 
 log = logging.getLogger(__name__)

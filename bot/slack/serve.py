@@ -30,7 +30,7 @@ DEFAULT_SYNC_EVERY = timedelta(hours=1)
 
 def _pull(config) -> Callable:
     """Pull a week's mail from lore before it is posted (a day early: received vs Date)."""
-    from bot.sync import sync
+    from bot.sync.lore import sync
 
     def pull(db, period) -> None:
         sync(db, config, since=period.since - timedelta(days=1))
@@ -53,7 +53,7 @@ def sync_and_notify(db, config, client) -> None:
     """One round of keeping Slack live: pull from lore, then deliver the new events to the
     subscribed channels (bot/slack/deliver.py; each exactly once)."""
     from bot.slack.deliver import DeliveryError, deliver_events
-    from bot.sync import sync
+    from bot.sync.lore import sync
 
     sync(db, config)
     try:

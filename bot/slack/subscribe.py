@@ -12,7 +12,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.commands.grammar import Command
-from bot.slack.escape import escape_mrkdwn
+from bot.mrkdwn import escape_mrkdwn
 from storage import live as store
 
 log = logging.getLogger(__name__)
