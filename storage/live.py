@@ -530,3 +530,13 @@ def replies_after_author(
         [version_key, *authors, version_key, *authors],
     ).fetchall()
     return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def settled_events(db: sqlite_utils.Database) -> int:
+    """Every event with an id up to this reached all the targets it ever will."""
+    return int(get_state(db, "events_settled", 0))
+
+
+def set_settled_events(db: sqlite_utils.Database, event_id: int) -> None:
+    with db.atomic():
+        set_state(db, "events_settled", max(event_id, 0))

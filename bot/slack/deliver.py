@@ -146,7 +146,8 @@ def _deliver(db, client: WebClient, *, lore_url: str, now) -> DeliveryReport:
     afters = [sub.after_event for sub, _f in filters] + [after for _u, after, _e in people]
     if not afters:
         return report
-    events = store.pending_events(db, after=min(afters))
+    # Events up to ``settled`` reached every target they ever will: never read again.
+    events = store.pending_events(db, after=max(min(afters), store.settled_events(db)))
     done = store.deliveries_of(db, [e.id for e in events])
     deliverer = _Deliverer(db, client, lore_url, now, report)
     series: dict[str, _Series | None] = {}
@@ -176,10 +177,7 @@ def _deliver(db, client: WebClient, *, lore_url: str, now) -> DeliveryReport:
         counted = False
         for target in channels + persons:
             previous = done.get((event.id, target))
-            if previous is not None and (
-                previous.state in _FINAL
-                or (previous.state == "failed" and previous.attempts >= MAX_ATTEMPTS)
-            ):
+            if previous is not None and _final(previous):
                 continue
             if not counted:
                 report.events, counted = report.events + 1, True
@@ -191,7 +189,16 @@ def _deliver(db, client: WebClient, *, lore_url: str, now) -> DeliveryReport:
                 deliverer.save(event.id, target, "skipped", None, previous)
             elif member:
                 deliverer.deliver(event, target, s, previous)
+            else:
+                deliverer.unsettled.add((event.id, target))
+    if events:
+        first_open = min((e for e, _t in deliverer.unsettled), default=events[-1].id + 1)
+        store.set_settled_events(db, first_open - 1)
     return report
+
+
+def _final(d: store.Delivery) -> bool:
+    return d.state in _FINAL or (d.state == "failed" and d.attempts >= MAX_ATTEMPTS)
 
 
 _ALERT_KINDS = ("review", "applied", "pulled", "dropped", "changes_requested")
@@ -229,6 +236,7 @@ class _Deliverer:
             report,
         )
         self.members: dict[str, bool | None] = {}
+        self.unsettled: set[tuple[int, str]] = set()  # (event, target) left pending or to retry
 
     def member(self, channel: str) -> bool | None:
         """Is the bot in ``channel``?  None: Slack would not say now (tried next run)."""
@@ -247,10 +255,12 @@ class _Deliverer:
 
     def save(self, event_id: int, target: str, state: str, ts: str | None, previous) -> None:
         attempts = (previous.attempts if previous is not None else 0) + (state == "failed")
-        store.save_delivery(
-            self.db,
-            store.Delivery(event_id, target, state, ts, target, attempts, iso(self.now())),
-        )
+        delivery = store.Delivery(event_id, target, state, ts, target, attempts, iso(self.now()))
+        store.save_delivery(self.db, delivery)
+        if _final(delivery):
+            self.unsettled.discard((event_id, target))
+        else:
+            self.unsettled.add((event_id, target))
 
     # -- one event to one person (a direct message) -------------------------------------------
     def direct(self, event: store.Event, user: str, s: _Series, previous) -> None:
