@@ -5,7 +5,8 @@ Events are recorded by diffing the derived facts against the events table: every
 below yields candidate facts with a natural key, and ``INSERT OR IGNORE`` keeps the ones
 never seen.  Only facts whose mail is dated within ``HORIZON`` of the newest mail are
 candidates, so a backfilled old thread or a re-derivation under new rules does not announce
-history as news.  The first recording marks everything as ``baseline`` (never delivered).
+history as news.  The first recording marks everything as ``baseline`` (never delivered),
+unless a channel subscribed or someone turned alerts on before any mail was stored.
 """
 
 from __future__ import annotations
@@ -207,7 +208,10 @@ def record_events(db: sqlite_utils.Database, now: datetime) -> int:
         return 0
     horizon = iso(newest - HORIZON)
     with db.atomic():
-        first = get_state(db, "events_started") is None
+        started = get_state(db, "events_started") is not None
+        # The first recording is a baseline — unless someone already asked for events
+        # (subscribed or turned alerts on before any mail was stored): they get them.
+        first = not started and not _anyone_listening(db)
         before = db.execute("SELECT total_changes()").fetchone()[0]
         db.conn.executemany(
             """INSERT OR IGNORE INTO events(key, kind, version_key, anchor, version, msgid,
@@ -219,9 +223,17 @@ def record_events(db: sqlite_utils.Database, now: datetime) -> int:
             ],
         )
         added = db.execute("SELECT total_changes()").fetchone()[0] - before
-        if first:
+        if not started:
             set_state(db, "events_started", iso(now))
     return 0 if first else added
+
+
+def _anyone_listening(db: sqlite_utils.Database) -> bool:
+    row = db.execute(
+        """SELECT EXISTS (SELECT 1 FROM subscriptions)
+                  OR EXISTS (SELECT 1 FROM slack_alerts WHERE enabled = 1)"""
+    ).fetchone()
+    return bool(row[0])
 
 
 def pending_events(db: sqlite_utils.Database, after: int = 0) -> list[Event]:

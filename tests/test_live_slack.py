@@ -451,3 +451,21 @@ def test_when_slack_does_not_say_posting_decides(app, fake_slack, db_path):
     assert first.exit_code == 1 and "not_in_channel" in first.output  # refused: tried again
     second = notify(db_path, fake_slack)
     assert second.exit_code == 0 and len(posted(fake_slack)) > 30
+
+
+def test_subscribing_before_any_mail_gets_the_first_month(fake_slack, tmp_path):
+    """A fresh database: subscribe first, then ingest — the first recording is no baseline
+    (bounded by the 30-day horizon), so the channel gets the month's cards."""
+    path = tmp_path / "fresh.db"
+    open_db(path).close()
+    config = app_config(fake_slack, path)
+    app = create_app(config, client=make_web_client(config),
+                     db_factory=per_thread(lambda: open_db(path)),
+                     token_verification_enabled=False)  # fmt: skip
+    assert "Subscribed" in slash(app, fake_slack, f"subscribe {VGIC}", 1)["text"]
+    ingest(path, month("2022-02"))
+    result = notify(path, fake_slack)
+    assert result.exit_code == 0, result.output
+    cards = [c for c in posted(fake_slack) if not c.params.get("thread_ts")]
+    assert len(cards) == 6, [mrkdwn(c).split("\n")[0] for c in cards]
+    assert any("vgic: Read HW interrupt pending state from the HW" in mrkdwn(c) for c in cards)
