@@ -469,3 +469,55 @@ def test_subscribing_before_any_mail_gets_the_first_month(fake_slack, tmp_path):
     cards = [c for c in posted(fake_slack) if not c.params.get("thread_ts")]
     assert len(cards) == 6, [mrkdwn(c).split("\n")[0] for c in cards]
     assert any("vgic: Read HW interrupt pending state from the HW" in mrkdwn(c) for c in cards)
+
+
+def test_killed_during_a_slack_call_then_rerun_sends_nothing_twice(fake_slack, db_path, tmp_path):
+    """A real crash: `kvmarm notify` is SIGKILLed while Slack is answering a thread reply.
+    Slack did post it; the rerun finds it by its metadata and does not send it again."""
+    import os
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    db = open_db(db_path)
+    store.add_subscription(db, CHANNEL, "all", "U0ASKER001", datetime.now(UTC))
+    db.close()
+    ingest(db_path, month("2022-02"))
+    fake_slack.script("chat.postMessage", *[Reply() for _ in range(5)], Reply(delay=30))
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-t", "SLACK_API_URL": fake_slack.api_url,
+           "KVMARM_CONFIG": "/dev/null"}  # fmt: skip
+    kvmarm = Path(sys.executable).with_name("kvmarm")
+    proc = subprocess.Popen([str(kvmarm), "--db", str(db_path), "notify"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(fake_slack.calls_to("chat.postMessage")) < 6:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "notify did not reach the sixth message"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    killed = fake_slack.calls_to("chat.postMessage")[5]
+    meta = killed.params["metadata"]
+    meta = json.loads(meta) if isinstance(meta, str) else meta
+    arrived = {"ok": True, "messages": [{"ts": "1799999999.000100", "metadata": meta}]}
+    fake_slack.script("conversations.history", Reply(body=arrived))
+    fake_slack.script("conversations.replies", Reply(body=arrived))
+    rerun = notify(db_path, fake_slack)
+    assert rerun.exit_code == 0, rerun.output
+    same = [
+        c
+        for c in fake_slack.calls_to("chat.postMessage")
+        if c.params["metadata"] == killed.params["metadata"]
+    ]
+    assert len(same) == 1  # the message Slack got before the kill is not sent again
+    lookups = fake_slack.calls_to("conversations.history") + fake_slack.calls_to(
+        "conversations.replies"
+    )
+    assert len(lookups) == 1 and lookups[0].params["include_all_metadata"] in (True, "true", "1")
+    db = open_db(db_path)
+    states = store.delivery_counts(db)
+    assert states.get("pending", 0) == 0 and states.get("unknown", 0) == 0, states
+    assert store.settled_events(db) == store.last_event_id(db)
