@@ -471,6 +471,7 @@ def test_subscribing_before_any_mail_gets_the_first_month(fake_slack, tmp_path):
     assert any("vgic: Read HW interrupt pending state from the HW" in mrkdwn(c) for c in cards)
 
 
+@pytest.mark.slow
 def test_killed_during_a_slack_call_then_rerun_sends_nothing_twice(fake_slack, db_path, tmp_path):
     """A real crash: `kvmarm notify` is SIGKILLed while Slack is answering a thread reply.
     Slack did post it; the rerun finds it by its metadata and does not send it again."""
