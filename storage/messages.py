@@ -6,7 +6,7 @@ import hashlib
 import json
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 import sqlite_utils
@@ -18,6 +18,7 @@ from ingest.records import (
     Person,
     PullRequest,
     Quarantined,
+    Scope,
     Subject,
     Trailer,
 )
@@ -253,7 +254,7 @@ def _message_row(m: Message, body: str, origin: str, stamp: str | None) -> tuple
         int(m.has_diff),
         int(m.has_diffstat),
         json.dumps(info),
-        json.dumps([[t.kind, t.name, t.email, t.mismatch] for t in m.trailers]),
+        json.dumps([_trailer_row(t) for t in m.trailers]),
         m.change_id,
         json.dumps(m.version_links),
         json.dumps([applied.where, applied.items, applied.counters, applied.verb])
@@ -328,7 +329,7 @@ def _row_message(row: tuple) -> Message:
         has_diff=bool(has_diff),
         has_diffstat=bool(has_diffstat),
         is_bot=bool(is_bot),
-        trailers=tuple(Trailer(k, n, e, bool(mm)) for k, n, e, mm in json.loads(trailers)),
+        trailers=tuple(_row_trailer(t) for t in json.loads(trailers)),
         change_id=change_id,
         version_links=tuple(json.loads(version_links)),
         applied=_applied(applied),
@@ -338,6 +339,22 @@ def _row_message(row: tuple) -> Message:
         send_id=send_id,
         problems=tuple(json.loads(problems)),
     )
+
+
+def _trailer_row(t: Trailer) -> list:
+    row: list = [t.kind, t.name, t.email, t.mismatch]
+    if t.scope is not None:
+        row.append({k: v for k, v in asdict(t.scope).items() if v not in (False, (), 0, None)})
+    return row
+
+
+def _row_trailer(row: list) -> Trailer:
+    kind, name, email, mismatch = row[:4]
+    scope = None
+    if len(row) > 4 and row[4]:
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in row[4].items()}
+        scope = Scope(**fields)
+    return Trailer(kind, name, email, bool(mismatch), scope)
 
 
 def _applied(value: str | None) -> AppliedNotice | None:

@@ -338,3 +338,11 @@ def m005_search_bulk(db: sqlite_utils.Database) -> None:
         for event in ("ai", "ad", "au"):
             db.execute(f"DROP TRIGGER IF EXISTS search_{table}_{event}")
     refresh_search_index(db)
+
+
+@MIGRATIONS(name="m010_trailer_scope")
+def m010_trailer_scope(db: sqlite_utils.Database) -> None:
+    """A follow-up trailer's scope words (shown) and whether they could not be mapped to
+    patches (then it is shown but never counted)."""
+    db.execute("ALTER TABLE trailers ADD COLUMN scope TEXT")
+    db.execute("ALTER TABLE trailers ADD COLUMN unresolved INTEGER NOT NULL DEFAULT 0")

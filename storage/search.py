@@ -275,7 +275,7 @@ def find_reviewers(db: sqlite_utils.Database, text: str, *, limit: int = 5) -> l
     """People who gave review trailers, matched by address or by every word of their name."""
     rows = db.execute(
         f"""SELECT name, email, count(*) FROM trailers
-            WHERE kind IN ({_marks(REVIEW_KINDS)}) AND mismatch = 0
+            WHERE kind IN ({_marks(REVIEW_KINDS)}) AND mismatch = 0 AND unresolved = 0
             GROUP BY email, name""",
         REVIEW_KINDS,
     ).fetchall()
@@ -314,7 +314,7 @@ def reviews_by(
         LEFT JOIN patches p ON p.version_key = t.version_key AND p.n = t.n
         LEFT JOIN messages g ON g.msgid = t.msgid
         WHERE t.email IN ({_marks(emails)}) AND t.kind IN ({_marks(REVIEW_KINDS)})
-          AND t.mismatch = 0 AND t.source IN ({_marks(sources)})
+          AND t.mismatch = 0 AND t.unresolved = 0 AND t.source IN ({_marks(sources)})
         ORDER BY g.date DESC, v.key, t.n
         LIMIT ?
     """
@@ -328,7 +328,8 @@ def review_counts(db: sqlite_utils.Database, emails: list[str]) -> dict[str, int
     """How many review trailers these addresses have, by source (inline, reply, cover, carried)."""
     sql = f"""
         SELECT source, count(*) FROM trailers
-        WHERE email IN ({_marks(emails)}) AND kind IN ({_marks(REVIEW_KINDS)}) AND mismatch = 0
+        WHERE email IN ({_marks(emails)}) AND kind IN ({_marks(REVIEW_KINDS)})
+          AND mismatch = 0 AND unresolved = 0
         GROUP BY source
     """
     return dict(db.execute(sql, [*emails, *REVIEW_KINDS]).fetchall())
