@@ -150,17 +150,21 @@ def _comment(line: str) -> Scope | None:
 
 
 def find_block_scope(above: list[str], below: str | None) -> Scope | None:
-    """The scope said by the sentences above a trailer block or the line below it."""
+    """The scope said by the (last two) sentences above a trailer block or the line below it.
+
+    Negation wins, then numbers, then whole-series words; "the others", counted patches and
+    subject areas are read only from the sentence right above the block or the line below.
+    """
     sentences = [s.strip() for s in above if s.strip()]
+    decisive = sentences[-1:]
     if below:
         sentences.append(below)
+        decisive.append(below)
     for s in sentences:
         if _ELSEWHERE_RE.search(s):
             return Scope(phrase=s, elsewhere=True)
-    decisive = sentences[-1:] if not below else [sentences[-1]] + sentences[-2:-1]
     for s in reversed(sentences):
-        found = _numbered(s)
-        if found is not None and (s in decisive or s is sentences[-1]):
+        if (found := _numbered(s)) is not None:
             return found
     for s in sentences:
         if _SERIES_RE.search(s):
