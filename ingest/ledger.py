@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from ingest.postings import Draft
-from ingest.records import REVIEW_KINDS, Evidence, GivenTrailer, Message, Scope
+from ingest.records import REVIEW_KINDS, Evidence, GivenTrailer, Message, Scope, Trailer
 from ingest.scope import resolve
 from ingest.subjects import normalise_title
 from ingest.threads import sort_key
@@ -136,7 +136,7 @@ def apply_replies(
             if t.scope is not None:
                 given, covered = _scoped(given, t.scope, slots, aimed, on_cover)
             for slot in covered:
-                if t.kind in REVIEW_KINDS and t.email == slot.message.sender.email:
+                if t.kind in REVIEW_KINDS and is_author(t, slot.message):
                     continue  # nobody reviews, acks or tests their own patch
                 slot.add(given)
         drafted = events.setdefault(id(target.draft), DraftEvents())
@@ -147,6 +147,19 @@ def apply_replies(
         if m.respin is not None:
             drafted.respins.append(_evidence(m, m.respin, kind="respin"))
     return events
+
+
+def is_author(t: Trailer, patch: Message) -> bool:
+    """The trailer is by the patch's author: its in-body From: (by address, or by that name),
+    else its sender (by address) — whoever sent the mail."""
+    author = patch.patch_author
+    if t.email and t.email == author.email:
+        return True
+    return patch.author is not None and _same_person_name(t.name, patch.author.name)
+
+
+def _same_person_name(a: str, b: str) -> bool:
+    return bool(a.strip()) and " ".join(a.casefold().split()) == " ".join(b.casefold().split())
 
 
 def _scoped(

@@ -149,6 +149,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
         pull=notices.parse_pull_request(text) if subject.pull and not is_reply else None,
         send_id=send_id(msgid),
         problems=tuple(problems),
+        author=in_body_author(parts.message) if is_patch else None,
     )
     body = own if not parts.notes else f"{own}\n\n---\n{parts.notes}"
     return ParsedMail(message, Content(body=body.strip(), diff=parts.diff, raw=raw))
@@ -471,6 +472,20 @@ def _scoped(text: str, trailers: list[Trailer]) -> list[Trailer]:
     return [
         replace(t, scope=s) if s is not None else t for t, s in zip(trailers, scopes, strict=True)
     ]
+
+
+_IN_BODY_FROM_RE = re.compile(r"\A\s*From:[ \t]*(\S[^\n]*)\n")
+
+
+def in_body_author(message: str) -> Person | None:
+    """The author a patch names in its first line (``From: Name <address>``), as b4 reads it."""
+    m = _IN_BODY_FROM_RE.match(message)
+    if m is None:
+        return None
+    name, address = email.utils.parseaddr(_decoded(m.group(1)))
+    if "@" not in address:
+        return None
+    return Person(name.strip() or address.lower(), address.strip().lower())
 
 
 def _is_unmarked_reply(subject: Subject, parts: bodies.BodyParts, trailers, references) -> bool:

@@ -124,8 +124,15 @@ class Message:
     pull: PullRequest | None = None
     patch_id: str | None = None  # git patch-id --stable of the diff
     send_id: str | None = None  # the git-send-email/b4 run this mail belongs to, from its msgid
+    # A patch's in-body "From:" (someone else's patch sent by, e.g., a maintainer): its author.
+    author: Person | None = None
     # What could not be parsed, e.g. "Date: unparseable 'Wg>'"; the rest is still stored.
     problems: tuple[str, ...] = ()
+
+    @property
+    def patch_author(self) -> Person:
+        """Who wrote the patch: the in-body From: when there is one (as b4), else the sender."""
+        return self.author or self.sender
 
     @property
     def parent(self) -> str | None:

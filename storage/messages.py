@@ -105,6 +105,7 @@ _COLUMNS = (
     "body",
     "origin",
     "ingested_at",
+    "author",
 )
 _INSERT_MESSAGE = (
     f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -177,7 +178,7 @@ def quarantine_reasons(db: sqlite_utils.Database, limit: int = 20) -> list[dict]
 _LOAD_COLUMNS = (
     "msgid, subject, title, subject_key, from_name, from_email, date, received, list_id, "
     "in_reply_to, refs, is_reply, is_bot, has_diff, has_diffstat, subject_info, trailers, "
-    "change_id, version_links, applied, respin, pull, patch_id, send_id, problems"
+    "change_id, version_links, applied, respin, pull, patch_id, send_id, problems, author"
 )
 
 
@@ -268,6 +269,7 @@ def _message_row(m: Message, body: str, origin: str, stamp: str | None) -> tuple
         body,
         origin,
         stamp,
+        json.dumps([m.author.name, m.author.email]) if m.author else None,
     )
 
 
@@ -298,6 +300,7 @@ def _row_message(row: tuple) -> Message:
         patch_id,
         send_id,
         problems,
+        author,
     ) = row
     prefixes, version, explicit, counter, total, rfc, resend, patch, is_pull, tags = json.loads(
         info
@@ -338,6 +341,7 @@ def _row_message(row: tuple) -> Message:
         patch_id=patch_id,
         send_id=send_id,
         problems=tuple(json.loads(problems)),
+        author=Person(*json.loads(author)) if author else None,
     )
 
 
