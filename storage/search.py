@@ -307,7 +307,7 @@ def reviews_by(
     """
     sql = f"""
         SELECT t.kind, t.n, t.source, t.msgid, t.name, t.email, g.date,
-               v.key, v.version, v.series_id, s.title, p.subject
+               v.key, v.version, v.series_id, s.title, p.subject, t.scope
         FROM trailers t
         JOIN versions v ON v.key = t.version_key
         JOIN series s ON s.id = v.series_id
@@ -319,7 +319,7 @@ def reviews_by(
         LIMIT ?
     """
     cols = ("kind", "n", "source", "msgid", "name", "email", "date")
-    cols += ("version_key", "version", "series_id", "series_title", "subject")
+    cols += ("version_key", "version", "series_id", "series_title", "subject", "scope")
     rows = db.execute(sql, [*emails, *REVIEW_KINDS, *sources, limit])
     return [dict(zip(cols, r, strict=True)) for r in rows]
 

@@ -342,7 +342,7 @@ def answer_reviews(db: sqlite_utils.Database, command: Command, sources: Sources
                 series_title=i["series_title"],
                 version=i["version"],
                 patches=tuple(sorted(set(i["patches"]))),
-                on_cover=i["source"] == "cover",
+                on_cover=i["source"] == "cover" and not i.get("scope"),
                 msgid=i["msgid"],
                 link=lore_link(sources.lore_url, i["msgid"]),
             )
