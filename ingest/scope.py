@@ -227,6 +227,8 @@ def _area_of(s: str) -> tuple[str, ...] | None:
 
 def _area_words(text: str) -> tuple[str, ...]:
     words = re.split(r"[\s/,]+|\band\b", text.lower())
+    if words and words[0].endswith("ing"):
+        return ()  # "for merging via …", "for testing": a purpose, not a part of the series
     return tuple(w for w in (w.strip(".:-") for w in words) if len(w) > 1 and w not in _NOT_AREA)
 
 
@@ -270,7 +272,7 @@ def resolve(
     *,
     replied: int | None,
     kind: str,
-    holders: set[int] = frozenset(),  # type: ignore[assignment]
+    holders: frozenset[int] | set[int] = frozenset(),
 ) -> Resolved:
     """The patch numbers of one posting a scoped trailer counts on.
 
