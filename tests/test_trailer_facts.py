@@ -154,7 +154,7 @@ def test_a_maintainer_sending_someone_elses_patch_author_trailers_never_count() 
 
 
 def _answer_db(tmp_path, *raws: bytes):
-    from bot.pipeline import ingest_mails
+    from bot.sync.pipeline import ingest_mails
     from ingest.sources import RawMail
     from storage.db import open_db
 
