@@ -45,6 +45,12 @@ _PATCH_NUMBERS_RE = re.compile(
     rf"(?:the\s+)?patch(?:es)?\s*({_LIST})",
     re.I,
 )
+# "Patches 1-3 look good to me:", "Patch 2 is fine too."
+_LEADING_PATCHES_RE = re.compile(
+    rf"^\(?\s*patch(?:es)?\s*({_LIST})\s+(?:(?:all|both)\s+)?(?:looks?|seems?|are|is)\s+"
+    r"(?:(?:all|really|very)\s+)?(?:good|fine|ok|okay|great|correct|sane|alright|right)\b",
+    re.I,
+)
 _FIRST_LAST_RE = re.compile(
     rf"\b(?:for|to)\s+the\s+(first|last)\s+({_COUNT})(?:\s+patch(?:es)?|\s+ones)?"
     r"(?=\s*[):,]|\.?\s*$|\s+(?:of|in)\s+(?:the|this)\b)",
@@ -197,7 +203,7 @@ def _numbered(s: str) -> Scope | None:
         if m.group(1).lower() in ("my own", "mine"):
             return Scope(phrase=s, series=True)
         return Scope(phrase=s, series=True, exclude=parse_numbers(m.group(1)))
-    m = _PATCH_NUMBERS_RE.search(s) or _NUMBERS_RE.match(s)
+    m = _PATCH_NUMBERS_RE.search(s) or _NUMBERS_RE.match(s) or _LEADING_PATCHES_RE.match(s)
     if m is not None and (numbers := parse_numbers(m.group(1))):
         return Scope(phrase=s, numbers=numbers)
     return None
@@ -229,7 +235,11 @@ def _area_words(text: str) -> tuple[str, ...]:
     words = re.split(r"[\s/,]+|\band\b", text.lower())
     if words and words[0].endswith("ing"):
         return ()  # "for merging via …", "for testing": a purpose, not a part of the series
-    return tuple(w for w in (w.strip(".:-") for w in words) if len(w) > 1 and w not in _NOT_AREA)
+    kept = (w.strip(".:-") for w in words)
+    return tuple(w for w in kept if len(w) > 1 and w not in _NOT_AREA and not _VERSION_RE.match(w))
+
+
+_VERSION_RE = re.compile(r"^v\d+$")
 
 
 # ---- resolution against a posting --------------------------------------------------------
@@ -310,4 +320,6 @@ def resolve(
     hit = tuple(
         n for n in numbers if area_matches(scope.areas, subject_tokens(titles[n]), tested=tested)
     )
+    if not hit and tested:
+        return Resolved(tuple(numbers))  # "# on Juno", "(rk3399)": where it was tested
     return Resolved(hit, unresolved=not hit)

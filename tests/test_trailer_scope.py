@@ -45,6 +45,7 @@ def test_numbers_are_read_in_every_spelling(text: str, numbers: tuple[int, ...])
     ("said", "want"),
     [
         ("For patches 2-5:", {"numbers": (2, 3, 4, 5)}),
+        ("Patches 1-3 and 5 look good to me.", {"numbers": (1, 2, 3, 5)}),
         ("You can add my Reviewed-by to patch 1 and 2:", {"numbers": (1, 2)}),
         ("For the first two:", {"first": 2}),
         ("For the last three patches:", {"last": 3}),
@@ -73,6 +74,8 @@ def test_scope_words_above_the_trailer(said: str, want: dict) -> None:
         "1.5 nits below, but regardless:",
         "we only do bitwise or on the first 4 bits of pfr0_csv2:",
         "Other than that:",
+        "For v3:",
+        "Patch 2/5 has a typo, but otherwise:",
         "For the patch:",
         "Nit: I think you refer to patch 41 here, but this could be done without patch 41.",
     ],
@@ -118,6 +121,8 @@ def test_resolution_against_a_posting() -> None:
     assert _resolve(Scope("", areas=("arm64",)), kind="Tested-by").numbers == (1, 3)
     assert _resolve(Scope("", areas=("irqchip",))).unresolved  # named, not found: not counted
     assert _resolve(Scope("", areas=("irqchip",)), replied=2).numbers == (2,)
+    # a Tested-by's area that names no patch is where it was tested ("# on Juno")
+    assert _resolve(Scope("", areas=("juno",)), kind="Tested-by").numbers == (1, 2, 3, 4)
     assert _resolve(Scope("", elsewhere=True), replied=2).unresolved
     assert subject_tokens(TITLES[3]) == {"kvm", "arm64"}
     assert area_matches(("kvm", "arm"), {"arm64", "kvm"})
