@@ -145,17 +145,19 @@ def _candidates(db: sqlite_utils.Database, horizon: str) -> Iterator[tuple]:
                date, detail)  # fmt: skip
     reviews = db.execute(
         f"""SELECT t.version_key, {_ANCHOR}, v.version, t.kind, t.name, t.email, t.msgid,
-                   m.date, v.total, group_concat(t.n)
+                   m.date, v.total, group_concat(t.n), max(t.scope)
             FROM trailers t JOIN versions v ON v.key = t.version_key
             JOIN messages m ON m.msgid = t.msgid
-            WHERE t.source IN ('reply', 'cover') AND t.mismatch = 0
+            WHERE t.source IN ('reply', 'cover') AND t.mismatch = 0 AND t.unresolved = 0
               AND t.kind IN ({", ".join("?" * len(_REVIEW_KINDS))}) AND m.date >= ?
             GROUP BY t.version_key, t.kind, t.email, t.msgid""",
         [*_REVIEW_KINDS, horizon],
     )
-    for vkey, anchor, version, kind, name, email, msgid, date, total, ns in reviews:
+    for vkey, anchor, version, kind, name, email, msgid, date, total, ns, scope in reviews:
         patches = sorted({int(n) for n in str(ns).split(",")})
         detail = {"trailer": kind, "patches": patches, "total": total}
+        if scope:
+            detail["scope"] = scope
         yield (f"review:{msgid}:{kind}:{email}:{anchor}", "review", vkey, anchor, version, msgid,
                name, email, date, detail)  # fmt: skip
     kinds = list(_EVIDENCE_EVENTS)
@@ -472,7 +474,7 @@ def reviewers_of_series(db: sqlite_utils.Database, series_id: str, before: int) 
     numbered below ``before``."""
     rows = db.execute(
         f"""SELECT DISTINCT t.email FROM trailers t JOIN versions v ON v.key = t.version_key
-            WHERE v.series_id = ? AND v.version < ? AND t.mismatch = 0
+            WHERE v.series_id = ? AND v.version < ? AND t.mismatch = 0 AND t.unresolved = 0
               AND t.source IN ('reply', 'cover')
               AND t.kind IN ({", ".join("?" * len(_REVIEW_KINDS))})""",
         [series_id, before, *_REVIEW_KINDS],

@@ -166,9 +166,10 @@ def event_line(event: Event, lore_url: str) -> str:
         size = f", {_count(d['total'], 'patch')}" if d.get("total") else ""
         return f":new: {what}: v{event.version}{resend} by {who}{size} · {link}"
     if event.kind == "review":
+        scope = f" “{escape_mrkdwn(d['scope'])}”" if d.get("scope") else ""
         return (
             f":mag: {escape_mrkdwn(d.get('trailer', 'review'))} from {who} on v{event.version} "
-            f"{_patches_text(d.get('patches', []), d.get('total') or 0)} · {link}"
+            f"{_patches_text(d.get('patches', []), d.get('total') or 0)}{scope} · {link}"
         )
     if event.kind in ("applied", "pulled", "dropped"):
         icon = {"applied": ":white_check_mark:", "pulled": ":truck:"}.get(event.kind, ":x:")
