@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from ingest.applies import Undone, find_appliers, settle_notices
 from ingest.ledger import (
     DraftEvents,
     SlotFacts,
@@ -53,6 +54,7 @@ def derive(messages: Sequence[Message]) -> Derived:
     slots_of = {id(d): build_slots(d) for d in drafts}
     replies = [by_id[msgid] for msgid in targets]
     events = apply_replies(replies, targets, slots_of)
+    undone = settle_notices(events, slots_of, find_appliers(by_id.values()))
     chains = chain_drafts(drafts, member_of, by_id)
     partial: dict[int, int] = {}
     for members, _how in chains:
@@ -64,7 +66,15 @@ def derive(messages: Sequence[Message]) -> Derived:
     posting_of: dict[str, str] = {}
     for members, how in chains:
         postings = [
-            _posting(d, slots_of[id(d)], events.get(id(d)), members, partial, thread_of)
+            _posting(
+                d,
+                slots_of[id(d)],
+                events.get(id(d)),
+                undone.get(id(d)),
+                members,
+                partial,
+                thread_of,
+            )
             for d in members
         ]
         first = min(members, key=lambda d: (posting_date(d) is None, posting_date(d)))
@@ -173,7 +183,15 @@ def _same_name(a: str, b: str) -> bool:
     return " ".join(a.casefold().split()) == " ".join(b.casefold().split())
 
 
-def _posting(d: Draft, slots, events: DraftEvents | None, members, partial, thread_of) -> Posting:
+def _posting(
+    d: Draft,
+    slots,
+    events: DraftEvents | None,
+    undone: Undone | None,
+    members,
+    partial,
+    thread_of,
+) -> Posting:
     first = d.first
     messages = d.all_messages()
     patches = tuple(
@@ -189,7 +207,7 @@ def _posting(d: Draft, slots, events: DraftEvents | None, members, partial, thre
         )
         for s in slots.values()
     )
-    status, evidence = _status(d, patches, events, members)
+    status, evidence = _status(d, patches, events, undone, members)
     tags = tuple(dict.fromkeys(t for m in messages for t in m.subject.tags))
     return Posting(
         key=_posting_key(d),
@@ -222,8 +240,13 @@ def _category(d: Draft) -> str:
     return "PATCH"
 
 
-def _status(d: Draft, patches, events: DraftEvents | None, members) -> tuple[str, tuple]:
+def _status(
+    d: Draft, patches, events: DraftEvents | None, undone: Undone | None, members
+) -> tuple[str, tuple]:
     applied = [p.applied for p in patches if p.applied is not None]
+    if undone is not None and not applied:
+        # Taken back after an apply: say so, and keep what was taken back as evidence.
+        return undone.by[-1].kind, _unique(undone.by[::-1] + undone.undone)
     pulled = [p.pulled for p in patches if p.pulled is not None]
     done = [p for p in patches if p.applied is not None or p.pulled is not None]
     if patches and len(done) == len(patches):

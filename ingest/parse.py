@@ -135,7 +135,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
         trailers=tuple(trailers),
         change_id=_change_id(parts.message, parts.notes, parts.diff),
         version_links=_version_links(own + "\n" + parts.notes, msgid),
-        applied=notices.find_applied_notice(own) if is_reply else None,
+        applied=notices.find_stable_notice(facts.subject)
+        or (notices.find_applied_notice(own) if is_reply else None),
         respin=notices.find_respin(own) if is_reply else None,
         pull=notices.parse_pull_request(text) if subject.pull and not is_reply else None,
         send_id=send_id(msgid),

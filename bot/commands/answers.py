@@ -311,16 +311,23 @@ def _evidence(v: dict, e: dict, names: dict[str, str], base: str) -> EvidenceInf
     who = names.get(e.get("msgid") or "") or e.get("by") or "someone"
     day = (e.get("date") or "")[:10]
     where, commit = e.get("where"), e.get("commit")
-    status = v["status"]
-    if status == "superseded":
+    status, kind = v["status"], e.get("kind") or "applied"
+    if kind in ("dropped", "reverted"):
+        text = f"{kind} from {where or 'the tree'} by {who}" + (f", {day}" if day else "")
+    elif kind != "newer-version" and status in ("dropped", "reverted"):
+        text = f"earlier applied to {where or '?'} by {who}" + (f", {day}" if day else "")
+    elif status == "superseded":
         text = f"superseded by {where or 'a newer version'}" + (f" ({day})" if day else "")
     elif status == "changes-requested":
         text = f"changes requested: {who}" + (f", {day}" if day else "")
         text += f': "{where}"' if where else ""
     elif where and (where.startswith(("git://", "http")) or "tags/" in where):
         text = f"in a pull request by {who}: {where}" + (f" ({day})" if day else "")
+    elif kind == "stable":
+        text = f"added to the {where} tree by {who}" + (f", {day}" if day else "")
     else:
-        text = "applied" + (f" to {where}" if where else "") + f" by {who}"
+        verb = "queued (tentative, may still change)" if kind == "queued" else "applied"
+        text = verb + (f" to {where}" if where else "") + f" by {who}"
         text += (f", {day}" if day else "") + (f", commit {commit[:12]}" if commit else "")
     if status == "partially-applied":
         done = sum(1 for p in v["patches"] if p["applied"] or p["pulled"])
