@@ -104,11 +104,15 @@ def settle_notices(
                 _take_back(m, notice, named, drafted, undone.setdefault(key, Undone()))
                 continue
             for slot, commit in named:
-                if slot.applied is None:
+                if slot.applied is None or _firmer(slot.applied, notice):
                     slot.applied = _evidence(m, notice, commit)
-            if on_cover or (notice.whole and not notice.items and not notice.counters):
-                drafted.notices.append(_evidence(m, notice, None))
+            drafted.notices.append(_evidence(m, notice, None))  # the posting's history
     return {k: u for k, u in undone.items() if u.by}
+
+
+def _firmer(mark: Evidence, notice: AppliedNotice) -> bool:
+    """A firm apply after a tentative one ("Queued" then "Applied to kvm/next") replaces it."""
+    return mark.kind == "queued" and not notice.tentative and notice.verb in ("applied", "pulled")
 
 
 def _take_back(
@@ -119,7 +123,7 @@ def _take_back(
     undone: Undone,
 ) -> None:
     if notice.whole or not notice.counters:
-        undone.undone.extend(drafted.notices)
+        undone.undone.extend(e for e in drafted.notices if e.kind not in _TAKE_BACK)
         drafted.notices.clear()
     for slot, _commit in named:
         if slot.applied is not None:

@@ -249,9 +249,12 @@ def _status(
         return undone.by[-1].kind, _unique(undone.by[::-1] + undone.undone)
     pulled = [p.pulled for p in patches if p.pulled is not None]
     done = [p for p in patches if p.applied is not None or p.pulled is not None]
+    # Every statement that counted, in date order after the ones the marks rest on.
+    history = list(events.notices) if events is not None else []
+    history += undone.by if undone is not None else []
     if patches and len(done) == len(patches):
         state = "applied" if len(applied) == len(patches) else "pulled"
-        return state, _unique(applied + pulled)
+        return state, _unique(applied + pulled + history)
     if not patches and events is not None and events.notices:
         return "applied", _unique(events.notices)
     newer = [m for m in members if draft_version(m) > draft_version(d)]
@@ -268,7 +271,7 @@ def _status(
             ),
         )
     if done:  # the rest of a partly applied version may also have been superseded
-        return "partially-applied", _unique(applied + pulled) + superseded
+        return "partially-applied", _unique(applied + pulled + history) + superseded
     if superseded:
         return "superseded", superseded
     if events is not None and events.respins:
