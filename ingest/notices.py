@@ -50,7 +50,9 @@ _WHERE_RE = re.compile(
     re.I | re.X,
 )
 _COUNTERS_RE = re.compile(
-    r"(?:\bpatch(?:es)?\s+|^\s*(?:and\s+)?)(?P<list>\d+(?:\s*(?:-|–|to|,|and|&)\s*\d+)*)\b(?![.\d])", re.I
+    r"(?:\bpatch(?:es)?\s+|^\s*(?:and\s+)?)"
+    r"(?P<list>\d+(?:\s*(?:-|–|to|,|and|&)\s*\d+)*)\b(?![.\d])",
+    re.I,
 )
 _TY_ITEM_RE = re.compile(
     r"^\[(?P<n>\d+)/(?P<total>\d+)\]\s+(?P<subject>.+?)\s*\n"
