@@ -7,7 +7,7 @@ into text; they escape, these do not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlite_utils
 
@@ -72,13 +72,16 @@ def answer(db: sqlite_utils.Database, command: Command, sources: Sources = Sourc
         what = "series" if series_only else "series or thread"
         return NoMatch(command, what, tuple(t.title for t in found))
     best, others = targets[0], tuple(targets[1:])
+    result: SeriesHistory | WhoReviewed | SeriesThread | PlainThread
     if command.name == "series":
-        return answer_series(db, best.id, sources, others)
-    if command.name == "who reviewed":
-        return answer_who_reviewed(db, best.id, sources, others)
-    if best.kind == "series":
-        return answer_series_thread(db, best, sources, others)
-    return answer_plain_thread(db, best, sources, others)
+        result = answer_series(db, best.id, sources, others)
+    elif command.name == "who reviewed":
+        result = answer_who_reviewed(db, best.id, sources, others)
+    elif best.kind == "series":
+        result = answer_series_thread(db, best, sources, others)
+    else:
+        result = answer_plain_thread(db, best, sources, others)
+    return replace(result, note=best.note) if best.note else result
 
 
 def summary_target(result: object) -> Target | None:

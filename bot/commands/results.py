@@ -101,6 +101,7 @@ class SeriesThread:
     summary: Summary | None
     b4: str
     others: tuple[Target, ...] = ()
+    note: str | None = None  # how weak the match was ("FEAT_X appears only in the text of …")
 
     @property
     def share(self) -> str:
@@ -123,6 +124,7 @@ class PlainThread:
     summary: Summary | None
     b4: str
     others: tuple[Target, ...] = ()
+    note: str | None = None  # how weak the match was ("FEAT_X appears only in the text of …")
 
     @property
     def share(self) -> str:
@@ -144,6 +146,7 @@ class SeriesHistory:
     linked_by: tuple[str, ...]
     steps: tuple[VersionStep, ...]
     others: tuple[Target, ...] = ()
+    note: str | None = None  # how weak the match was ("FEAT_X appears only in the text of …")
 
     @property
     def share(self) -> str:
@@ -192,6 +195,7 @@ class WhoReviewed:
     without_trailer: tuple[Participant, ...]  # replied to the latest version, gave no trailer
     mismatched: int  # follow-up trailers naming someone else than the sender (not counted)
     others: tuple[Target, ...] = ()
+    note: str | None = None  # how weak the match was ("FEAT_X appears only in the text of …")
 
     @property
     def share(self) -> str:
