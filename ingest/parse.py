@@ -39,7 +39,7 @@ _BARE_MSGID_RE = re.compile(r"^\s*([^<>\s]+@[^<>\s]+)\s*$")
 _CHANGE_ID_RE = re.compile(r"(?m)^change-id:[ \t]*(\S+)")
 _LINK_RE = re.compile(
     r"https?://(?:lore\.kernel\.org/(?:[\w.+-]+/)?|lkml\.kernel\.org/r/|patch\.msgid\.link/"
-    r"|lore\.kernel\.org/r/)<?(?P<id>[^\s/<>\"']+(?:@|%40)[^\s/<>\"']+)"
+    r"|lore\.kernel\.org/r/|patchwork\.[\w.]+/project/[\w.+-]+/(?:cover|patch)/)<?(?P<id>[^\s/<>\"']+(?:@|%40)[^\s/<>\"']+)"
 )
 # Words that make a lore link a link to an earlier version ("v1: https://…", "Link to v2").
 # Not "previous"/"series": "applies on top of the previous fix at https://…" names a
