@@ -20,6 +20,7 @@ any word, with words corrected against the index's vocabulary.
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 import unicodedata
@@ -257,15 +258,21 @@ def _ranked_targets(
             continue
         best[key] = min(score, best.get(key, score))
         hits[key] = hits.get(key, 0) + 1
-    facts = _series_facts(db, [ref for kind, ref in best if kind == "series"])
+    # Titles and copies are weighed for the best-scored candidates only (speed); the rest
+    # follow by score.
+    by_score = sorted(best.items(), key=lambda ks: ks[1])
+    head = by_score[:_WEIGHED]
+    facts = _series_facts(db, [ref for (kind, ref), _score in head if kind == "series"])
     wanted = _title_words(text)
     ranked = []
-    for (kind, ref), score in best.items():
+    for position, ((kind, ref), score) in enumerate(by_score):
         target = _series_target(db, ref, how) if kind == "series" else _thread_target(db, ref, how)
         if target is None:
             continue
         titles, copy = facts.get(ref, ((target.title,), False))
-        closeness = max((_closeness(wanted, t) for t in titles), default=0)
+        closeness = max((_closeness(wanted, t) for t in set(titles)), default=0)
+        if position >= _WEIGHED:
+            closeness, copy = -1, True
         if how == "body":
             note = _body_note(" ".join(query_words(text)), target.title, hits[kind, ref])
             target = Target(kind, target.id, target.title, target.last_date, how, note)
@@ -275,6 +282,7 @@ def _ranked_targets(
     return [t for _, t in ranked]
 
 
+_WEIGHED = 30
 _COPY_PREFIX_RE = re.compile(
     r"stable|autosel|^v?\d+\.\d+(?:\.\d+)?(?:\.y)?$|^git$|^pull$|^pull\b", re.I
 )
@@ -317,6 +325,7 @@ def _series_facts(
 _SUBJECT_PREFIX_RE = re.compile(r"^(?:\s*(?:re|fwd?)\s*:\s*|\s*\[[^\]]*\]\s*)+", re.I)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _title_words(text: str) -> tuple[str, ...]:
     """A title (or what someone typed of one) as comparable words: decorations, prefixes
     like "[PATCH v3 2/7]" and punctuation dropped, case folded."""
@@ -324,6 +333,7 @@ def _title_words(text: str) -> tuple[str, ...]:
     return tuple(re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", text).casefold()))
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _closeness(wanted: tuple[str, ...], title: str) -> int:
     """2: the query is the title (with or without its "KVM: arm64:" prefix); 1: nearly
     (the same words, or most of the title in order); 0: otherwise."""
