@@ -155,3 +155,16 @@ def test_stable_subject_is_read_exactly() -> None:
     assert find_stable_notice('Re: Patch "X" has been added to the 5.10-stable tree') is None
     notice = find_stable_notice('Patch "KVM: x" has been added to the 4.4-stable tree')
     assert notice is not None and notice.where == "4.4-stable"
+
+
+def test_pull_shortlog_matches_a_subject_folded_with_double_spaces() -> None:
+    """A folded Subject header leaves two spaces ("KVM: arm64:  Widget 1"); git's shortlog
+    has one.  Both are compared with whitespace collapsed."""
+    shortlog = PULL.replace("KVM: arm64: Something else", "KVM: arm64: Widget 1")
+    mails = [
+        mail("w1@x", "[PATCH] KVM: arm64:\n  Widget 1", ANN, 0, "Add.\n\n" + SB, diff="w1"),
+        mail("pr@x", "[GIT PULL] KVM/arm64 updates for 5.17", MARC, 500, shortlog),
+    ]
+    (s,) = [s for s in derived(*mails).series if s.versions[0].key == "w1@x"]
+    assert s.versions[0].status == "pulled"
+    assert s.versions[0].patches[0].pulled is not None
