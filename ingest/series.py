@@ -227,22 +227,22 @@ def _retitled(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
     previous 180 days that it shares its patches (by patch-id or title) or most title
     words with.  Only one such earlier posting may qualify — two is a guess, not a link."""
     pairs = []
-    by_sender: dict[str, list[Draft]] = defaultdict(list)
+    by_sender: dict[tuple[str, int], list[Draft]] = defaultdict(list)  # (sender, version)
     for d in sorted(drafts, key=lambda d: sort_key(d.first)):
         if is_pull(d):
             continue
         v = d.explicit_version
         if v is not None and v >= 2:
-            fits = [o for o in by_sender[d.sender] if _is_earlier_version(o, d, v)]
+            earlier = by_sender.get((d.sender, v - 1), ())
+            fits = [o for o in earlier if _within(o, d, days=180) and _is_earlier_version(o, d)]
             if len(fits) == 1:
                 pairs.append((fits[0], d))
-        by_sender[d.sender].append(d)
+        by_sender[d.sender, draft_version(d)].append(d)
     return pairs
 
 
-def _is_earlier_version(older: Draft, newer: Draft, version: int) -> bool:
-    if draft_version(older) != version - 1 or not _within(older, newer, days=180):
-        return False
+def _is_earlier_version(older: Draft, newer: Draft) -> bool:
+    """``older`` shares most of ``newer``'s patches (patch-id or title), or its title."""
     new_ids = {m.patch_id for m in newer.members.values() if m.patch_id}
     old_ids = {m.patch_id for m in older.members.values() if m.patch_id}
     if new_ids and len(new_ids & old_ids) * 2 >= len(new_ids):
