@@ -74,9 +74,14 @@ _TRIED_RE = re.compile(
     re.I,
 )
 _OWN_VERSION_RE = re.compile(r"^v\d+$", re.I)
+# Test words that are names, not trying: URLs, paths ("…/kvm-unit-tests/…"), the test suites,
+# and a maintainer's "for (wider) testing in -next" (tentative, see _TENTATIVE_RE).
+_NOT_TRYING_RE = re.compile(
+    r"\S*(?:/|://)\S*|\bkvm-unit-tests\b|\bselftests?\b|\bfor\s+(?:\w+\s+)?testing\b", re.I
+)
 _TENTATIVE_RE = re.compile(
     r"\bfor\s+now\b|\bfor\s+the\s+time\s+being\b|\btentative|\bonly\s+locally\b|"
-    r"\buntil\b|\bprovisional",
+    r"\buntil\b|\bprovisional|\bfor\s+(?:\w+\s+)?testing\b",
     re.I,
 )
 _WHOLE_RE = re.compile(r"\b(?:series|set|patchset|whole|all|everything|these)\b", re.I)
@@ -136,7 +141,7 @@ def find_applied_notice(text: str) -> AppliedNotice | None:
             continue  # "…noticed that Will\nmerged it." wrapped onto a new line
         if not _REST_OK_RE.match(rest) or _REST_BAD_RE.search(rest):
             continue
-        sentence = re.sub(r"\S*[/_-]\S*", " ", _sentence(m.group(0)))  # not "kvm-unit-tests"
+        sentence = _NOT_TRYING_RE.sub(" ", _sentence(m.group(0)))
         where = _find_where(rest)
         if _TRIED_RE.search(sentence) or (where and _OWN_VERSION_RE.match(where)):
             continue  # applied to try it, or into the sender's own next version

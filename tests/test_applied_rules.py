@@ -50,6 +50,7 @@ def _series(*replies: bytes, patches: int = 2, sender: str = ANN):
         "I have the fix applied locally, and ready to fly in v4 :)",
         "queued for v3 already, so stay tuned ... :)",
         "Sure, will drop it from the series if the above explanation is fine.",
+        "Applied to kvmarm/next and boot-tested on my Juno, no issues.",
     ],
 )
 def test_testers_and_authors_do_not_announce_applies(text: str) -> None:
@@ -168,3 +169,12 @@ def test_pull_shortlog_matches_a_subject_folded_with_double_spaces() -> None:
     (s,) = [s for s in derived(*mails).series if s.versions[0].key == "w1@x"]
     assert s.versions[0].status == "pulled"
     assert s.versions[0].patches[0].pulled is not None
+
+
+def test_a_maintainer_queuing_for_testing_is_tentative_not_a_tester() -> None:
+    notice = find_applied_notice("Applied to kvm-arm64/next for wider testing in -next.")
+    assert notice is not None and notice.tentative and notice.where == "kvm-arm64/next"
+    queued = find_applied_notice(
+        "Queued to https://gitlab.com/x/kvm-unit-tests/-/commits/arm/queue"
+    )
+    assert queued is not None and queued.verb == "queued"
