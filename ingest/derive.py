@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ingest.applies import Undone, find_appliers, settle_notices
 from ingest.ledger import (
@@ -88,6 +88,7 @@ def derive(messages: Sequence[Message]) -> Derived:
         posting_of[msgid] = key
         series_of[msgid] = series_of[target.draft.first.msgid]
     series_list = _with_last_activity(series_list, series_of, by_id)
+    series_list = _with_idle(series_list, _as_of(by_id.values()))
     series_list.sort(key=lambda s: (s.versions[0].date is None, s.versions[0].date, s.id))
     return Derived(threads, series_list, thread_of, series_of, posting_of)
 
@@ -107,6 +108,43 @@ def _with_last_activity(series_list: list[Series], series_of, by_id) -> list[Ser
         if when is not None and (sid not in last or when > last[sid]):
             last[sid] = when
     return [replace(s, last_activity=last.get(s.id)) for s in series_list]
+
+
+IDLE_AFTER = timedelta(days=90)
+_WAITING = ("new", "changes-requested")
+
+
+def _as_of(messages) -> datetime | None:
+    """When the data ends: the fifth newest Date, so a few mails dated in the future (a
+    wrong clock) do not make everything else look idle."""
+    dates = sorted(m.date for m in messages if m.date is not None)
+    return dates[-min(len(dates), 5)] if dates else None
+
+
+def _with_idle(series_list: list[Series], as_of: datetime | None) -> list[Series]:
+    """Versions still waiting (new, changes requested) in a series without mail for 90 days
+    before the data ends are ``idle``; the evidence is the series' last mail date."""
+    if as_of is None:
+        return series_list
+    out = []
+    for s in series_list:
+        last = s.last_activity
+        if last is None or as_of - last < IDLE_AFTER:
+            out.append(s)
+            continue
+        quiet = Evidence(
+            kind="idle",
+            msgid=s.versions[-1].key,
+            by=s.versions[-1].sender.email,
+            where=f"no mail since {last.date().isoformat()}",
+            when=last,
+        )
+        versions = tuple(
+            replace(v, status="idle", evidence=(quiet, *v.evidence)) if v.status in _WAITING else v
+            for v in s.versions
+        )
+        out.append(replace(s, versions=versions))
+    return out
 
 
 def _posting_key(d: Draft) -> str:

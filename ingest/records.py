@@ -216,7 +216,9 @@ class Posting:
     change_id: str | None = None
     resend: bool = False
     partial_reroll_of: int | None = None
-    status: str = "new"  # applied | pulled | superseded | changes-requested | new
+    # applied | partially-applied | pulled | dropped | reverted | superseded | changes-requested
+    # | idle | new
+    status: str = "new"
     evidence: tuple[Evidence, ...] = ()
     thread_root: str | None = None
 

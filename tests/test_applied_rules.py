@@ -178,3 +178,19 @@ def test_a_maintainer_queuing_for_testing_is_tentative_not_a_tester() -> None:
         "Queued to https://gitlab.com/x/kvm-unit-tests/-/commits/arm/queue"
     )
     assert queued is not None and queued.verb == "queued"
+
+
+def test_a_version_waiting_90_days_before_the_data_ends_is_idle() -> None:
+    """DESIGN: idle = no mail for 90 days, not applied or superseded.  "Now" is where the
+    data ends (the fifth newest Date), so the fact does not depend on the clock."""
+    later = 60 * 24 * 100  # 100 days, in minutes
+    quiet = mail("q1@x", "[PATCH] KVM: arm64: Quiet widget", ANN, 0, "Add.\n\n" + SB, diff="q")
+    busy = mail(
+        "b1@x", "[PATCH] KVM: arm64: Busy widget", ANN, later - 60, "Add.\n\n" + SB, diff="b"
+    )
+    chatter = [mail(f"t{i}@x", f"Talk {i}", TESTER, later + i, "Hello.\n") for i in range(5)]
+    series = {s.id: s for s in derived(quiet, busy, *chatter).series}
+    idle = series["q1@x"].versions[0]
+    assert idle.status == "idle"
+    assert idle.evidence[0].kind == "idle" and idle.evidence[0].where.startswith("no mail since")
+    assert series["b1@x"].versions[0].status == "new"

@@ -314,7 +314,9 @@ def _evidence(v: dict, e: dict, names: dict[str, str], base: str) -> EvidenceInf
     day = (e.get("date") or "")[:10]
     where, commit = e.get("where"), e.get("commit")
     status, kind = v["status"], e.get("kind") or "applied"
-    if kind in ("dropped", "reverted"):
+    if kind == "idle":
+        text = f"idle: {where or 'no mail for 90 days'}"
+    elif kind in ("dropped", "reverted"):
         text = f"{kind} from {where or 'the tree'} by {who}" + (f", {day}" if day else "")
     elif kind != "newer-version" and status in ("dropped", "reverted"):
         text = f"earlier applied to {where or '?'} by {who}" + (f", {day}" if day else "")
