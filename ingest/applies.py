@@ -76,7 +76,7 @@ def counts(m: Message, slots: Iterable[SlotFacts], appliers: frozenset[str]) -> 
         return False
     if notice.verb == "stable":
         return True
-    authors = {s.message.sender.email for s in slots}
+    authors = {s.message.patch_author.email for s in slots}  # in-body From:, else sender
     own = bool(authors) and authors <= {m.sender.email}
     if notice.verb in _TAKE_BACK:  # only whoever keeps a queue says they dropped from it
         return not own or m.sender.email in appliers
