@@ -1,6 +1,9 @@
 """Is a summary grounded in its thread?  People it names must be participants; versions it
 names must exist; messages it cites must be in the prompt.
 
+Claims are checked too (bot.digest.claims): who reviewed, acked, tested, applied or NAKed
+must agree with the entry's trailers and status.
+
 Names are found three ways, so a cooperative model, a confused one and a mail that tries to
 steer the model are all caught:
 - addresses anywhere in the text;
@@ -17,6 +20,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -32,7 +36,7 @@ _VERBS_EN = (
     "argues|replied|replies|proposed|proposes|objected|objects|agreed|agrees|acked|reviewed|"
     "tested|commented|explained|questioned|requested|wondered|confirmed|responded|posted|"
     "sent|applied|raised|wrote|thinks|thought|believes|prefers|preferred|recommended|"
-    "reported|promised|plans|will"
+    "reported|promised|plans|will|merged|queued|pulled|nacked|naked|took|picked up"
 )
 _VERBS_ZH = "提出|表示|指出|建议|认为|回复|询问|质疑|同意|确认|解释|回应|发布|提交|审阅|评论|说|问"
 _ATTRIBUTION_RE = re.compile(
@@ -52,8 +56,11 @@ _VERSION_RES = (
 )
 
 
-def _norm(name: str) -> str:
+def norm_name(name: str) -> str:
     return " ".join(name.replace("’", "'").casefold().split())
+
+
+_norm = norm_name
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,14 @@ class Directory:
             if 2 <= len(words) <= 4 and "@" not in key and len(key) >= 5:
                 names[key].add(email.lower())
         return cls({k: frozenset(v) for k, v in names.items()})
+
+    @cached_property
+    def first_names(self) -> frozenset[str]:
+        return frozenset(k.split()[0] for k in self.names)
+
+    def knows_first_name(self, word: str) -> bool:
+        """Is ``word`` the first name of someone who sent to the list?"""
+        return norm_name(word) in self.first_names
 
     def known_names_in(self, text: str) -> set[str]:
         """Full names of known senders written in ``text`` (capitalised n-grams)."""
@@ -137,6 +152,8 @@ def versions_named(text: str) -> set[int]:
 
 def check_summary(summary: Summary, request: SummaryRequest) -> list[str]:
     """Why a summary is not grounded (empty list: it is)."""
+    from bot.digest.claims import unsupported_claims
+
     directory = request.directory
     allowed = Allowed.of(request.people)
     text = "\n".join(t for t in (summary.background or "", summary.this_week) if t)
@@ -152,6 +169,9 @@ def check_summary(summary: Summary, request: SummaryRequest) -> list[str]:
         known = ", ".join(f"v{v}" for v in request.versions) or "none"
         wrong = ", ".join(f"v{v}" for v in bad_versions)
         problems.append(f"names versions that do not exist: {wrong} (known: {known})")
+    claims = unsupported_claims(text, request)
+    if claims:
+        problems.append("claims the facts do not show: " + ", ".join(claims))
     labels = {m.label for m in (*request.earlier, *request.mails)}
     unknown = sorted(set(summary.citations) - labels)
     if unknown:
