@@ -15,7 +15,7 @@ from pathlib import Path
 
 DEFAULT_LORE_URL = "https://lore.kernel.org/kvmarm"
 DEFAULT_LIST_ID = "kvmarm.lists.linux.dev"
-DEFAULT_LLM_BUDGET = 120.0
+DEFAULT_LLM_BUDGET = 100.0  # the whole `kvmarm digest` stays within 2 minutes
 DEFAULT_LLM_TIMEOUT = 20.0
 _SECRETS = {"slack_bot_token", "slack_app_token", "slack_signing_secret", "openai_api_key"}
 

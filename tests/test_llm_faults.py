@@ -65,7 +65,7 @@ def _summary(model: dict, key: str) -> dict:
 
 def test_budget_and_timeout_come_from_the_config():
     config = load_config({"KVMARM_CONFIG": "/dev/null"})
-    assert config.llm_budget == 120 and config.llm_timeout == 20
+    assert config.llm_budget == 100 and config.llm_timeout == 20
     from bot.config import ConfigError
 
     for bad in ("0", "-5", "soon", "nan", "inf"):
@@ -167,6 +167,7 @@ def test_a_failed_retry_keeps_the_fallback_marked(db, llm):
         ("Marc NAKed the approach.", [Claim("NAKed", "Marc")]),
         ("Bob gave his Reviewed-by on patch 1.", [Claim("reviewed", "Bob")]),
         ("Marc Zyngier 已经审阅了该系列。", [Claim("reviewed", "Marc Zyngier")]),
+        ("Russell King (Oracle) acked it.", [Claim("acked", "Russell King")]),
     ],
 )
 def test_claims_are_found(text, claims):

@@ -70,7 +70,7 @@ _EN = "(?i:" + "|".join(sorted((re.escape(v) for v in _VERB_EN), key=len, revers
 _ZH = "|".join(_VERB_ZH)
 _TRAILERS = r"(?i:reviewed-by|acked-by|tested-by|nacked-by|review tag|ack|nak)"
 _NAME_WORD = r"[A-Z\u00c0-\u00de][A-Za-z\u00c0-\u024f'’.-]*"
-_NAME = rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}}"
+_NAME = rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}}(?:[ \t]*\([^()\n]{{1,40}}\))?"
 _NAMES = rf"{_NAME}(?:(?:,[ \t]*|[ \t]+and[ \t]+|[ \t]*&[ \t]*|[ \t]*和[ \t]*|、){_NAME})*"
 _ADVERBS = (
     r"(?:[ \t]+(?:has|have|had|also|already|then|later|now|finally|formally|quickly|just|"
@@ -95,6 +95,7 @@ _NOBODY_RE = re.compile(
     rf"(?:[ \t]+(?i:now|already|also|then|finally|formally|eventually))*[ \t]+({_EN})\b",
 )
 _NAK_TEXT_RE = re.compile(r"\bNA[CK]K(?:ed|'d)?(?:-by)?\b|\[gives Nacked-by\]")
+_PAREN_RE = re.compile(r"[ \t]*\([^()]*\)")
 _POSSESSIVE_RE_END = re.compile(r"['’]s$")
 _SPLIT_NAMES_RE = re.compile(r",[ \t]*|[ \t]+and[ \t]+|[ \t]*&[ \t]*|[ \t]*和[ \t]*|、")
 _NOT_NAMES = {
@@ -143,6 +144,7 @@ def _each(names: str, kind: str) -> list[Claim]:
     """One claim per name of "Bob, Carol and Dave"; leading non-names ("Then Marc") go."""
     out = []
     for name in _SPLIT_NAMES_RE.split(names):
+        name = _PAREN_RE.sub("", name)  # "Russell King (Oracle)"
         words = _POSSESSIVE_RE_END.sub("", name.strip().rstrip(".")).split()
         while words and words[0].casefold() in _NOT_NAMES:
             words = words[1:]

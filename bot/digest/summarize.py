@@ -14,7 +14,7 @@ for entries whose LLM call *failed* (error, timeout, time budget used up): those
 as fallbacks and asked again on the next run, until a good summary replaces them.
 
 The LLM's work for one digest has a time budget (``summarizer.budget`` seconds, default
-``KVMARM_LLM_BUDGET`` = 120): entries not summarised when it runs out get the extractive
+``KVMARM_LLM_BUDGET`` = 100): entries not summarised when it runs out get the extractive
 summary with a note saying so, and the digest is not held up by a hanging endpoint.
 """
 
