@@ -217,6 +217,22 @@ def test_claims_the_facts_do_not_show_fall_back_with_the_reason(db, llm, text):
     assert text not in json.dumps(run.model)
 
 
+@pytest.mark.parametrize(
+    ("text", "source"),
+    [
+        ("Dave said the series is ready.", "extractive"),  # Dave Asker: not in this thread
+        ("Alice said the widget is needed for pKVM.", "llm"),  # Alice Author is
+    ],
+)
+def test_first_names_of_known_people_outside_the_thread(db, llm, text, source):
+    llm.script_for(WIDGET_TOPIC, _says(text))
+    run = run_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    s = _summary(run.model, WIDGET)
+    assert s["source"] == source
+    if source == "extractive":
+        assert "names people who are not in the thread: Dave" in s["note"]
+
+
 def test_a_question_thread_cannot_claim_anything_applied(db, llm):
     llm.script_for("stage-2", _says("Eve Answer applied a fix for Dave Asker."))
     run = run_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)

@@ -10,8 +10,10 @@ steer the model are all caught:
 - full names of anyone who ever sent to the list (the directory), by capitalised n-grams;
 - "<Firstname Lastname> said/suggested/…" (and the Chinese equivalents) for names we have
   never seen;
-plus the ``people`` list the model returns.  A single first name ("Marc") is not checked:
-it cannot be told apart from a word.
+- "<Firstname> said/…" when Firstname is the first name of a known sender and of nobody
+  in the thread ("Paolo suggested …" in a thread Paolo never wrote in);
+plus the ``people`` list the model returns.  A first name anywhere else ("… as Marc
+wanted") is not checked: it cannot be told apart from a word.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ _VERBS_EN = (
 _VERBS_ZH = "提出|表示|指出|建议|认为|回复|询问|质疑|同意|确认|解释|回应|发布|提交|审阅|评论|说|问"
 _ATTRIBUTION_RE = re.compile(
     rf"(?<![\w.])({_WORD}(?:[ \t]+{_WORD}){{1,2}})(?:[ \t]+(?:{_VERBS_EN})\b|[ \t]*(?:{_VERBS_ZH}))"
+)
+_FIRST_NAME_RE = re.compile(
+    rf"(?<![\w.])({_WORD})(?:['’]s)?(?:[ \t]+(?:{_VERBS_EN})\b|[ \t]*(?:{_VERBS_ZH}))"
 )
 _STOP = {
     "the", "this", "that", "these", "those", "patch", "patches", "series", "commit", "linux",
@@ -137,6 +142,12 @@ def outsiders(text: str, allowed: Allowed, directory: Directory) -> list[str]:
     for key in directory.known_names_in(text):
         if not allowed.admits(key, directory):
             found.add(key.title())
+    for m in _FIRST_NAME_RE.finditer(text):  # "Paolo said …": a known first name alone
+        word = m.group(1)
+        if word.casefold() in _STOP or not directory.knows_first_name(word):
+            continue
+        if not allowed.admits(word, directory):
+            found.add(word)
     for m in _ATTRIBUTION_RE.finditer(text):
         name = m.group(1)
         if name.split()[0].casefold() in _STOP:
