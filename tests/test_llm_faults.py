@@ -233,6 +233,15 @@ def test_first_names_of_known_people_outside_the_thread(db, llm, text, source):
         assert "names people who are not in the thread: Dave" in s["note"]
 
 
+def test_a_huge_reply_is_malformed_and_claims_stay_fast(db, llm):
+    llm.script_for(WIDGET_TOPIC, *[_says("Alice Author, Bob Reviewer, " * 1000)] * 2)
+    run = run_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    assert "longer than 6000 characters" in _summary(run.model, WIDGET)["note"]
+    start = time.monotonic()
+    assert claims_in("Alpha Beta Gamma, " * 2000) == []  # no catastrophic backtracking
+    assert time.monotonic() - start < 5
+
+
 def test_a_question_thread_cannot_claim_anything_applied(db, llm):
     llm.script_for("stage-2", _says("Eve Answer applied a fix for Dave Asker."))
     run = run_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)

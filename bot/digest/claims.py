@@ -71,7 +71,7 @@ _ZH = "|".join(_VERB_ZH)
 _TRAILERS = r"(?i:reviewed-by|acked-by|tested-by|nacked-by|review tag|ack|nak)"
 _NAME_WORD = r"[A-Z\u00c0-\u00de][A-Za-z\u00c0-\u024f'’.-]*"
 _NAME = rf"{_NAME_WORD}(?:[ \t]+{_NAME_WORD}){{0,2}}(?:[ \t]*\([^()\n]{{1,40}}\))?"
-_NAMES = rf"{_NAME}(?:(?:,[ \t]*|[ \t]+and[ \t]+|[ \t]*&[ \t]*|[ \t]*和[ \t]*|、){_NAME})*"
+_NAMES = rf"{_NAME}(?:(?:,[ \t]*|[ \t]+and[ \t]+|[ \t]*&[ \t]*|[ \t]*和[ \t]*|、){_NAME}){{0,5}}"
 _ADVERBS = (
     r"(?:[ \t]+(?:has|have|had|also|already|then|later|now|finally|formally|quickly|just|"
     r"both|all|since|eventually|promptly|duly|kindly))*"

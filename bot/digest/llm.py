@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 PROMPT_VERSION = "llm-2"
 DEFAULT_TIMEOUT = 20.0
 DEFAULT_RETRIES = 2
+MAX_REPLY_CHARS = 6000  # 2-5 sentences asked for; max_tokens keeps real models far below
 MIN_CALL_SECONDS = 1.0  # less than this left before the deadline: do not start a request
 _FENCE_RE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$", re.I)
 _LANGUAGES = {"en": "English", "zh": "Simplified Chinese (简体中文)"}
@@ -261,6 +262,8 @@ def _parse(reply: str, request: SummaryRequest, model: str, usage: Usage) -> Sum
         raise ValueError('"this_week" missing or empty')
     if background is not None and not isinstance(background, str):
         raise ValueError('"background" is not a string')
+    if len(this_week) + len(background or "") > MAX_REPLY_CHARS:
+        raise ValueError(f"longer than {MAX_REPLY_CHARS} characters")
     citations = tuple(_labels(data.get("citations", [])))
     people = tuple(p for p in data.get("people", []) or [] if isinstance(p, str))
     cited = tuple(dict.fromkeys(m for m in map(request.msgid_of, citations) if m))
