@@ -5,20 +5,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import sqlite_utils
-
+from storage.db import Database, transaction
 from storage.messages import iso
 
 KEEP = timedelta(days=1)  # Slack retries within minutes; a day is plenty
 
 
-def first_delivery(db: sqlite_utils.Database, event_id: str, now: datetime) -> bool:
+def first_delivery(db: Database, event_id: str, now: datetime) -> bool:
     """Record ``event_id``; True the first time, False when it was recorded before.
 
     Atomic (INSERT OR IGNORE): of two concurrent deliveries exactly one is first.  Rows older
     than ``KEEP`` are dropped on the way.
     """
-    with db.conn:
+    with transaction(db):
         cur = db.execute(
             "INSERT OR IGNORE INTO slack_events (event_id, received_at) VALUES (?, ?)",
             [event_id, iso(now)],

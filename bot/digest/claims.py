@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from bot.digest.grounding import Directory, norm_name
 
 if TYPE_CHECKING:
-    from bot.digest.summarize import Person, SummaryRequest
+    from bot.digest.summary import EntryPerson, Summary, SummaryRequest
 
 REVIEWED, ACKED, TESTED, APPLIED, NAKED = "reviewed", "acked", "tested", "applied", "NAKed"
 TRAILER_OF = {REVIEWED: "Reviewed-by", ACKED: "Acked-by", TESTED: "Tested-by"}
@@ -153,6 +153,13 @@ def _each(names: str, kind: str) -> list[Claim]:
     return out
 
 
+def check_claims(summary: Summary, request: SummaryRequest) -> list[str]:
+    """Why a summary claims more than the facts show (empty list: it does not)."""
+    text = "\n".join(t for t in (summary.background or "", summary.this_week) if t)
+    claims = unsupported_claims(text, request)
+    return ["claims the facts do not show: " + ", ".join(claims)] if claims else []
+
+
 def unsupported_claims(text: str, request: SummaryRequest) -> list[str]:
     """Each claim in ``text`` the entry's facts do not support, said in a few words."""
     problems = []
@@ -187,7 +194,7 @@ def _supported(claim: Claim, request: SummaryRequest) -> bool:
     )
 
 
-def resolve(name: str, participants: Iterable[Person], directory: Directory) -> list | None:
+def resolve(name: str, participants: Iterable[EntryPerson], directory: Directory) -> list | None:
     """The participants ``name`` may refer to; [] for a known person outside the thread;
     None when ``name`` is not recognisably a person's name.  Leading words that fit nobody
     ("Overall Bob") are dropped."""

@@ -1,8 +1,8 @@
 """Is a summary grounded in its thread?  People it names must be participants; versions it
 names must exist; messages it cites must be in the prompt.
 
-Claims are checked too (bot.digest.claims): who reviewed, acked, tested, applied or NAKed
-must agree with the entry's trailers and status.
+Claims are checked next to this (bot.digest.claims, called by summarise.py): who reviewed,
+acked, tested, applied or NAKed must agree with the entry's trailers and status.
 
 Names are found three ways, so a cooperative model, a confused one and a mail that tries to
 steer the model are all caught:
@@ -26,7 +26,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.digest.summarize import Summary, SummaryRequest
+    from bot.digest.summary import Summary, SummaryRequest
 
 _EMAIL_RE = re.compile(r"[A-Za-z0-9.+_-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _LETTER = "A-Za-z\u00c0-\u024f'’-"
@@ -163,8 +163,6 @@ def versions_named(text: str) -> set[int]:
 
 def check_summary(summary: Summary, request: SummaryRequest) -> list[str]:
     """Why a summary is not grounded (empty list: it is)."""
-    from bot.digest.claims import unsupported_claims
-
     directory = request.directory
     allowed = Allowed.of(request.people)
     text = "\n".join(t for t in (summary.background or "", summary.this_week) if t)
@@ -180,9 +178,6 @@ def check_summary(summary: Summary, request: SummaryRequest) -> list[str]:
         known = ", ".join(f"v{v}" for v in request.versions) or "none"
         wrong = ", ".join(f"v{v}" for v in bad_versions)
         problems.append(f"names versions that do not exist: {wrong} (known: {known})")
-    claims = unsupported_claims(text, request)
-    if claims:
-        problems.append("claims the facts do not show: " + ", ".join(claims))
     labels = {m.label for m in (*request.earlier, *request.mails)}
     unknown = sorted(set(summary.citations) - labels)
     if unknown:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import openai
 
 from bot.digest.collate import render_document
-from bot.digest.summarize import OutOfTime, Summary, SummaryError, SummaryRequest, Usage
+from bot.digest.summary import OutOfTime, Summary, SummaryError, SummaryRequest, Usage
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -138,13 +138,14 @@ class OpenAISummarizer:
     ) -> tuple[str, Usage]:
         extra = {"response_format": {"type": "json_object"}} if self.json_mode else {}
         try:
-            response = self.client.chat.completions.create(
+            # Plain {"role", "content"} dicts: openai types them as TypedDicts per role.
+            response = self.client.chat.completions.create(  # type: ignore[call-overload]
                 model=self.model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=messages,
                 temperature=0,
                 max_tokens=self.max_tokens,
                 timeout=timeout,
-                **extra,  # type: ignore[arg-type]
+                **extra,
             )
         except openai.APITimeoutError as exc:
             raise SummaryError("timed out", usage=used) from exc

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlite_utils
 from slack_bolt import App, BoltResponse
 from slack_bolt.request import BoltRequest
 
+from storage.db import Database
 from storage.deliveries import first_delivery
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class EventDeduper:
 
     def __init__(
         self,
-        db_factory: Callable[[], sqlite_utils.Database] | None = None,
+        db_factory: Callable[[], Database] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._db_factory = db_factory

@@ -45,7 +45,7 @@ DEFAULT_SYNC_EVERY = timedelta(hours=1)
 
 def _pull(config) -> Callable:
     """Pull a week's mail from lore before it is posted (a day early: received vs Date)."""
-    from bot.sync import sync
+    from bot.sync.lore import sync
 
     def pull(db, period) -> None:
         sync(db, config, since=period.since - timedelta(days=1))
@@ -106,7 +106,11 @@ class _SlackRequestHandler(WSGIRequestHandler):
             self._refuse(*refused)
             return
         handler = ServerHandler(
-            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=False
+            self.rfile,
+            self.wfile,  # type: ignore[arg-type]  # a socket writer, as wsgiref's own handle()
+            self.get_stderr(),
+            self.get_environ(),
+            multithread=False,
         )
         handler.request_handler = self  # type: ignore[attr-defined]
         handler.run(self.server.get_app())  # type: ignore[attr-defined]
@@ -133,7 +137,7 @@ class _SlackRequestHandler(WSGIRequestHandler):
         try:
             while left > 0 and (wait := deadline - time.monotonic()) > 0:
                 self.connection.settimeout(wait)
-                chunk = self.rfile.read1(min(left, 65536))  # type: ignore[attr-defined]
+                chunk = self.rfile.read1(min(left, 65536))
                 if not chunk:
                     break
                 left -= len(chunk)
@@ -300,7 +304,7 @@ def serve(
     from bot.slack.dedupe import EventDeduper
     from bot.slack.digest import DigestGlue
     from bot.slack.schedule import parse_schedule, run_schedule
-    from bot.sync import sync
+    from bot.sync.lore import sync
     from storage.db import open_db
 
     if not config.slack_bot_token:
