@@ -11,6 +11,7 @@ import queue
 import threading
 from typing import Any, Self
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import ServerConnection, serve
 
 
@@ -38,8 +39,11 @@ class FakeSocketMode:
         hello = {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0KVMARM"}}
         ws.send(json.dumps(hello))
         self.connections.put(ws)
-        for message in ws:  # until the client closes this connection
-            self.received.put(json.loads(message))
+        try:
+            for message in ws:  # until the client closes this connection
+                self.received.put(json.loads(message))
+        except ConnectionClosed:
+            pass  # the client went away without a close frame (a process stopped)
 
     def wait_connected(self, timeout: float = 20.0) -> ServerConnection:
         self._current = self.connections.get(timeout=timeout)

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -26,6 +31,7 @@ from tests.slack_requests import (
     mention_body,
     wait_for,
 )
+from tests.test_serve_http import Stderr
 
 
 def _form(body: str) -> dict:
@@ -124,3 +130,28 @@ def test_socket_mode_acks_and_answers_and_survives_a_refresh(fake_slack, socket,
     socket.wait_ack("env-EvS2-0")
     wait_for(fake_slack, "chat.postEphemeral", 2)
     assert len(fake_slack.calls_to("chat.postEphemeral")) == 2  # EvS1 once, EvS2 once
+
+
+def test_kvmarm_serve_says_it_is_in_socket_mode_and_connected(fake_slack, socket, tmp_path):
+    open_db(tmp_path / "kvmarm.db").close()
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_APP_TOKEN": APP_TOKEN,
+        "SLACK_API_URL": fake_slack.api_url,
+        "KVMARM_DB": str(tmp_path / "kvmarm.db"),
+        "KVMARM_CONFIG": "/dev/null",
+    }
+    kvmarm = Path(sys.executable).with_name("kvmarm")
+    process = subprocess.Popen(
+        [str(kvmarm), "serve", "--sync-every", "0"], env=env, stderr=subprocess.PIPE
+    )
+    err = Stderr(process.stderr)
+    try:
+        err.wait_for("kvmarm serve: Socket Mode, connecting to Slack")
+        socket.wait_connected()
+        err.wait_for("kvmarm serve: Socket Mode, connected (session ")
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
+    assert "xapp" not in err.text and "WARNING" not in err.text

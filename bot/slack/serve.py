@@ -238,7 +238,17 @@ def bolt_logger(*, debug: bool = False) -> logging.Logger:
     ``log_refusal`` says it in one line instead."""
     logger = logging.getLogger("bot.slack.bolt")
     logger.setLevel(logging.INFO if debug else logging.WARNING)
+    if not any(isinstance(f, _TokenNotice) for f in logger.filters):
+        logger.addFilter(_TokenNotice())
     return logger
+
+
+class _TokenNotice(logging.Filter):
+    """Bolt warns "`token` will be unused" whenever SLACK_BOT_TOKEN is in the environment
+    and a client is passed — which is how the app is always built; not worth a line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
 
 
 def parse_hostport(value: str) -> tuple[str, int]:
@@ -280,9 +290,13 @@ def socket_mode_handler(app: App, app_token: str | None) -> SocketModeHandler:
 
 
 def run_socket_mode(app: App, app_token: str | None) -> None:
+    """Connect (apps.connections.open, then the WebSocket) and serve until interrupted;
+    the SDK reconnects by itself when Slack asks it to (``disconnect``) or the link drops."""
     handler = socket_mode_handler(app, app_token)
     log.info("kvmarm serve: Socket Mode, connecting to Slack over a WebSocket (no public URL)")
-    handler.start()
+    handler.connect()
+    log.info("kvmarm serve: Socket Mode, connected (session %s)", handler.client.session_id())
+    threading.Event().wait()  # what SocketModeHandler.start() does, without its banner
 
 
 def serve(
