@@ -168,10 +168,17 @@ def test_a_failed_retry_keeps_the_fallback_marked(db, llm):
         ("Bob gave his Reviewed-by on patch 1.", [Claim("reviewed", "Bob")]),
         ("Marc Zyngier 已经审阅了该系列。", [Claim("reviewed", "Marc Zyngier")]),
         ("Russell King (Oracle) acked it.", [Claim("acked", "Russell King")]),
+        ("Jean-Philippe Brucker reviewed v2.", [Claim("reviewed", "Jean-Philippe Brucker")]),
     ],
 )
 def test_claims_are_found(text, claims):
     assert claims_in(text) == claims
+
+
+def test_participants_are_found_as_written_whatever_their_case():
+    assert claims_in("linmiaohe reviewed the series.", ["linmiaohe"]) == [
+        Claim("reviewed", "linmiaohe")
+    ]
 
 
 def _says(text: str) -> Reply:

@@ -78,12 +78,12 @@ _ADVERBS = (
 )
 _ZH_ADVERBS = r"[ \t]*(?:已经|已|也|还|都|随后|最终|并)*[ \t]*"
 
-_ACTIVE_RE = re.compile(rf"(?<![\w.])({_NAMES}){_ADVERBS}[ \t]+({_EN})\b(?!-)")
+_ACTIVE_RE = re.compile(rf"(?<![\w.'’-])({_NAMES}){_ADVERBS}[ \t]+({_EN})\b(?!-)")
 _GAVE_RE = re.compile(
-    rf"(?<![\w.])({_NAMES}){_ADVERBS}[ \t]+(?:gave|provided|sent|added|offered)[ \t]+"
+    rf"(?<![\w.'’-])({_NAMES}){_ADVERBS}[ \t]+(?:gave|provided|sent|added|offered)[ \t]+"
     rf"(?:(?:his|her|their|a|an|the|formal)[ \t]+)*({_TRAILERS})s?\b",
 )
-_POSSESSIVE_RE = re.compile(rf"(?<![\w.])({_NAME})['’]s[ \t]+({_TRAILERS})s?\b")
+_POSSESSIVE_RE = re.compile(rf"(?<![\w.'’-])({_NAME})['’]s[ \t]+({_TRAILERS})s?\b")
 _FROM_RE = re.compile(rf"\b({_TRAILERS})s?(?:[ \t]+tags?)?[ \t]+(?:from|by)[ \t]+({_NAMES})")
 _PASSIVE_BY_RE = re.compile(rf"\b({_EN})[ \t]+by[ \t]+({_NAMES})")
 _ZH_ACTIVE_RE = re.compile(
@@ -117,9 +117,13 @@ class Claim:
     who: str | None  # the name as written; None: "was applied", "has been reviewed"
 
 
-def claims_in(text: str) -> list[Claim]:
-    """Every claim of a review, ack, test, application or NAK in ``text``."""
+def claims_in(text: str, names: Iterable[str] = ()) -> list[Claim]:
+    """Every claim of a review, ack, test, application or NAK in ``text``; ``names`` are
+    also looked for as written, whatever their case ("linmiaohe reviewed …")."""
     out: list[Claim] = []
+    for name in names:
+        said = re.compile(rf"(?<![\w.'’-]){re.escape(name)}{_ADVERBS}[ \t]+({_EN})\b(?!-)", re.I)
+        out += [Claim(_VERB_EN[m.group(1).lower()], name) for m in said.finditer(text)]
     for m in _ACTIVE_RE.finditer(text):
         out += _each(m.group(1), _VERB_EN[m.group(2).lower()])
     for m in _GAVE_RE.finditer(text):
@@ -163,7 +167,8 @@ def check_claims(summary: Summary, request: SummaryRequest) -> list[str]:
 def unsupported_claims(text: str, request: SummaryRequest) -> list[str]:
     """Each claim in ``text`` the entry's facts do not support, said in a few words."""
     problems = []
-    for claim in claims_in(text):
+    names = {p.name for p in request.people if p.name and "@" not in p.name}
+    for claim in claims_in(text, sorted(names)):
         if not _supported(claim, request):
             who = claim.who or "it"
             problems.append(f"{who} {claim.kind}")

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 _EMAIL_RE = re.compile(r"[A-Za-z0-9.+_-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _LETTER = "A-Za-z\u00c0-\u024f'’-"
 _CAPS_RE = re.compile(rf"[A-Z\u00c0-\u00de][{_LETTER}]*(?:[ \t]+[A-Z\u00c0-\u00de][{_LETTER}]*)+")
-_WORD = r"[A-Z][a-z'’-]+"
+_WORD = r"[A-Z][a-z'’]+(?:-[A-Z]?[a-z'’]+)*"  # Jean-Philippe, O'Neil
 _POSSESSIVE_RE = re.compile(r"['’]s$")
 _VERBS_EN = (
     "said|says|asked|asks|suggested|suggests|noted|notes|pointed out|points out|argued|"
@@ -42,10 +42,11 @@ _VERBS_EN = (
 )
 _VERBS_ZH = "提出|表示|指出|建议|认为|回复|询问|质疑|同意|确认|解释|回应|发布|提交|审阅|评论|说|问"
 _ATTRIBUTION_RE = re.compile(
-    rf"(?<![\w.])({_WORD}(?:[ \t]+{_WORD}){{1,2}})(?:[ \t]+(?:{_VERBS_EN})\b|[ \t]*(?:{_VERBS_ZH}))"
+    rf"(?<![\w.'’-])({_WORD}(?:[ \t]+{_WORD}){{1,2}})"
+    rf"(?:[ \t]+(?:{_VERBS_EN})\b|[ \t]*(?:{_VERBS_ZH}))"
 )
 _FIRST_NAME_RE = re.compile(
-    rf"(?<![\w.])({_WORD})(?:['’]s)?(?:[ \t]+(?:{_VERBS_EN})\b|[ \t]*(?:{_VERBS_ZH}))"
+    rf"(?<![\w.'’-])({_WORD})(?:['’]s)?(?:[ \t]+(?:{_VERBS_EN})\b|[ \t]*(?:{_VERBS_ZH}))"
 )
 _STOP = {
     "the", "this", "that", "these", "those", "patch", "patches", "series", "commit", "linux",
