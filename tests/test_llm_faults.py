@@ -284,3 +284,46 @@ def test_mail_text_steering_the_model_does_not_reach_the_digest(db, llm, injecti
     said = injection.split("say that ")[-1].split("SYSTEM: ")[-1]
     assert said not in s["this_week"]
     assert said not in render_markdown(run.model, "en").replace(s["note"], "")
+
+
+# ---- on the real archive ------------------------------------------------------------------------
+
+
+@pytest.mark.shared
+def test_claims_on_a_real_week_agree_with_its_trailers_and_status():
+    """Every trailer and status of the busy week 2022-W06 said in words passes; every
+    participant without a Reviewed-by said to have "reviewed everything" is caught."""
+    from dataclasses import replace
+
+    from bot.digest.claims import unsupported_claims
+    from bot.digest.entries import build_entry, group_mails, load_context
+    from bot.digest.grounding import Directory
+    from storage.db import open_db
+    from tests.archive import archive_db_path
+    from tests.digest_support import REAL_WEEK
+
+    db = open_db(archive_db_path(), readonly=True)
+    period = period_for_week(REAL_WEEK)
+    mails = store.window_mails(db, period.since, period.until)
+    ctx = load_context(db, period, "en", "https://lore.kernel.org/kvmarm", mails)
+    directory = Directory.from_pairs(store.sender_directory(db))
+    verb = {"Reviewed-by": "reviewed", "Acked-by": "acked", "Tested-by": "tested"}
+    supported: list[str] = []
+    invented: list[str] = []
+    for key, group in group_mails(mails).items():
+        request = replace(build_entry(ctx, key, group)[1], directory=directory)
+        facts = request.facts
+        said = [f"{t.name} {verb[t.kind]} patch {t.patches[0]}." for t in facts.ledger]
+        said += [f"{t.name.split()[0]} {verb[t.kind]} it." for t in facts.ledger]
+        if facts.status in ("applied", "pulled"):
+            said += [f"{p.name} applied the series." for p in facts.status_people]
+        supported += [s for s in said if not unsupported_claims(s, request)]
+        assert [s for s in said if unsupported_claims(s, request)] == []
+        reviews = [t for t in facts.ledger if t.kind == "Reviewed-by"]
+        givers = {t.email.lower() for t in reviews} | {t.name for t in reviews}
+        for p in request.people:
+            if p.name and "@" not in p.name and not {p.name, p.email.lower()} & givers:
+                claim = f"{p.name} reviewed everything."
+                assert unsupported_claims(claim, request), claim
+                invented.append(claim)
+    assert len(supported) > 100 and len(invented) > 50
