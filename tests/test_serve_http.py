@@ -197,6 +197,11 @@ def test_serve_http_refuses_big_bodies_logs_once_and_answers_retries_once(fake_s
         assert "refused POST /slack/events from 127.0.0.1" in line
         assert "xoxb" not in line and "token" not in line
 
+        # a client that sends all of it before reading (urllib) gets the 413 too
+        naive = post(url, "x" * (50 * MB), {"content-type": "application/json"})
+        assert naive.status == 413 and naive.seconds < 2.0
+        assert peak_rss(pid) - before < 50 * MB
+
         # a chunked body is never read either
         chunked = (
             "POST /slack/events HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n100000\r\n"
@@ -211,7 +216,7 @@ def test_serve_http_refuses_big_bodies_logs_once_and_answers_retries_once(fake_s
         assert post(url, body, signed_headers(body, secret="wrong")).status == 401
         err.wait_for("invalid or stale signature (401)")
         refused = [line for line in err.lines if "refused POST" in line]
-        assert len(refused) == 3
+        assert len(refused) == 4
 
         # the same event twice (Slack's retry): acknowledged twice, answered once
         event = mention_body("<@U0BOT0001> status")

@@ -35,7 +35,7 @@ from ingest.lore.client import LoreError
 
 EVENTS_PATH = "/slack/events"
 MAX_BODY = 1024 * 1024  # Slack's payloads are a few KB
-DRAIN_LIMIT = 64 * 1024 * 1024  # after a 413, discard at most this much of the body …
+DRAIN_LIMIT = 1024 * 1024 * 1024  # after a 413, discard (never keep) at most this much …
 DRAIN_SECONDS = 2.0  # … for at most this long, so the client reads the answer
 log = logging.getLogger(__name__)
 
