@@ -264,7 +264,7 @@ def link_shared_body(*urls: str, channel: str = CHANNEL, ts: str = "1700000001.0
             "api_app_id": "A0KVMARM",
             "event": event,
             "type": "event_callback",
-            "event_id": "Ev0002",
+            "event_id": f"EvLink{ts.replace('.', '')}{channel}",  # each share its own event
             "event_time": 1700000001,
         }
     )
@@ -373,12 +373,16 @@ def test_manifest_declares_the_live_features():
 # ---- App Home --------------------------------------------------------------------------------
 
 
+_HOME_OPENED = iter(range(1, 1_000_000))
+
+
 def home_opened_body(user: str = "U0ASKER001") -> str:
     event = {"type": "app_home_opened", "user": user, "channel": "D0HOME0001", "tab": "home",
              "event_ts": "1700000005.000100"}  # fmt: skip
     return json.dumps({"token": "legacy-verification-token", "team_id": "T0000001",
                        "api_app_id": "A0KVMARM", "event": event, "type": "event_callback",
-                       "event_id": "Ev0005", "event_time": 1700000005})  # fmt: skip
+                       "event_id": f"EvHome{next(_HOME_OPENED)}",
+                       "event_time": 1700000005})  # fmt: skip
 
 
 def test_app_home_is_published_from_the_database(app, fake_slack):
