@@ -526,3 +526,25 @@ def test_killed_during_a_slack_call_then_rerun_sends_nothing_twice(fake_slack, d
     states = store.delivery_counts(db)
     assert states.get("pending", 0) == 0 and states.get("unknown", 0) == 0, states
     assert store.settled_events(db) == store.last_event_id(db)
+
+
+def test_serve_delivers_after_each_pull(fake_slack, db_path):
+    """serve's sync loop: a pull that brings February, then the subscribed channel's cards."""
+    from datetime import UTC, datetime
+
+    from bot.slack.serve import sync_and_notify
+
+    db = open_db(db_path)
+    store.add_subscription(db, CHANNEL, VGIC, "U0ASKER001", datetime.now(UTC))
+    config = app_config(fake_slack, db_path)
+    pulled: list[int] = []
+
+    def pull(database, cfg) -> None:  # stands in for the lore sync (tests/test_sync.py)
+        pulled.append(1)
+        ingest(db_path, month("2022-02"))
+
+    sync_and_notify(db, config, make_web_client(config), pull=pull)
+    cards = [c for c in posted(fake_slack) if not c.params.get("thread_ts")]
+    assert pulled == [1] and len(cards) == 6
+    sync_and_notify(db, config, make_web_client(config), pull=lambda database, cfg: None)
+    assert len([c for c in posted(fake_slack) if not c.params.get("thread_ts")]) == 6

@@ -64,13 +64,13 @@ def sync_forever(run_sync: Callable[[], object], every: timedelta, stop: threadi
         stop.wait(every.total_seconds())
 
 
-def sync_and_notify(db, config, client) -> None:
-    """One round of keeping Slack live: pull from lore, then deliver the new events to the
-    subscribed channels (bot/slack/deliver.py; each exactly once)."""
+def sync_and_notify(db, config, client, pull: Callable[..., object] | None = None) -> None:
+    """One round of keeping Slack live: pull from lore (``pull(db, config)``, default the
+    lore sync), then deliver the new events (bot/slack/deliver.py; each exactly once)."""
     from bot.slack.deliver import DeliveryError, deliver_events
     from bot.sync.lore import sync
 
-    sync(db, config)
+    (pull or sync)(db, config)
     try:
         report = deliver_events(db, client, lore_url=config.lore_url)
     except DeliveryError as exc:
