@@ -22,12 +22,14 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
-from ingest.derive import derive
 from ingest.parse import parse_mail, peek_header
 from ingest.patchid import compute_patch_ids
 from ingest.records import MalformedMail, Message, Quarantined
+from ingest.setaside import derive_safely
 from ingest.sources import RawMail
-from storage.derived import save_derived
+from storage.db import database_file, writing
+from storage.derived import facts_outdated, save_derived
+from storage.lock import write_lock
 from storage.messages import (
     StoredMail,
     count_messages,
@@ -48,7 +50,7 @@ CHUNK = 256  # mails per worker task
 BATCH = 2048  # mails per SQLite transaction
 PARALLEL_MIN_BYTES = 8 << 20  # below this, worker start-up costs more than it saves
 # Bump when derivation rules change: stored derived facts are then rebuilt on the next run.
-DERIVE_VERSION = 1
+DERIVE_VERSION = 2
 # Bump when parse rules change: `kvmarm reindex` re-parses the stored raw mails, and
 # `kvmarm status` says when that is due.
 PARSE_VERSION = 4
@@ -104,6 +106,19 @@ def ingest_mails(
 
     ``workers`` > 0 parses in that many processes (see ``default_workers``).
     """
+    with write_lock(database_file(db), "kvmarm ingest"):
+        return _ingest_locked(db, mails, workers=workers, on_mail=on_mail, now=now, rebuild=rebuild)
+
+
+def _ingest_locked(
+    db: sqlite_utils.Database,
+    mails: Iterable[RawMail],
+    *,
+    workers: int,
+    on_mail: Callable[[RawMail], None] | None,
+    now: Callable[[], datetime],
+    rebuild: bool,
+) -> IngestReport:
     report = IngestReport()
     known = known_messages(db)
     had_messages = bool(known)
@@ -127,9 +142,8 @@ def ingest_mails(
             batch = {}
     if batch:
         save_messages(db, list(batch.values()), now())
-    changed = bool(report.added or report.replaced)
-    if rebuild and (changed or _derive_outdated(db)):
-        rebuild_derived(db, None if had_messages else list(new.values()))
+    if rebuild and facts_outdated(db, DERIVE_VERSION):
+        rebuild_derived(db, None if had_messages else list(new.values()), now=now)
     set_state(db, "last_ingest", {"at": _iso(now()), **report.as_dict()})
     return report
 
@@ -145,6 +159,11 @@ def reindex(
 ) -> int:
     """Re-parse every stored mail from its raw bytes (after parse rules changed) and rebuild
     the derived facts.  Returns the number of mails re-parsed."""
+    with write_lock(database_file(db), "kvmarm reindex"):
+        return _reindex_locked(db, workers, on_mail, now, chunk, batch_size)
+
+
+def _reindex_locked(db, workers, on_mail, now, chunk, batch_size) -> int:
     count = 0
     batch: list[StoredMail] = []
     raws = (RawMail(raw, origin) for raw, origin in iter_raw(db))
@@ -156,7 +175,7 @@ def reindex(
     if batch:
         save_messages(db, batch, now())
         count += len(batch)
-    rebuild_derived(db)
+    rebuild_derived(db, now=now)
     set_state(db, "parse_version", PARSE_VERSION)
     return count
 
@@ -173,14 +192,27 @@ def _counted(mails: Iterable[RawMail], on_mail) -> Iterator[RawMail]:
         yield mail
 
 
-def rebuild_derived(db: sqlite_utils.Database, messages: list[Message] | None = None) -> None:
-    """Recompute threads/series/trailers from all stored messages (or the ones given)."""
-    save_derived(db, derive(messages if messages is not None else list(load_messages(db))))
-    set_state(db, "derive_version", DERIVE_VERSION)
+def rebuild_derived(
+    db: sqlite_utils.Database,
+    messages: list[Message] | None = None,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Recompute threads/series/trailers from all stored messages, in one write transaction
+    with reading them (``messages``: the same, already in memory, for a database holding
+    exactly those).  Mails whose derivation raises are set aside with the reason."""
+    with writing(db, "kvmarm derive"):
+        if messages is None or len(messages) != count_messages(db):
+            messages = list(load_messages(db))
+        safe = derive_safely(messages)
+        for msgid, reason in sorted(safe.set_aside.items()):
+            log.warning("set aside from derivation: %s: %s", msgid, reason)
+        save_derived(db, safe.derived, version=DERIVE_VERSION, now=now(), set_aside=safe.set_aside)
 
 
-def _derive_outdated(db: sqlite_utils.Database) -> bool:
-    return get_state(db, "derive_version") != DERIVE_VERSION
+def facts_out_of_date(db: sqlite_utils.Database) -> bool:
+    """The derived facts do not reflect every stored mail (or older rules made them)."""
+    return facts_outdated(db, DERIVE_VERSION)
 
 
 def _unseen(mails: Iterable[RawMail], known, report: IngestReport, on_mail) -> Iterator[RawMail]:

@@ -31,7 +31,7 @@ from ingest.series import (
     is_pull,
 )
 from ingest.subjects import normalise_title
-from ingest.threads import group_threads
+from ingest.threads import _EPOCH, group_threads
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,7 @@ def _mark_pulled(drafts: list[Draft], slots_of, chains) -> None:
     series were not pulled just because v7's identical patch was.
     """
     chain_of = {id(d): i for i, (members, _how) in enumerate(chains) for d in members}
+    position = {id(d): j for members, _how in chains for j, d in enumerate(members)}
     by_title: dict[str, list[tuple[Draft, SlotFacts]]] = defaultdict(list)
     for d in drafts:
         if not is_pull(d):
@@ -158,7 +159,7 @@ def _mark_pulled(drafts: list[Draft], slots_of, chains) -> None:
             pool = named or candidates
             if len({chain_of[id(pd)] for pd, _slot in pool}) != 1:
                 continue  # nobody by that name, and several series have that patch title
-            _pd, slot = max(pool, key=lambda c: posting_date(c[0]) or when)
+            _pd, slot = max(pool, key=lambda c: _recency(c[0], pool, position))
             if slot.pulled is None:
                 slot.pulled = Evidence(
                     kind="pulled",
@@ -167,6 +168,14 @@ def _mark_pulled(drafts: list[Draft], slots_of, chains) -> None:
                     where=cover.pull.url,
                     when=cover.date,
                 )
+
+
+def _recency(d: Draft, pool, position: dict[int, int]) -> tuple[datetime, int]:
+    """How recent a posting is among ``pool`` (one series): by date when every posting
+    has one, else by its place in the series (version order) — never None against a date."""
+    if all(posting_date(c[0]) is not None for c in pool):
+        return (posting_date(d) or _EPOCH, 0)  # ties: the first posted, as before
+    return (_EPOCH, position[id(d)])
 
 
 def _same_name(a: str, b: str) -> bool:

@@ -2,23 +2,53 @@
 
 They are a pure function of the stored messages, so they are rewritten as a whole in one
 transaction after messages change; readers never see a half-written state.
+
+Whether they are current is known from the database itself: storing mail queues its
+Message-ID in ``derive_queue`` in the same transaction, and writing the facts empties the
+queue (and records the derivation rules' version) in the same transaction as the facts.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import sqlite_utils
 
 from ingest.derive import Derived
 from ingest.records import Evidence, Posting, Series
+from storage.db import write_transaction
 from storage.messages import iso
 from storage.search_index import refresh_search_index
+from storage.state import get_state, set_state
+
+DERIVE_VERSION_KEY = "derive_version"
 
 _TABLES = ("trailers", "patches", "versions", "series", "threads", "memberships")
 
 
-def save_derived(db: sqlite_utils.Database, derived: Derived) -> None:
+def facts_outdated(db: sqlite_utils.Database, version: int) -> bool:
+    """Stored mail is not yet reflected in the derived tables, or they were derived by
+    other rules than ``version``."""
+    queued = db.execute("SELECT EXISTS(SELECT 1 FROM derive_queue)").fetchone()[0]
+    return bool(queued) or get_state(db, DERIVE_VERSION_KEY) != version
+
+
+def set_aside_reasons(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
+    """Mails left out of derivation, with the reason (for `kvmarm status`)."""
+    sql = "SELECT msgid, reason, at FROM derive_set_aside ORDER BY at DESC, msgid LIMIT ?"
+    return [dict(zip(("msgid", "reason", "at"), r, strict=True)) for r in db.execute(sql, [limit])]
+
+
+def save_derived(
+    db: sqlite_utils.Database,
+    derived: Derived,
+    *,
+    version: int,
+    now: datetime,
+    set_aside: dict[str, str] | None = None,
+) -> None:
+    """Replace every derived fact; mark the facts current (same transaction)."""
     threads = [
         {
             "root": t.root,
@@ -72,9 +102,17 @@ def save_derived(db: sqlite_utils.Database, derived: Derived) -> None:
         }
         for msgid, root in derived.thread_of.items()
     ]
-    with db.atomic():
+    with write_transaction(db):
         for table in _TABLES:
             db.execute(f"DELETE FROM {table}")
+        db.execute("DELETE FROM derive_queue")
+        db.execute("DELETE FROM derive_set_aside")
+        stamp = iso(now)
+        db.conn.executemany(
+            "INSERT INTO derive_set_aside(msgid, reason, at) VALUES (?, ?, ?)",
+            [(msgid, reason, stamp) for msgid, reason in sorted((set_aside or {}).items())],
+        )
+        set_state(db, DERIVE_VERSION_KEY, version)
         db["threads"].insert_all(threads, batch_size=2000)
         db["series"].insert_all(series, batch_size=2000)
         db["versions"].insert_all(versions, batch_size=2000)

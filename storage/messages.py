@@ -124,6 +124,7 @@ _FTS_DELETE = (
 def save_messages(db: sqlite_utils.Database, mails: Sequence[StoredMail], now: datetime) -> None:
     """Insert messages, replacing stored ones with the same Message-ID (one transaction),
     and index them for full-text search (a replaced copy is removed from the index first).
+    They are queued for derivation in the same transaction (storage.derived).
     """
     stamp = iso(now)
     ids = [m.message.msgid for m in mails]
@@ -140,6 +141,10 @@ def save_messages(db: sqlite_utils.Database, mails: Sequence[StoredMail], now: d
         db.conn.executemany(
             "INSERT INTO message_content(msgid, diff, raw) VALUES (?, ?, ?)",
             [(m.message.msgid, m.diff_z, m.raw_z) for m in mails],
+        )
+        # Same transaction as the mail: facts are known to be stale until derived again.
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO derive_queue(msgid) VALUES (?)", [(i,) for i in ids]
         )
 
 

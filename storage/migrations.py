@@ -6,6 +6,8 @@ Never edit a migration that has shipped: add the next number.  Tables:
 - threads, series, versions, patches, trailers, memberships: facts derived from messages,
   rebuilt as a whole by ``storage.derived.save_derived``;
 - state: small key/value facts (last sync, derivation version);
+- derive_queue: Message-IDs stored since the derived tables were last written (m006);
+- derive_set_aside: mails whose derivation raised, left out with the reason (m007);
 - messages_fts: full-text index over subject, body and sender (external content;
   maintained by storage.messages.save_messages).
 """
@@ -338,3 +340,31 @@ def m005_search_bulk(db: sqlite_utils.Database) -> None:
         for event in ("ai", "ad", "au"):
             db.execute(f"DROP TRIGGER IF EXISTS search_{table}_{event}")
     refresh_search_index(db)
+
+
+@MIGRATIONS(name="m006_derive_queue")
+def m006_derive_queue(db: sqlite_utils.Database) -> None:
+    """Mail stored but not yet reflected in the derived tables, written in the same
+    transaction as the mail and emptied in the same transaction as the facts: a crash
+    between the two leaves the queue, and the next writing command derives from it."""
+    db.executescript(
+        """
+        CREATE TABLE derive_queue (
+            msgid TEXT PRIMARY KEY
+        );
+        """
+    )
+
+
+@MIGRATIONS(name="m007_set_aside")
+def m007_set_aside(db: sqlite_utils.Database) -> None:
+    """Mails left out of derivation because deriving them raised (with the reason)."""
+    db.executescript(
+        """
+        CREATE TABLE derive_set_aside (
+            msgid TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        """
+    )
