@@ -213,5 +213,5 @@ def test_a_waiting_writer_is_silent_off_a_terminal(tmp_path):
         proc = start(db, "ingest", *months(*BASE))
         time.sleep(1.0)
         assert proc.poll() is None
-    out, err = proc.communicate(timeout=300)
+    _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0 and "waiting" not in err
