@@ -180,7 +180,10 @@ def parse_date(value: str | None) -> tuple[datetime | None, str | None]:
         return None, f"out of range {value.strip()[:60]!r}"
     if abs(offset) > 14 * 3600:
         return naive.replace(tzinfo=UTC), f"timezone out of range {value.strip()[:60]!r}"
-    when = naive.replace(tzinfo=UTC) - timedelta(seconds=offset)
+    try:
+        when = naive.replace(tzinfo=UTC) - timedelta(seconds=offset)
+    except OverflowError:  # year 1 or 9999 shifted past datetime's range by the offset
+        return None, f"out of range {value.strip()[:60]!r}"
     if abs(when - datetime(2000, 1, 1, tzinfo=UTC)) > _MAX_DATE_SKEW:
         return None, f"implausible year {value.strip()[:60]!r}"
     return when, None
