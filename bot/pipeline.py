@@ -53,7 +53,7 @@ PARALLEL_MIN_BYTES = 8 << 20  # below this, worker start-up costs more than it s
 DERIVE_VERSION = 2
 # Bump when parse rules change: `kvmarm reindex` re-parses the stored raw mails, and
 # `kvmarm status` says when that is due.
-PARSE_VERSION = 4
+PARSE_VERSION = 5
 
 
 @dataclass
