@@ -7,16 +7,48 @@ usage errors exit 2 (click's convention).
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 import sys
 from pathlib import Path
 
 import click
 
 from bot.cli_context import Context, parse_window, pass_ctx, window_options
+from bot.logs import setup_cli_logging
 from bot.progress import progress
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Kvmarm(click.Group):
+    """The `kvmarm` group: every error ends as one line on stderr (exit 2 for usage, 1 for
+    a failure), never a traceback; unexpected ones go to the debug log in full."""
+
+    def main(self, *args, **kwargs):  # type: ignore[override]
+        setup_cli_logging()
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            _fail(f"{exc.format_message()}{hint}", exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("aborted", 1)
+        except (OSError, sqlite3.Error, RecursionError, MemoryError) as exc:
+            logging.getLogger(__name__).debug("failed", exc_info=True)
+            _fail(f"{type(exc).__name__}: {exc}", 1)
+
+
+def _fail(message: str, code: int) -> None:
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    click.echo(f"Error: {' '.join(lines)}", err=True)
+    sys.exit(code)
+
+
+@click.group(cls=Kvmarm, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--db",
     "db_path",

@@ -33,6 +33,7 @@ from storage.lock import write_lock
 from storage.messages import (
     StoredMail,
     count_messages,
+    iso,
     iter_raw,
     known_messages,
     known_quarantine,
@@ -278,7 +279,7 @@ def parse_chunk(chunk: list[tuple[bytes, str]]) -> list[StoredMail | _Failed]:
             out.append(_Failed(origin, exc.reason, data))
             continue
         except Exception as exc:  # a parser bug must not stop the run: keep the mail, say why
-            log.exception("cannot parse %s", origin)
+            log.debug("cannot parse %s", origin, exc_info=True)  # the traceback: debug log only
             out.append(_Failed(origin, f"parser error: {type(exc).__name__}: {exc}", data))
             continue
         out.append(replace(stored_mail(parsed, origin), diff=parsed.content.diff))
@@ -298,8 +299,9 @@ def _quarantine(db, item: _Failed, bad: set[str], report: IngestReport, now) -> 
         return
     bad.add(digest)
     report.quarantined += 1
+    log.warning("quarantined %s: %s", item.origin, item.reason[:200])
     save_quarantined(db, [Quarantined(item.origin, item.reason, item.raw)], now())
 
 
 def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso(when) or ""

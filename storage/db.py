@@ -49,6 +49,8 @@ def open_db(
         if not readonly:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
+        if readonly:
+            db.execute("PRAGMA query_only=ON")  # what is_read_only() reads
         db.execute("PRAGMA foreign_keys=ON")
         db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         if not readonly and MIGRATIONS.pending(db):
@@ -84,6 +86,11 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Databa
         db.conn.rollback()
         raise
     db.conn.commit()
+
+
+def is_read_only(db: sqlite_utils.Database) -> bool:
+    """``db`` was opened read-only (callers skip optional writes such as caches)."""
+    return bool(db.execute("PRAGMA query_only").fetchone()[0])
 
 
 def database_file(db: sqlite_utils.Database) -> str:

@@ -30,7 +30,8 @@ def iso(when: datetime | None) -> str | None:
     """UTC datetime → '2022-03-07T18:49:35Z' (the only date format we store and print)."""
     if when is None:
         return None
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    w = when.astimezone(UTC)  # not strftime: its %Y gives "1-01-01" for the year 1
+    return f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}Z"
 
 
 def from_iso(value: str | None) -> datetime | None:
