@@ -22,13 +22,24 @@ from datetime import UTC, datetime
 
 import sqlite_utils
 
+from ingest.components import Keys, group_components, keys_by_message
 from ingest.parse import parse_mail, peek_header
 from ingest.patchid import compute_patch_ids
 from ingest.records import MalformedMail, Message, Quarantined
 from ingest.setaside import derive_safely
 from ingest.sources import RawMail
 from storage.db import database_file, writing
-from storage.derived import facts_outdated, save_derived
+from storage.derived import (
+    Components,
+    component_members,
+    components_of,
+    components_ready,
+    facts_outdated,
+    queued_msgids,
+    replace_derived_part,
+    save_derived,
+    touched_components,
+)
 from storage.lock import write_lock
 from storage.messages import (
     StoredMail,
@@ -38,6 +49,7 @@ from storage.messages import (
     known_messages,
     known_quarantine,
     load_messages,
+    load_messages_by_id,
     prefer_copy,
     save_messages,
     save_quarantined,
@@ -65,6 +77,7 @@ class IngestReport:
     duplicates: int = 0
     quarantined: int = 0
     added_msgids: list[str] = field(default_factory=list)
+    derived: int = 0  # mails (re-)derived: all of them, or the components new mail touched
 
     def as_dict(self) -> dict:
         return {
@@ -144,7 +157,7 @@ def _ingest_locked(
     if batch:
         save_messages(db, list(batch.values()), now())
     if rebuild and facts_outdated(db, DERIVE_VERSION):
-        rebuild_derived(db, None if had_messages else list(new.values()), now=now)
+        report.derived = rebuild_derived(db, None if had_messages else list(new.values()), now=now)
     set_state(db, "last_ingest", {"at": _iso(now()), **report.as_dict()})
     return report
 
@@ -176,7 +189,7 @@ def _reindex_locked(db, workers, on_mail, now, chunk, batch_size) -> int:
     if batch:
         save_messages(db, batch, now())
         count += len(batch)
-    rebuild_derived(db, now=now)
+    rebuild_derived(db, now=now, full=True)
     set_state(db, "parse_version", PARSE_VERSION)
     return count
 
@@ -198,17 +211,70 @@ def rebuild_derived(
     messages: list[Message] | None = None,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> None:
-    """Recompute threads/series/trailers from all stored messages, in one write transaction
-    with reading them (``messages``: the same, already in memory, for a database holding
-    exactly those).  Mails whose derivation raises are set aside with the reason."""
+    full: bool = False,
+) -> int:
+    """Bring threads/series/trailers up to date with the stored mail, in one write
+    transaction with reading it.  Only the components (ingest/components.py) that queued
+    mail touches are re-derived, unless ``full`` (or the rules or the components are not
+    current): then everything, from ``messages`` when given (a database holding exactly
+    those).  Mails whose derivation raises are set aside with the reason.  Returns the
+    number of mails derived."""
     with writing(db, "kvmarm derive"):
+        if not full and messages is None and _incremental_ready(db):
+            return _derive_part(db, now())
         if messages is None or len(messages) != count_messages(db):
             messages = list(load_messages(db))
-        safe = derive_safely(messages)
-        for msgid, reason in sorted(safe.set_aside.items()):
-            log.warning("set aside from derivation: %s: %s", msgid, reason)
-        save_derived(db, safe.derived, version=DERIVE_VERSION, now=now(), set_aside=safe.set_aside)
+        safe = _derive_safely(messages)
+        keys = keys_by_message(messages)
+        save_derived(
+            db,
+            safe.derived,
+            version=DERIVE_VERSION,
+            now=now(),
+            set_aside=safe.set_aside,
+            components=Components(_component_ids(keys), keys),
+        )
+        return len(messages)
+
+
+def _incremental_ready(db: sqlite_utils.Database) -> bool:
+    return get_state(db, "derive_version") == DERIVE_VERSION and components_ready(db)
+
+
+def _derive_part(db: sqlite_utils.Database, now: datetime) -> int:
+    """Re-derive the components the queued mail joins (merged with it), nothing else."""
+    queued = queued_msgids(db)
+    if not queued:
+        return 0
+    new = keys_by_message(load_messages_by_id(db, queued))
+    touched = touched_components(db, new.values()) | components_of(db, queued)
+    part = set(component_members(db, touched)) | set(queued)
+    messages = load_messages_by_id(db, part)
+    keys = keys_by_message(messages)
+    safe = _derive_safely(messages)
+    log.debug("derived %d mails of %d components for %d new", len(part), len(touched), len(queued))
+    replace_derived_part(
+        db,
+        safe.derived,
+        part=part,
+        replaced=touched,
+        components=Components(_component_ids(keys), keys),
+        now=now,
+        set_aside=safe.set_aside,
+    )
+    return len(part)
+
+
+def _component_ids(keys: dict[str, Keys]) -> dict[str, str]:
+    """Message-ID → its component's id (the component's smallest Message-ID)."""
+    return {msgid: group[0] for group in group_components(keys) for msgid in group}
+
+
+def _derive_safely(messages: list[Message]):
+    safe = derive_safely(messages)
+    for msgid, reason in sorted(safe.set_aside.items()):
+        log.warning("set aside from derivation: %s: %s", msgid, reason)
+    return safe
 
 
 def facts_out_of_date(db: sqlite_utils.Database) -> bool:

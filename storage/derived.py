@@ -11,20 +11,30 @@ queue (and records the derivation rules' version) in the same transaction as the
 from __future__ import annotations
 
 import json
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlite_utils
 
+from ingest.components import Keys
 from ingest.derive import Derived
 from ingest.records import Evidence, Posting, Series
 from storage.db import write_transaction
 from storage.messages import iso
-from storage.search_index import refresh_search_index
+from storage.search_index import (
+    PATCH_ROWS,
+    THREAD_ROWS,
+    refresh_search_index,
+    refresh_search_rows,
+)
 from storage.state import get_state, set_state
 
 DERIVE_VERSION_KEY = "derive_version"
 
 _TABLES = ("trailers", "patches", "versions", "series", "threads", "memberships")
+_TABLES_IN_ORDER = ("threads", "series", "versions", "patches", "trailers", "memberships")
+COMPONENTS_KEY = "components_ready"
 
 
 def facts_outdated(db: sqlite_utils.Database, version: int) -> bool:
@@ -47,8 +57,127 @@ def save_derived(
     version: int,
     now: datetime,
     set_aside: dict[str, str] | None = None,
+    components: Components | None = None,
 ) -> None:
-    """Replace every derived fact; mark the facts current (same transaction)."""
+    """Replace every derived fact; mark the facts current (same transaction).
+
+    ``components`` (every stored mail's component and keys) enables incremental
+    derivation afterwards (``replace_derived_part``)."""
+    rows = derived_rows(derived)
+    with write_transaction(db):
+        for table in _TABLES:
+            db.execute(f"DELETE FROM {table}")
+        db.execute("DELETE FROM derive_queue")
+        db.execute("DELETE FROM derive_set_aside")
+        _insert_set_aside(db, set_aside or {}, now)
+        set_state(db, DERIVE_VERSION_KEY, version)
+        for table in _TABLES_IN_ORDER:
+            db[table].insert_all(rows[table], batch_size=2000)
+        refresh_search_index(db)
+        db.execute("DELETE FROM derive_components")
+        db.execute("DELETE FROM derive_keys")
+        if components is not None:
+            save_components(db, components)
+        set_state(db, COMPONENTS_KEY, components is not None)
+
+
+def replace_derived_part(
+    db: sqlite_utils.Database,
+    derived: Derived,
+    *,
+    part: Collection[str],
+    replaced: Collection[str],
+    components: Components,
+    now: datetime,
+    set_aside: dict[str, str] | None = None,
+) -> None:
+    """Replace the facts of the mails ``part`` (whole components, re-derived into
+    ``derived``): the old components ``replaced`` give way to ``components``, and the part's
+    mails leave the derive queue.  One transaction."""
+    rows = derived_rows(derived)
+    with write_transaction(db):
+        _delete_part(db, part)
+        _delete_in(db, "DELETE FROM derive_set_aside WHERE msgid IN ({})", part)
+        _insert_set_aside(db, set_aside or {}, now)
+        marks = {t: _max_rowid(db, t) for t in ("versions", "patches", "threads")}
+        for table in _TABLES_IN_ORDER:
+            db[table].insert_all(rows[table], batch_size=2000)
+        refresh_search_rows(db, marks["versions"], marks["patches"], marks["threads"])
+        _delete_in(db, "DELETE FROM derive_queue WHERE msgid IN ({})", part)
+        _delete_in(db, "DELETE FROM derive_keys WHERE comp IN ({})", replaced)
+        _delete_in(db, "DELETE FROM derive_components WHERE msgid IN ({})", part)
+        save_components(db, components)
+
+
+def _delete_part(db: sqlite_utils.Database, msgids: Collection[str]) -> None:
+    """Delete the threads, series (with versions, patches, trailers) and memberships that
+    the given mails belong to, and their search rows."""
+    roots: set[str] = set()
+    series: set[str] = set()
+    for chunk in _chunked(list(msgids)):
+        sql = "SELECT thread_root, series_id FROM memberships WHERE msgid IN ({})"
+        for root, sid in db.execute(sql.format(_marks(chunk)), chunk):
+            roots.add(root)
+            if sid is not None:
+                series.add(sid)
+    keys = _select_in(db, "SELECT key FROM versions WHERE series_id IN ({})", series)
+    _delete_search_rows(db, keys, roots)
+    _delete_in(db, "DELETE FROM trailers WHERE version_key IN ({})", keys)
+    _delete_in(db, "DELETE FROM patches WHERE version_key IN ({})", keys)
+    _delete_in(db, "DELETE FROM versions WHERE series_id IN ({})", series)
+    _delete_in(db, "DELETE FROM series WHERE id IN ({})", series)
+    _delete_in(db, "DELETE FROM threads WHERE root IN ({})", roots)
+    _delete_in(db, "DELETE FROM memberships WHERE msgid IN ({})", msgids)
+
+
+def _delete_search_rows(db: sqlite_utils.Database, keys: list[str], roots: set[str]) -> None:
+    rowids = _select_in(db, "SELECT rowid FROM versions WHERE key IN ({})", keys)
+    rowids += [
+        r + PATCH_ROWS
+        for r in _select_in(db, "SELECT rowid FROM patches WHERE version_key IN ({})", keys)
+    ]
+    rowids += [
+        r + THREAD_ROWS
+        for r in _select_in(db, "SELECT rowid FROM threads WHERE root IN ({})", roots)
+    ]
+    _delete_in(db, "DELETE FROM search_fts WHERE rowid IN ({})", rowids)
+
+
+def _max_rowid(db: sqlite_utils.Database, table: str) -> int:
+    return db.execute(f"SELECT coalesce(max(rowid), 0) FROM {table}").fetchone()[0]
+
+
+def _insert_set_aside(db: sqlite_utils.Database, set_aside: dict[str, str], now: datetime) -> None:
+    stamp = iso(now)
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO derive_set_aside(msgid, reason, at) VALUES (?, ?, ?)",
+        [(msgid, reason, stamp) for msgid, reason in sorted(set_aside.items())],
+    )
+
+
+def _chunked(items: list, size: int = 500) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _marks(items: Sequence) -> str:
+    return ", ".join("?" * len(items))
+
+
+def _select_in(db: sqlite_utils.Database, sql: str, values: Collection) -> list:
+    out: list = []
+    for chunk in _chunked(list(values)):
+        out.extend(r[0] for r in db.execute(sql.format(_marks(chunk)), chunk))
+    return out
+
+
+def _delete_in(db: sqlite_utils.Database, sql: str, values: Collection) -> None:
+    for chunk in _chunked(list(values)):
+        db.execute(sql.format(_marks(chunk)), chunk)
+
+
+def derived_rows(derived: Derived) -> dict[str, list[dict]]:
+    """The rows of every derived table for ``derived``."""
     threads = [
         {
             "root": t.root,
@@ -102,24 +231,71 @@ def save_derived(
         }
         for msgid, root in derived.thread_of.items()
     ]
-    with write_transaction(db):
-        for table in _TABLES:
-            db.execute(f"DELETE FROM {table}")
-        db.execute("DELETE FROM derive_queue")
-        db.execute("DELETE FROM derive_set_aside")
-        stamp = iso(now)
-        db.conn.executemany(
-            "INSERT INTO derive_set_aside(msgid, reason, at) VALUES (?, ?, ?)",
-            [(msgid, reason, stamp) for msgid, reason in sorted((set_aside or {}).items())],
-        )
-        set_state(db, DERIVE_VERSION_KEY, version)
-        db["threads"].insert_all(threads, batch_size=2000)
-        db["series"].insert_all(series, batch_size=2000)
-        db["versions"].insert_all(versions, batch_size=2000)
-        db["patches"].insert_all(patches, batch_size=2000)
-        db["trailers"].insert_all(trailers, batch_size=2000)
-        db["memberships"].insert_all(memberships, batch_size=2000)
-        refresh_search_index(db)
+    return {
+        "threads": threads,
+        "series": series,
+        "versions": versions,
+        "patches": patches,
+        "trailers": trailers,
+        "memberships": memberships,
+    }
+
+
+# ---- components (ingest/components.py) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Components:
+    comp_of: dict[str, str]  # msgid → component id (for the mails written)
+    keys: dict[str, Keys]  # msgid → its keys
+
+
+def components_ready(db: sqlite_utils.Database) -> bool:
+    """Every stored mail's component is known (a full derivation wrote them)."""
+    return bool(get_state(db, COMPONENTS_KEY, False))
+
+
+def save_components(db: sqlite_utils.Database, components: Components) -> None:
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO derive_components(msgid, comp) VALUES (?, ?)",
+        sorted(components.comp_of.items()),
+    )
+    held: dict[tuple[str, str], int] = {}
+    for msgid, keys in components.keys.items():
+        comp = components.comp_of[msgid]
+        for key in keys.strong:
+            held[(key, comp)] = 1
+        for key in keys.weak:
+            held.setdefault((key, comp), 0)
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO derive_keys(key, comp, strong) VALUES (?, ?, ?)",
+        [(k, c, s) for (k, c), s in sorted(held.items())],
+    )
+
+
+def touched_components(db: sqlite_utils.Database, keys: Iterable[Keys]) -> set[str]:
+    """Components holding a strong key of these (any holder), or a weak one strongly."""
+    strong: set[str] = set()
+    weak: set[str] = set()
+    for k in keys:
+        strong |= k.strong
+        weak |= k.weak
+    comps = set(_select_in(db, "SELECT comp FROM derive_keys WHERE key IN ({})", strong))
+    sql = "SELECT comp FROM derive_keys WHERE strong = 1 AND key IN ({})"
+    comps |= set(_select_in(db, sql, weak))
+    return comps
+
+
+def component_members(db: sqlite_utils.Database, comps: Collection[str]) -> list[str]:
+    return _select_in(db, "SELECT msgid FROM derive_components WHERE comp IN ({})", comps)
+
+
+def components_of(db: sqlite_utils.Database, msgids: Collection[str]) -> set[str]:
+    return set(_select_in(db, "SELECT comp FROM derive_components WHERE msgid IN ({})", msgids))
+
+
+def queued_msgids(db: sqlite_utils.Database) -> list[str]:
+    return [r[0] for r in db.execute("SELECT msgid FROM derive_queue ORDER BY msgid")]
 
 
 def evidence_json(e: Evidence | None) -> str | None:

@@ -192,6 +192,17 @@ def load_messages(db: sqlite_utils.Database) -> Iterator[Message]:
         yield _row_message(row)
 
 
+def load_messages_by_id(db: sqlite_utils.Database, msgids: Iterable[str]) -> list[Message]:
+    """The stored messages with these Message-IDs (those stored), for partial derivation."""
+    ids = sorted(set(msgids))
+    out: list[Message] = []
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        sql = f"SELECT {_LOAD_COLUMNS} FROM messages WHERE msgid IN ({', '.join('?' * len(part))})"
+        out.extend(_row_message(row) for row in db.execute(sql, part))
+    return out
+
+
 def iter_raw(db: sqlite_utils.Database) -> Iterator[tuple[bytes, str]]:
     """(raw mail, origin) of every message stored when called, for re-parsing.
 

@@ -368,3 +368,26 @@ def m007_set_aside(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="m008_components")
+def m008_components(db: sqlite_utils.Database) -> None:
+    """Which component (ingest/components.py) each stored mail belongs to, and which keys
+    each component holds: new mail re-derives only the components its keys touch.  Filled
+    by a full derivation; until then (``state.components_version``) derivation is full."""
+    db.executescript(
+        """
+        CREATE TABLE derive_components (
+            msgid TEXT PRIMARY KEY,
+            comp TEXT NOT NULL
+        );
+        CREATE INDEX derive_components_comp ON derive_components(comp);
+        CREATE TABLE derive_keys (
+            key TEXT NOT NULL,
+            comp TEXT NOT NULL,
+            strong INTEGER NOT NULL,   -- 1: relates to every holder; 0: only to strong ones
+            PRIMARY KEY (key, comp)
+        ) WITHOUT ROWID;
+        CREATE INDEX derive_keys_comp ON derive_keys(comp);
+        """
+    )

@@ -33,3 +33,13 @@ def refresh_search_index(db: sqlite_utils.Database) -> None:
     db.execute("DELETE FROM search_fts")
     for sql in _FILL:
         db.execute(sql)
+
+
+def refresh_search_rows(
+    db: sqlite_utils.Database, after_version: int, after_patch: int, after_thread: int
+) -> None:
+    """Index the derived rows written after these rowids (the search rows of the rows they
+    replace were deleted with them): what an incremental derivation wrote."""
+    marks = (after_version, after_patch, after_thread)
+    for sql, mark, alias in zip(_FILL, marks, ("", "p.", "t."), strict=True):
+        db.execute(f"{sql} WHERE {alias}rowid > ?", [mark])
