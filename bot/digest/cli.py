@@ -74,7 +74,7 @@ def pull_before_digest(ctx: Context, period: Period, offline: bool, *, required:
     from bot.sync import sync
     from ingest.lore.client import LoreError
 
-    ctx.lock_for_writing()  # the pull writes: one writer at a time
+    # The pull stores under the write lock (bot.sync); summarising afterwards needs none.
     try:
         with progress("lore", None) as bar:
             report = sync(ctx.db, ctx.config, since=period.since - timedelta(days=1), progress=bar)
