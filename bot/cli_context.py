@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import sqlite_utils
 
 from bot.config import Config, ConfigError, load_config
 from bot.dates import parse_when
@@ -29,7 +30,7 @@ class Context:
         self._db_path = db_path
         self._command = command or "kvmarm"
         self._config: Config | None = None
-        self._db = None
+        self._db: sqlite_utils.Database | None = None
         self._locks = ExitStack()
         self._locked = False
         ctx = click.get_current_context(silent=True)

@@ -72,7 +72,7 @@ def save_derived(
         _insert_set_aside(db, set_aside or {}, now)
         set_state(db, DERIVE_VERSION_KEY, version)
         for table in _TABLES_IN_ORDER:
-            db[table].insert_all(rows[table], batch_size=2000)
+            db.table(table).insert_all(rows[table], batch_size=2000)
         refresh_search_index(db)
         db.execute("DELETE FROM derive_components")
         db.execute("DELETE FROM derive_keys")
@@ -101,7 +101,7 @@ def replace_derived_part(
         _insert_set_aside(db, set_aside or {}, now)
         marks = {t: _max_rowid(db, t) for t in ("versions", "patches", "threads")}
         for table in _TABLES_IN_ORDER:
-            db[table].insert_all(rows[table], batch_size=2000)
+            db.table(table).insert_all(rows[table], batch_size=2000)
         refresh_search_rows(db, marks["versions"], marks["patches"], marks["threads"])
         _delete_in(db, "DELETE FROM derive_queue WHERE msgid IN ({})", part)
         _delete_in(db, "DELETE FROM derive_keys WHERE comp IN ({})", replaced)
