@@ -67,12 +67,24 @@ def child(db_path: str, month: str) -> None:
     report = ingest_mails(db, iter_raw_mails(Path(month)))
     db.close()
     seconds = time.perf_counter() - started
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     print(
         json.dumps(
             {"seconds": seconds, "rss_mb": rss_mb, **report.as_dict(), "derived": report.derived}
         )
     )
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited across exec from the
+    parent that built the big databases)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(base: Path | None, month: Path, work: Path, keep: bool = False) -> dict:

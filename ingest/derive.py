@@ -144,16 +144,17 @@ def _mark_pulled(drafts: list[Draft], slots_of, chains) -> None:
         if not is_pull(d):
             for slot in slots_of[id(d)].values():
                 by_title[normalise_title(slot.message.subject.title)].append((d, slot))
+    dates = {id(d): posting_date(d) for d in drafts}
     for d in drafts:
         cover = d.cover
         if cover is None or cover.pull is None or not cover.pull.shortlog:
             continue
-        when = posting_date(d)
+        when = dates[id(d)]
         for author, subject in cover.pull.shortlog:
             candidates = [
                 (pd, slot)
                 for pd, slot in by_title.get(normalise_title(subject), ())
-                if when is None or (posting_date(pd) is not None and posting_date(pd) <= when)
+                if when is None or _on_or_before(dates[id(pd)], when)
             ]
             named = [c for c in candidates if _same_name(c[0].first.sender.name, author)]
             pool = named or candidates
@@ -168,6 +169,10 @@ def _mark_pulled(drafts: list[Draft], slots_of, chains) -> None:
                     where=cover.pull.url,
                     when=cover.date,
                 )
+
+
+def _on_or_before(date: datetime | None, when: datetime) -> bool:
+    return date is not None and date <= when
 
 
 def _recency(d: Draft, pool, position: dict[int, int]) -> tuple[datetime, int]:

@@ -37,6 +37,8 @@ def iso(when: datetime | None) -> str | None:
 def from_iso(value: str | None) -> datetime | None:
     if not value:
         return None
+    if len(value) == 20 and value[-1] == "Z":  # ours: fromisoformat is ~20x strptime
+        return datetime.fromisoformat(value)
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
