@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from bench.commands import archive_files, copies  # noqa: E402
-from bot.pipeline import default_workers, ingest_mails  # noqa: E402
+from bot.sync.pipeline import default_workers, ingest_mails  # noqa: E402
 from ingest.sources import count_bytes, iter_raw_mails  # noqa: E402
 from storage.db import open_db  # noqa: E402
 

@@ -26,10 +26,3 @@ def parse_when(value: str, now: datetime) -> datetime:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC)
-
-
-def iso_utc(when: datetime) -> str:
-    """Aware datetime → '2022-03-07T18:49:35Z', the year always four digits (strftime's %Y
-    gives '1-01-01' for the year 1 on glibc, which then does not parse back)."""
-    w = when.astimezone(UTC)
-    return f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}Z"

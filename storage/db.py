@@ -17,6 +17,9 @@ import sqlite_utils
 from storage.lock import LockError, LockHolder, write_lock
 from storage.migrations import MIGRATIONS
 
+# What callers outside storage/ name the database by: sqlite_utils is used only in storage/.
+Database = sqlite_utils.Database
+
 
 class StorageError(Exception):
     """The database cannot be opened or written (path, permissions, corruption)."""
@@ -35,7 +38,7 @@ def open_db(
     readonly: bool = False,
     command: str = "kvmarm",
     on_wait: Callable[[LockHolder], None] | None = None,
-) -> sqlite_utils.Database:
+) -> Database:
     """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
     ``":memory:"`` gives a private in-memory database (tests).  ``readonly`` opens an
@@ -71,29 +74,34 @@ def open_db(
 
 
 @contextmanager
-def write_transaction(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
-    """One transaction that holds SQLite's write lock from its first statement
-    (``BEGIN IMMEDIATE``), so it waits for another writer (busy timeout) instead of failing
-    when it upgrades from reading to writing.  Nested: a savepoint in the outer one."""
+def transaction(db: Database) -> Iterator[None]:
+    """One write transaction: committed when the block ends, rolled back if it raises.
+
+    It holds SQLite's write lock from its first statement (``BEGIN IMMEDIATE``), so it
+    waits for another writer (busy timeout) instead of failing when it upgrades from
+    reading to writing.  Nested uses join the outer transaction (as savepoints), so storage
+    functions that open their own can be called inside one.  The only way code outside
+    storage/ groups writes.
+    """
     if db.conn.in_transaction:
         with db.atomic():
-            yield db
+            yield
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        yield db
+        yield
     except BaseException:
         db.conn.rollback()
         raise
     db.conn.commit()
 
 
-def is_read_only(db: sqlite_utils.Database) -> bool:
+def is_read_only(db: Database) -> bool:
     """``db`` was opened read-only (callers skip optional writes such as caches)."""
     return bool(db.execute("PRAGMA query_only").fetchone()[0])
 
 
-def database_file(db: sqlite_utils.Database) -> str:
+def database_file(db: Database) -> str:
     """The file behind ``db`` (``":memory:"`` for an in-memory database)."""
     for _seq, name, file in db.execute("PRAGMA database_list").fetchall():
         if name == "main":
@@ -102,9 +110,9 @@ def database_file(db: sqlite_utils.Database) -> str:
 
 
 @contextmanager
-def writing(db: sqlite_utils.Database, command: str) -> Iterator[sqlite_utils.Database]:
+def writing(db: Database, command: str) -> Iterator[Database]:
     """Hold ``db``'s write lock (storage/lock.py) and one write transaction inside."""
-    with write_lock(database_file(db), command), write_transaction(db):
+    with write_lock(database_file(db), command), transaction(db):
         yield db
 
 
@@ -114,10 +122,10 @@ def schema_version() -> int:
 
 
 def known_migrations() -> list[str]:
-    return [m.name for m in MIGRATIONS.pending(sqlite_utils.Database(memory=True))]
+    return [m.name for m in MIGRATIONS.pending(Database(memory=True))]
 
 
-def refuse_newer_schema(db: sqlite_utils.Database, path: str | Path) -> None:
+def refuse_newer_schema(db: Database, path: str | Path) -> None:
     """Raise SchemaTooNew when ``db`` has migrations or a schema stamp we do not know."""
     known = set(known_migrations())
     unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in known]
@@ -130,9 +138,9 @@ def refuse_newer_schema(db: sqlite_utils.Database, path: str | Path) -> None:
         )
 
 
-def _connect(path: str | Path, readonly: bool) -> sqlite_utils.Database:
+def _connect(path: str | Path, readonly: bool) -> Database:
     if str(path) == ":memory:":
-        return sqlite_utils.Database(sqlite3.connect(":memory:", check_same_thread=False))
+        return Database(sqlite3.connect(":memory:", check_same_thread=False))
     p = Path(path).expanduser()
     if readonly:
         if not p.is_file():
@@ -144,10 +152,10 @@ def _connect(path: str | Path, readonly: bool) -> sqlite_utils.Database:
             # WAL in a read-only directory without its -shm file: read the file as it is.
             conn.close()
             conn = sqlite3.connect(f"file:{p}?immutable=1", uri=True, check_same_thread=False)
-        return sqlite_utils.Database(conn)
+        return Database(conn)
     try:
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create the directory of {path}: {exc.strerror}") from exc
     conn = sqlite3.connect(str(p), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
-    return sqlite_utils.Database(conn)
+    return Database(conn)

@@ -18,9 +18,8 @@ from datetime import datetime
 import sqlite_utils
 
 from ingest.components import Keys
-from ingest.derive import Derived
-from ingest.records import Evidence, Posting, Series
-from storage.db import write_transaction
+from ingest.records import Derived, Evidence, Posting, Series
+from storage.db import transaction
 from storage.messages import iso
 from storage.search_index import (
     PATCH_ROWS,
@@ -64,7 +63,7 @@ def save_derived(
     ``components`` (every stored mail's component and keys) enables incremental
     derivation afterwards (``replace_derived_part``)."""
     rows = derived_rows(derived)
-    with write_transaction(db):
+    with transaction(db):
         for table in _TABLES:
             db.execute(f"DELETE FROM {table}")
         db.execute("DELETE FROM derive_queue")
@@ -95,7 +94,7 @@ def replace_derived_part(
     ``derived``): the old components ``replaced`` give way to ``components``, and the part's
     mails leave the derive queue.  One transaction."""
     rows = derived_rows(derived)
-    with write_transaction(db):
+    with transaction(db):
         _delete_part(db, part)
         _delete_in(db, "DELETE FROM derive_set_aside WHERE msgid IN ({})", part)
         _insert_set_aside(db, set_aside or {}, now)

@@ -8,6 +8,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import overload
 
 import sqlite_utils
 
@@ -21,11 +22,16 @@ from ingest.records import (
     Subject,
     Trailer,
 )
+from storage.db import transaction
 
 # Lists whose copy of a mail we keep when the same Message-ID also arrives via another list.
 PREFERRED_LISTS = ("kvmarm.lists.linux.dev", "kvmarm.lists.cs.columbia.edu")
 
 
+@overload
+def iso(when: datetime) -> str: ...
+@overload
+def iso(when: None) -> None: ...
 def iso(when: datetime | None) -> str | None:
     """UTC datetime → '2022-03-07T18:49:35Z' (the only date format we store and print)."""
     if when is None:
@@ -34,7 +40,12 @@ def iso(when: datetime | None) -> str | None:
     return f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}Z"
 
 
+@overload
+def from_iso(value: str) -> datetime: ...
+@overload
+def from_iso(value: str | None) -> datetime | None: ...
 def from_iso(value: str | None) -> datetime | None:
+    """'2022-03-07T18:49:35Z' (as stored) → aware UTC datetime; None or '' → None."""
     if not value:
         return None
     if len(value) == 20 and value[-1] == "Z":  # ours: fromisoformat is ~20x strptime
@@ -131,7 +142,7 @@ def save_messages(db: sqlite_utils.Database, mails: Sequence[StoredMail], now: d
     """
     stamp = iso(now)
     ids = [m.message.msgid for m in mails]
-    with db.atomic():
+    with transaction(db):
         existing = _existing(db, ids)
         if existing:
             db.conn.executemany(_FTS_DELETE, [(i,) for i in existing])
@@ -171,8 +182,8 @@ def save_quarantined(db: sqlite_utils.Database, items: Iterable[Quarantined], no
         }
         for q in items
     ]
-    with db.atomic():
-        db["quarantine"].insert_all(rows, pk="sha256", ignore=True)
+    with transaction(db):
+        db.table("quarantine").insert_all(rows, pk="sha256", ignore=True)
     return len(rows)
 
 

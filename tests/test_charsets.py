@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.pipeline import ingest_mails
+from bot.sync.pipeline import ingest_mails
 from ingest.parse import parse_mail, text_codec
 from ingest.sources import RawMail
 from storage.messages import get_body

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.pipeline import ingest_mails
+from bot.sync.pipeline import ingest_mails
 from ingest.derive import Derived, derive
 from ingest.parse import parse_mail
 from ingest.records import MalformedMail, Message
@@ -65,7 +65,7 @@ def test_a_mail_that_breaks_derivation_is_set_aside_and_the_rest_derived() -> No
 
 
 def test_set_aside_mails_are_listed_by_status(db) -> None:
-    from bot.pipeline import DERIVE_VERSION
+    from bot.sync.pipeline import DERIVE_VERSION
     from storage.derived import save_derived
 
     messages = [parse_mail(m.data).message for m in iter_raw_mails(FIXTURES / "undated-pull.mbox")]

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from bot.dates import iso_utc
+from storage.messages import iso
 
 _WEEK_RE = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.I)
 _DAYS_RE = re.compile(r"^\s*(\d{1,3})\s*d\s*$", re.I)
@@ -40,14 +40,14 @@ class Period:
             raise PeriodError(f"empty period: {self.since} .. {self.until}")
         if self.since < EARLIEST or self.until > LATEST:
             raise PeriodError(
-                f"period {_iso(self.since)} .. {_iso(self.until)} is outside the dates kvmarm "
+                f"period {iso(self.since)} .. {iso(self.until)} is outside the dates kvmarm "
                 f"handles ({EARLIEST.date()} .. {LATEST.date()})"
             )
 
     @property
     def key(self) -> str:
         """Stable name of the period: the ISO week, else ``since/until`` in ISO UTC."""
-        return self.iso_week or f"{_iso(self.since)}/{_iso(self.until)}"
+        return self.iso_week or f"{iso(self.since)}/{iso(self.until)}"
 
     @property
     def last_day(self) -> date:
@@ -59,14 +59,14 @@ class Period:
 
     def contains_iso(self, when: str) -> bool:
         """Same for an ISO UTC string as stored ("2022-02-07T15:20:29Z")."""
-        return _iso(self.since) <= when < _iso(self.until)
+        return iso(self.since) <= when < iso(self.until)
 
     def as_dict(self) -> dict:
         return {
             "key": self.key,
             "iso_week": self.iso_week,
-            "since": _iso(self.since),
-            "until": _iso(self.until),
+            "since": iso(self.since),
+            "until": iso(self.until),
             "first_day": self.since.date().isoformat(),
             "last_day": self.last_day.isoformat(),
         }
@@ -145,7 +145,3 @@ def _utc(when: datetime) -> datetime:
     if when.tzinfo is None:
         raise PeriodError(f"naive datetime {when!r}: pass an aware time (UTC)")
     return when.astimezone(UTC)
-
-
-def _iso(when: datetime) -> str:
-    return iso_utc(when)

@@ -20,15 +20,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-import sqlite_utils
-
 from ingest.components import Keys, group_components, keys_by_message
 from ingest.parse import parse_mail, peek_header
 from ingest.patchid import compute_patch_ids
 from ingest.records import MalformedMail, Message, Quarantined
 from ingest.setaside import derive_safely
 from ingest.sources import RawMail
-from storage.db import database_file, writing
+from storage.db import Database, database_file, writing
 from storage.derived import (
     Components,
     component_members,
@@ -108,7 +106,7 @@ def workers_for_mails(count: int) -> int:
 
 
 def ingest_mails(
-    db: sqlite_utils.Database,
+    db: Database,
     mails: Iterable[RawMail],
     *,
     workers: int = 0,
@@ -125,7 +123,7 @@ def ingest_mails(
 
 
 def _ingest_locked(
-    db: sqlite_utils.Database,
+    db: Database,
     mails: Iterable[RawMail],
     *,
     workers: int,
@@ -158,12 +156,12 @@ def _ingest_locked(
         save_messages(db, list(batch.values()), now())
     if rebuild and facts_outdated(db, DERIVE_VERSION):
         report.derived = rebuild_derived(db, None if had_messages else list(new.values()), now=now)
-    set_state(db, "last_ingest", {"at": _iso(now()), **report.as_dict()})
+    set_state(db, "last_ingest", {"at": iso(now()), **report.as_dict()})
     return report
 
 
 def reindex(
-    db: sqlite_utils.Database,
+    db: Database,
     *,
     workers: int = 0,
     on_mail: Callable[[RawMail], None] | None = None,
@@ -194,7 +192,7 @@ def _reindex_locked(db, workers, on_mail, now, chunk, batch_size) -> int:
     return count
 
 
-def parse_outdated(db: sqlite_utils.Database) -> bool:
+def parse_outdated(db: Database) -> bool:
     """Stored mails were parsed by older rules than this version's."""
     return count_messages(db) > 0 and get_state(db, "parse_version", 1) != PARSE_VERSION
 
@@ -207,7 +205,7 @@ def _counted(mails: Iterable[RawMail], on_mail) -> Iterator[RawMail]:
 
 
 def rebuild_derived(
-    db: sqlite_utils.Database,
+    db: Database,
     messages: list[Message] | None = None,
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -237,11 +235,11 @@ def rebuild_derived(
         return len(messages)
 
 
-def _incremental_ready(db: sqlite_utils.Database) -> bool:
+def _incremental_ready(db: Database) -> bool:
     return get_state(db, "derive_version") == DERIVE_VERSION and components_ready(db)
 
 
-def _derive_part(db: sqlite_utils.Database, now: datetime) -> int:
+def _derive_part(db: Database, now: datetime) -> int:
     """Re-derive the components the queued mail joins (merged with it), nothing else."""
     queued = queued_msgids(db)
     if not queued:
@@ -277,7 +275,7 @@ def _derive_safely(messages: list[Message]):
     return safe
 
 
-def facts_out_of_date(db: sqlite_utils.Database) -> bool:
+def facts_out_of_date(db: Database) -> bool:
     """The derived facts do not reflect every stored mail (or older rules made them)."""
     return facts_outdated(db, DERIVE_VERSION)
 
@@ -367,7 +365,3 @@ def _quarantine(db, item: _Failed, bad: set[str], report: IngestReport, now) -> 
     report.quarantined += 1
     log.warning("quarantined %s: %s", item.origin, item.reason[:200])
     save_quarantined(db, [Quarantined(item.origin, item.reason, item.raw)], now())
-
-
-def _iso(when: datetime) -> str:
-    return iso(when) or ""

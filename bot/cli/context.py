@@ -1,7 +1,7 @@
 """What every `kvmarm` command shares: the lazily opened config and database, window options.
 
 Command modules (sync, digest, Slack) import ``pass_ctx`` from here and register themselves
-in bot/cli.py with ``main.add_command``.
+in bot/cli/__init__.py with ``main.add_command``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-import sqlite_utils
 
 from bot.config import Config, ConfigError, load_config
 from bot.dates import parse_when
-from storage.db import StorageError, open_db
+from storage.db import Database, StorageError, open_db
 from storage.lock import LockError, LockHolder, write_lock
 
 # Commands that write mail or facts: they hold the write lock from the start, so a second
@@ -25,12 +24,12 @@ from storage.lock import LockError, LockHolder, write_lock
 WRITING_COMMANDS = frozenset({"ingest", "reindex", "sync", "post"})
 
 
-class Context:
+class CliContext:
     def __init__(self, db_path: str | None, command: str | None = None) -> None:
         self._db_path = db_path
         self._command = command or "kvmarm"
         self._config: Config | None = None
-        self._db: sqlite_utils.Database | None = None
+        self._db: Database | None = None
         self._locks = ExitStack()
         self._locked = False
         ctx = click.get_current_context(silent=True)
@@ -60,7 +59,7 @@ class Context:
         return self._config
 
     @property
-    def db(self):
+    def db(self) -> Database:
         if self._db is None:
             writing = self._command in WRITING_COMMANDS
             if writing:
@@ -89,7 +88,7 @@ def _say_waiting(holder: LockHolder) -> None:
         print(f"waiting for another {who} …", file=sys.stderr, flush=True)
 
 
-pass_ctx = click.make_pass_decorator(Context)
+pass_ctx = click.make_pass_decorator(CliContext)
 
 
 def window_options(func):

@@ -15,13 +15,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlite_utils
-
-from bot.pipeline import IngestReport, default_workers, ingest_mails
 from bot.progress import Progress, Silent
+from bot.sync.pipeline import IngestReport, default_workers, ingest_mails
 from ingest.lore.client import default_user_agent
 from ingest.sources import SourceError, count_bytes, git_env, iter_git_epoch
-from storage.db import writing
+from storage.db import Database, writing
 from storage.messages import iso
 from storage.sync import get_git_mark, record_sync, set_git_mark
 
@@ -55,7 +53,7 @@ def _advance(bar: Progress) -> Callable[[object], None]:
 
 
 def sync_git(
-    db: sqlite_utils.Database,
+    db: Database,
     repo_dir: Path,
     *,
     clone_url: str | None = None,
@@ -85,7 +83,7 @@ def sync_git(
 
 
 def _sync_git(
-    db: sqlite_utils.Database, repo: Path, clone_url: str | None, fetch: bool, bar: Progress
+    db: Database, repo: Path, clone_url: str | None, fetch: bool, bar: Progress
 ) -> GitSyncReport:
     clock = time.monotonic()
     fetched = _update_mirror(repo, clone_url, fetch, bar)
