@@ -38,7 +38,9 @@ _guard = threading.RLock()
 
 
 def lock_path(db_path: str | Path) -> Path:
-    return Path(str(Path(db_path).expanduser()) + ".lock")
+    """``<db>.lock`` next to the real file: symlinks resolved, so every way of naming the
+    database (a relative path, SQLite's own full path) finds the same lock."""
+    return Path(os.path.realpath(Path(db_path).expanduser()) + ".lock")
 
 
 def read_holder(path: Path) -> LockHolder:
@@ -66,7 +68,7 @@ def write_lock(
         yield
         return
     path = lock_path(db_path)
-    key = os.path.abspath(path)
+    key = str(path)
     with _guard:  # one thread of this process at a time takes or nests the lock
         if key in _held:
             fd, depth = _held[key]
@@ -83,13 +85,6 @@ def write_lock(
             else:
                 del _held[key]
                 _release(fd)
-
-
-def holds_lock(db_path: str | Path) -> bool:
-    """This process holds the write lock of that database (in-memory: always)."""
-    if str(db_path) == ":memory:":
-        return True
-    return os.path.abspath(lock_path(db_path)) in _held
 
 
 def _acquire(path: Path, command: str, on_wait: Callable[[LockHolder], None] | None) -> int:

@@ -215,3 +215,19 @@ def test_a_waiting_writer_is_silent_off_a_terminal(tmp_path):
         assert proc.poll() is None
     _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0 and "waiting" not in err
+
+
+def test_a_database_named_through_a_symlink_finds_the_same_lock(tmp_path):
+    """SQLite names the file by its real path; the CLI by what it was given.  Both must
+    take one lock, or the ingest would wait for itself."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    db = tmp_path / "link" / "k.db"
+    done = kvmarm(
+        db,
+        "ingest",
+        str(Path(__file__).parent / "fixtures" / "status" / "applied-one-of-three.mbox"),
+    )
+    assert "new" in done.stdout
+    assert (tmp_path / "real" / "k.db.lock").exists()
+    assert not (tmp_path / "link" / "k.db.lock").is_symlink()
