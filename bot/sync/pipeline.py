@@ -114,9 +114,11 @@ def ingest_mails(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     rebuild: bool = True,
 ) -> IngestReport:
-    """Store new mails; rebuild derived facts if anything changed (unless ``rebuild=False``).
+    """Store new mails, then bring the derived facts up to date with everything stored but
+    not yet derived — this run's mail, or a crashed run's (unless ``rebuild=False``).
 
-    ``workers`` > 0 parses in that many processes (see ``default_workers``).
+    Holds the write lock throughout.  ``workers`` > 0 parses in that many processes (see
+    ``default_workers``).
     """
     with write_lock(database_file(db), "kvmarm ingest"):
         return _ingest_locked(db, mails, workers=workers, on_mail=on_mail, now=now, rebuild=rebuild)
