@@ -230,3 +230,25 @@ def test_a_database_named_through_a_symlink_finds_the_same_lock(tmp_path):
     )
     assert "new" in done.stdout
     assert (tmp_path / "real" / "k.db.lock").exists()
+
+
+def test_readers_do_not_wait_for_a_writer(tmp_path):
+    """A writer holding the lock and an open write transaction: status and series still
+    answer at once (WAL), from the last committed state."""
+    db = tmp_path / "k.db"
+    kvmarm(
+        db,
+        "ingest",
+        str(Path(__file__).parent / "fixtures" / "status" / "applied-one-of-three.mbox"),
+    )
+    conn = sqlite3.connect(db)
+    with write_lock(db, "kvmarm test-holder"):
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM series")
+        started = time.monotonic()
+        status = json.loads(kvmarm(db, "status", "--json").stdout)
+        series = json.loads(kvmarm(db, "series", "--json").stdout)
+        assert time.monotonic() - started < 20
+        conn.rollback()
+    conn.close()
+    assert status["series"] == len(series) == 1
