@@ -228,6 +228,8 @@ def derived_rows(derived: Derived) -> dict[str, list[dict]]:
                             "from_version": t.from_version,
                             "mismatch": int(t.mismatch),
                             "position": i,
+                            "scope": t.scope,
+                            "unresolved": int(t.unresolved),
                         }
                     )
     memberships = [
