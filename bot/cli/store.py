@@ -95,10 +95,12 @@ def status(ctx: CliContext, as_json: bool) -> None:
     for a in info["set_aside_list"]:
         click.echo(f"  - {a['msgid']}: {a['reason']}")
     if info["facts"] != "current":
-        click.echo(
-            f"facts:       OUT OF DATE ({info['facts_pending']} stored mails not derived yet, "
-            "e.g. after an interrupted run): the next ingest or sync rebuilds them"
+        why = (
+            f"{info['facts_pending']} stored mails not derived yet, e.g. after an interrupted run"
+            if info["facts_pending"]
+            else "derived by an older version's rules"
         )
+        click.echo(f"facts:       OUT OF DATE ({why}): the next ingest or sync rebuilds them")
     else:
         click.echo("facts:       current")
     if info["reindex_needed"]:
