@@ -9,8 +9,8 @@ with the message that proves it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from ingest.applies import Undone, find_appliers, settle_notices
@@ -35,7 +35,22 @@ from ingest.subjects import normalise_title
 from ingest.threads import _EPOCH, group_threads
 
 
-def derive(messages: Sequence[Message]) -> Derived:
+@dataclass(frozen=True)
+class DeriveContext:
+    """What deriving some mails takes from all stored mail: when the data ends (idle
+    status) and who applies patches (whose notices count).  Deriving a part of the archive
+    (incremental derivation) passes the whole archive's."""
+
+    as_of: datetime | None
+    appliers: frozenset[str]
+
+
+def derive_context(messages: Iterable[Message]) -> DeriveContext:
+    found = list(messages)
+    return DeriveContext(_as_of(found), find_appliers(found))
+
+
+def derive(messages: Sequence[Message], context: DeriveContext | None = None) -> Derived:
     by_id = {m.msgid: m for m in messages}
     threads = group_threads(by_id.values())
     thread_of = {msgid: t.root for t in threads for msgid in t.msgids}
@@ -45,7 +60,8 @@ def derive(messages: Sequence[Message]) -> Derived:
     slots_of = {id(d): build_slots(d) for d in drafts}
     replies = [by_id[msgid] for msgid in targets]
     events = apply_replies(replies, targets, slots_of)
-    undone = settle_notices(events, slots_of, find_appliers(by_id.values()))
+    ctx = context if context is not None else derive_context(by_id.values())
+    undone = settle_notices(events, slots_of, ctx.appliers)
     chains = chain_drafts(drafts, member_of, by_id)
     partial: dict[int, int] = {}
     for members, _how in chains:
@@ -88,7 +104,7 @@ def derive(messages: Sequence[Message]) -> Derived:
         posting_of[msgid] = key
         series_of[msgid] = series_of[target.draft.first.msgid]
     series_list = _with_last_activity(series_list, series_of, by_id)
-    series_list = _with_idle(series_list, _as_of(by_id.values()))
+    series_list = _with_idle(series_list, ctx.as_of)
     series_list.sort(key=lambda s: (s.versions[0].date is None, s.versions[0].date, s.id))
     return Derived(threads, series_list, thread_of, series_of, posting_of)
 
@@ -111,11 +127,14 @@ IDLE_AFTER = timedelta(days=90)
 _WAITING = ("new", "changes-requested")
 
 
+AS_OF_RANK = 5
+
+
 def _as_of(messages) -> datetime | None:
     """When the data ends: the fifth newest Date, so a few mails dated in the future (a
     wrong clock) do not make everything else look idle."""
     dates = sorted(m.date for m in messages if m.date is not None)
-    return dates[-min(len(dates), 5)] if dates else None
+    return dates[-min(len(dates), AS_OF_RANK)] if dates else None
 
 
 def _with_idle(series_list: list[Series], as_of: datetime | None) -> list[Series]:

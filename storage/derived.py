@@ -20,7 +20,7 @@ import sqlite_utils
 from ingest.components import Keys
 from ingest.records import Derived, Evidence, Posting, Series
 from storage.db import transaction
-from storage.messages import iso
+from storage.messages import from_iso, iso
 from storage.search_index import (
     PATCH_ROWS,
     THREAD_ROWS,
@@ -363,3 +363,35 @@ def _version_row(s: Series, v: Posting, pos: int) -> dict:
         "evidence": json.dumps([evidence_dict(e) for e in v.evidence]),
         "thread_root": v.thread_root,
     }
+
+
+# ---- what derivation takes from the whole archive (ingest.derive.DeriveContext) -----------
+
+CONTEXT_KEY = "derive_context"
+
+
+def newest_dates(db: sqlite_utils.Database, count: int) -> list[datetime]:
+    """The ``count`` newest Dates stored, newest first."""
+    sql = "SELECT date FROM messages WHERE date IS NOT NULL ORDER BY date DESC LIMIT ?"
+    return [d for (value,) in db.execute(sql, [count]) if (d := from_iso(value)) is not None]
+
+
+def all_components(db: sqlite_utils.Database) -> list[str]:
+    return [r[0] for r in db.execute("SELECT DISTINCT comp FROM derive_components")]
+
+
+def comps_of_series_last_active(db: sqlite_utils.Database, lo: str, hi: str) -> set[str]:
+    """Components of the series whose last mail is dated in [lo, hi] (ISO)."""
+    sql = """SELECT DISTINCT c.comp FROM series s
+             JOIN memberships m ON m.series_id = s.id
+             JOIN derive_components c ON c.msgid = m.msgid
+             WHERE s.last_date >= ? AND s.last_date <= ?"""
+    return {r[0] for r in db.execute(sql, [lo, hi])}
+
+
+def comps_of_notices_by(db: sqlite_utils.Database, senders: Collection[str]) -> set[str]:
+    """Components holding an applied/queued/dropped notice sent by one of ``senders``."""
+    sql = """SELECT DISTINCT c.comp FROM messages g
+             JOIN derive_components c ON c.msgid = g.msgid
+             WHERE g.applied IS NOT NULL AND g.from_email IN ({})"""
+    return set(_select_in(db, sql, senders))

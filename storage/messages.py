@@ -218,6 +218,16 @@ def load_messages_by_id(db: sqlite_utils.Database, msgids: Iterable[str]) -> lis
     return out
 
 
+def load_notice_messages(db: sqlite_utils.Database) -> list[Message]:
+    """The messages that can make their sender someone who applies patches: pull requests,
+    AUTOSEL picks and applied/queued/dropped notices (ingest.applies.find_appliers)."""
+    sql = (
+        f"SELECT {_LOAD_COLUMNS} FROM messages WHERE applied IS NOT NULL OR pull IS NOT NULL "
+        "OR subject_info LIKE '%autosel%'"
+    )
+    return [_row_message(row) for row in db.execute(sql)]
+
+
 def iter_raw(db: sqlite_utils.Database) -> Iterator[tuple[bytes, str]]:
     """(raw mail, origin) of every message stored when called, for re-parsing.
 
