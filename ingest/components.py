@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from ingest.postings import MARKER_WINDOW, is_candidate
 from ingest.records import Message
@@ -58,9 +59,33 @@ def component_keys(m: Message) -> Keys:
             markers = _markers(m)
             seeker = m.subject.counter is not None and (m.subject.total or 0) >= 2
             (strong if seeker else weak).update(markers)
+        if not m.subject.pull and m.date is not None:
+            newer, older = _retitle_keys(m)
+            strong.update(newer)
+            weak.update(older)
     if m.pull is not None:
         strong.update(f"pt:{normalise_title(subject)}" for _author, subject in m.pull.shortlog)
     return Keys(frozenset(strong), frozenset(weak - strong))
+
+
+RETITLE_WINDOW = timedelta(days=180)
+
+
+def _retitle_keys(m: Message) -> tuple[set[str], set[str]]:
+    """series._retitled: a [PATCH vN] chains to the one posting of v(N-1) by its sender in
+    the 180 days before (and must see all of them).  As the newer: its version, this period
+    and the one before; as an older one: the next version, this period (an unlabelled
+    RESEND may be any version: "*")."""
+    assert m.date is not None
+    period = int(m.date.timestamp() // RETITLE_WINDOW.total_seconds())
+    base = f"rt:{m.sender.email}"
+    newer: set[str] = set()
+    s = m.subject
+    if s.version_explicit and s.version >= 2:
+        for p in (period - 1, period):
+            newer |= {f"{base}|{s.version}|{p}", f"{base}|*|{p}"}
+    after = "*" if s.resend and not s.version_explicit else str(s.version + 1)
+    return newer, {f"{base}|{after}|{period}"}
 
 
 def _markers(m: Message) -> set[str]:
