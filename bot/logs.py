@@ -8,6 +8,19 @@ import os
 import sys
 
 
+class _UnlessAnotherTerminal(logging.Filter):
+    """Stay quiet once a command installs its own terminal handler (`kvmarm serve` logs
+    every line itself, redacted): one line per warning, never two."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not any(
+            isinstance(h, logging.StreamHandler)
+            and not isinstance(h, logging.FileHandler)
+            and not getattr(h, "_kvmarm", False)
+            for h in logging.getLogger().handlers
+        )
+
+
 class OneLine(logging.Formatter):
     """``warning: <message>`` on one line: no traceback, newlines folded."""
 
@@ -24,6 +37,7 @@ def setup_cli_logging(env: dict[str, str] | None = None) -> None:
     terminal = logging.StreamHandler(sys.stderr)
     terminal.setLevel(logging.WARNING)
     terminal.setFormatter(OneLine())
+    terminal.addFilter(_UnlessAnotherTerminal())
     terminal._kvmarm = True  # type: ignore[attr-defined]
     root.addHandler(terminal)
     root.setLevel(logging.WARNING)

@@ -61,8 +61,12 @@ def component_keys(m: Message) -> Keys:
             (strong if seeker else weak).update(markers)
         if not m.subject.pull and m.date is not None:
             newer, older = _retitle_keys(m)
-            strong.update(newer)
-            weak.update(older)
+            # Wildcards (an unlabelled RESEND may be any version) are held strongly by the
+            # resend and weakly by the newer postings, so those do not relate to each other.
+            strong.update(k for k in newer if "|*|" not in k)
+            weak.update(k for k in newer if "|*|" in k)
+            strong.update(k for k in older if "|*|" in k)
+            weak.update(k for k in older if "|*|" not in k)
     if m.pull is not None:
         strong.update(f"pt:{normalise_title(subject)}" for _author, subject in m.pull.shortlog)
     return Keys(frozenset(strong), frozenset(weak - strong))
