@@ -160,4 +160,8 @@ def notify(ctx: CliContext) -> None:
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
     if report.failed or report.errors:
-        ctx_exit(1)
+        problems = report.failed or len(report.errors)
+        raise click.ClickException(
+            f"{problems} deliver{'ies' if problems != 1 else 'y'} did not go through; "
+            "they are tried again on the next run"
+        )
