@@ -338,3 +338,15 @@ def m005_search_bulk(db: sqlite_utils.Database) -> None:
         for event in ("ai", "ad", "au"):
             db.execute(f"DROP TRIGGER IF EXISTS search_{table}_{event}")
     refresh_search_index(db)
+
+
+@MIGRATIONS(name="m020_post_ledger")
+def m020_post_ledger(db: sqlite_utils.Database) -> None:
+    """The posting ledger remembers the chart's file id before it is shared (so an interrupted
+    upload is looked up in the thread, not shared twice) and why a part is still open."""
+    db.executescript(
+        """
+        ALTER TABLE digest_post_parts ADD COLUMN file_id TEXT;
+        ALTER TABLE digest_post_parts ADD COLUMN note TEXT;
+        """
+    )

@@ -4,6 +4,7 @@ bot.slack.post.  Registered in bot/cli.py."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -190,6 +191,12 @@ def digest(
 @click.option("--force", is_flag=True, help="Post again even if this week was posted here.")
 @click.option("--no-chart", is_flag=True, help="Do not upload the activity chart.")
 @click.option("--offline", is_flag=True, help="Do not pull from lore first.")
+@click.option(
+    "--thread",
+    "thread_ts",
+    metavar="TS",
+    help="Continue an interrupted run in this parent message (when Slack could not tell).",
+)
 @pass_ctx
 def post(
     ctx: Context,
@@ -202,12 +209,15 @@ def post(
     force: bool,
     no_chart: bool,
     offline: bool,
+    thread_ts: str | None,
 ) -> None:
     """Post the digest to a Slack channel: a parent message with the totals and the top
     items, then one thread reply per category.  Default: the last complete ISO week.
 
     Each (week, channel) is posted once: a second run, or a run after a crash half-way,
     continues the same thread instead of posting again.  --force posts a new copy.
+    Exit status 1 when something is left to post (Slack down, the chart refused): run
+    again later to finish it, without duplicates.
     Only channels in KVMARM_CHANNEL / KVMARM_CHANNELS may receive digests.
 
     \b
@@ -218,6 +228,10 @@ def post(
     from bot.digest.summarize import make_summarizer
     from bot.slack.client import make_web_client
     from bot.slack.post import PostError, post_digest
+
+    # What goes wrong is said once, below; the SDK's and the poster's logs would repeat it.
+    logging.getLogger("slack_sdk").setLevel(logging.CRITICAL)
+    logging.getLogger("bot.slack").setLevel(logging.CRITICAL)
 
     config = ctx.config
     channel = channel or config.channel
@@ -241,6 +255,7 @@ def post(
             chart=not no_chart,
             now=now,
             lore_url=config.lore_url,
+            thread_ts=thread_ts,
         )
     except PostError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -258,6 +273,11 @@ def post(
     )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if not result.complete:
+        raise click.ClickException(
+            f"{period.key} is not completely posted to {channel} "
+            f"({', '.join(result.missing)} still open); run again to finish it"
+        )
 
 
 def _report(ctx: Context, model: dict, stats) -> None:
