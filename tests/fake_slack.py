@@ -104,6 +104,7 @@ class FakeSlack(LoopbackServer):
         self._scripts: dict[str, list[Reply]] = defaultdict(list)
         self._ts = itertools.count(1)
         self._held: list[Reply] = []
+        self._last_ts = 0.0
         super().__init__(_handler(self))
 
     @property
@@ -177,7 +178,7 @@ class FakeSlack(LoopbackServer):
     def accept(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         """Carry out a write (before answering it): post the message, share the file."""
         with self._lock:
-            ts = f"{1700000000 + next(self._ts)}.000100"
+            ts = self._now_ts()
             channel = params.get("channel") or params.get("channel_id")
             if method == "chat.postMessage":
                 message = {
@@ -200,6 +201,11 @@ class FakeSlack(LoopbackServer):
                 }
             self.posted.append(message)
             return message
+
+    def _now_ts(self) -> str:
+        """A message ts like Slack's: the time it was posted, unique in the workspace."""
+        self._last_ts = max(time.time(), self._last_ts + 0.001)
+        return f"{self._last_ts:.6f}"
 
     def answer(
         self, method: str, params: dict[str, Any], done: dict[str, Any] | None = None
