@@ -403,3 +403,56 @@ def test_cli_chart_refused_exits_1_says_so_then_the_next_run_uploads_it(cli, sla
     assert second.returncode == 0, second.stderr
     assert "continued" in second.stdout and "chart F" in second.stdout
     assert_posted_once(slack)
+
+
+# ---- the Slack app's weekly job ---------------------------------------------------------------
+
+
+def test_weekly_job_retries_a_week_whose_chart_failed(tmp_path, slack, caplog):
+    from datetime import timedelta
+
+    from bot.digest.extractive import ExtractiveSummarizer
+    from bot.slack.digest import DigestGlue
+    from bot.slack.schedule import parse_schedule, run_schedule
+    from storage.db import open_db
+
+    fixture_db(tmp_path).close()
+    config = load_config(
+        {
+            "KVMARM_DB": str(tmp_path / "digest.db"),
+            "KVMARM_CHANNEL": CHANNEL,
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_API_URL": slack.api_url,
+        }
+    )
+    glue = DigestGlue(
+        config,
+        client_for(slack),
+        ExtractiveSummarizer(),
+        lambda: open_db(tmp_path / "digest.db"),
+        now=lambda: NOW,
+    )
+    slack.script("files.completeUploadExternal", *[Reply(500)] * 4)
+
+    class Clock:
+        now = NOW.replace(day=12)  # Sunday; the job runs Monday 2023-03-13 for 2023-W10
+
+        def __call__(self):
+            return self.now
+
+        def sleep(self, seconds):
+            self.now += timedelta(seconds=seconds)
+
+    clock = Clock()
+    run_schedule(
+        parse_schedule("MON 09:00 UTC"),
+        glue.weekly_job((CHANNEL,)),
+        now=clock,
+        sleep=clock.sleep,
+        runs=1,
+        retry_delay=timedelta(minutes=10),
+        retries=2,
+    )
+    assert "not completely posted" in caplog.text  # the first try left the chart open
+    assert len(slack.calls_to("files.completeUploadExternal")) == 5  # 4 refused, then shared
+    assert_posted_once(slack)

@@ -229,10 +229,6 @@ def post(
     from bot.slack.client import make_web_client
     from bot.slack.post import PostError, post_digest
 
-    # What goes wrong is said once, below; the SDK's and the poster's logs would repeat it.
-    logging.getLogger("slack_sdk").setLevel(logging.CRITICAL)
-    logging.getLogger("bot.slack").setLevel(logging.CRITICAL)
-
     config = ctx.config
     channel = channel or config.channel
     if not channel:
@@ -245,7 +241,7 @@ def post(
     try:
         result = post_digest(
             ctx.db,
-            make_web_client(config),
+            make_web_client(config, logger=_quiet_logger()),
             channel,
             period,
             lang=lang or config.lang,
@@ -278,6 +274,15 @@ def post(
             f"{period.key} is not completely posted to {channel} "
             f"({', '.join(result.missing)} still open); run again to finish it"
         )
+
+
+def _quiet_logger() -> logging.Logger:
+    """The SDK logs each failed request as an error; `post` says what failed once, itself."""
+    quiet = logging.getLogger("kvmarm.post.slack_sdk")
+    quiet.propagate = False
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+    return quiet
 
 
 def _report(ctx: Context, model: dict, stats) -> None:

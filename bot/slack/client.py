@@ -11,6 +11,7 @@ arrived before sending it again (bot.slack.post).
 
 from __future__ import annotations
 
+import logging
 import urllib.request
 from typing import Any
 
@@ -103,7 +104,9 @@ def api_method(url: str) -> str:
     return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
-def make_web_client(config: Config, *, timeout: int = 30, retries: int = 3) -> WebClient:
+def make_web_client(
+    config: Config, *, timeout: int = 30, retries: int = 3, logger: logging.Logger | None = None
+) -> WebClient:
     """A WebClient for the bot token, pointed at ``SLACK_API_URL`` when configured.
 
     429 is retried for every method (after Retry-After, up to ``MAX_RETRY_AFTER``: a refused
@@ -115,6 +118,7 @@ def make_web_client(config: Config, *, timeout: int = 30, retries: int = 3) -> W
         base_url=config.slack_api_url or SLACK_API_URL,
         timeout=timeout,
         user_agent_prefix="kvmarm-bot",
+        logger=logger,
         retry_handlers=[
             BoundedRateLimitRetryHandler(max_retry_count=retries),
             OnlySafeToRepeat(ServerErrorRetryHandler(max_retry_count=retries)),
