@@ -122,6 +122,7 @@ def _messages(
     client: WebClient, channel: str, *, thread_ts: str | None, oldest: float
 ) -> Iterator[dict[str, Any]]:
     cursor = None
+    fn: Callable[..., Any]
     for _ in range(MAX_PAGES):
         if thread_ts is None:
             method, fn = "conversations.history", client.conversations_history

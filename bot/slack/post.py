@@ -138,7 +138,10 @@ def _post(
             f"no mail dated in {period.key} in the database: nothing posted (sync or ingest first)"
         )
     resumed = previous is not None and previous.state != "done" and not force
-    run = _take_over(db, previous) if resumed else _start(db, period, channel, now)
+    if previous is not None and resumed:
+        run = _take_over(db, previous)
+    else:
+        run = _start(db, period, channel, now)
     poster = Poster(db, client, run, now, retry)
     if thread_ts:
         poster.adopt_parent(thread_ts)
