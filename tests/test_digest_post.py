@@ -166,7 +166,7 @@ def test_pending_parent_without_history_access_is_not_reposted(db, slack):
     run = store.start_post_run(db, WEEK, CHANNEL, NOW)
     store.save_post_part(db, run, store.PostPart(0, "parent", "pending", None), NOW)
     slack.script("conversations.history", Reply(body={"ok": False, "error": "missing_scope"}))
-    with pytest.raises(PostError, match=r"--thread <its ts>.*--force"):
+    with pytest.raises(PostError, match=r"--thread <its ts>.*--resend-unknown"):
         _post(db, slack)
     assert _posts(slack) == []
 

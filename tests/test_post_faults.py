@@ -84,10 +84,11 @@ def thread_files(server: FakeSlack, parent_ts: str) -> list[str]:
     return [f["id"] for m in server.thread(parent_ts) for f in m.get("files") or []]
 
 
-def assert_posted_once(server: FakeSlack, *, chart: bool = True) -> str:
+def assert_posted_once(server: FakeSlack, *, chart: bool = True, in_order: bool = True) -> str:
     """Exactly one parent, each reply once in its thread, the chart once (when wanted)."""
     [parent] = parents(server)
-    assert thread_parts(server, parent["ts"]) == REPLIES
+    shown = thread_parts(server, parent["ts"])
+    assert (shown if in_order else sorted(shown)) == REPLIES
     assert len(thread_files(server, parent["ts"])) == (1 if chart else 0)
     return parent["ts"]
 
@@ -237,7 +238,7 @@ def test_without_history_a_parent_of_unknown_fate_is_not_reposted(db):
         slack.script("chat.postMessage", Reply(500, accept=True))
         with pytest.raises(PostError, match="lacks channels:history") as caught:
             post(db, slack)
-        assert "--thread" in str(caught.value) and "--force" in str(caught.value)
+        assert "--thread" in str(caught.value) and "--resend-unknown" in str(caught.value)
         assert len(parents(slack)) == 1 and len(slack.calls_to("chat.postMessage")) == 1
         with pytest.raises(PostError, match="--thread"):
             post(db, slack)  # a plain re-run does not guess either
@@ -264,6 +265,20 @@ def test_without_history_a_reply_of_unknown_fate_is_reported_not_reposted(db):
         final = post(db, slack)
         assert final.complete and run_state(db) == "done"
         assert len(slack.calls_to("chat.postMessage")) == 5
+
+
+def test_without_history_resend_unknown_sends_what_a_person_found_missing(db):
+    with FakeSlack(scopes=WITHOUT_HISTORY, members=()) as slack:
+        slack.script("chat.postMessage", Reply(500))  # the parent did not arrive after all
+        with pytest.raises(PostError, match="--resend-unknown"):
+            post(db, slack)
+        assert parents(slack) == []
+        slack.script("chat.postMessage", Reply(), Reply(500))  # nor did reply 1
+        result = post(db, slack, resend_unknown=True)
+        assert result.missing == ("reply 1",)
+        assert any("--resend-unknown" in w for w in result.warnings)
+        assert post(db, slack, resend_unknown=True).complete
+        assert_posted_once(slack, in_order=False)  # reply 1 came after the others
 
 
 # ---- Slack unreachable ------------------------------------------------------------------------

@@ -197,6 +197,11 @@ def digest(
     metavar="TS",
     help="Continue an interrupted run in this parent message (when Slack could not tell).",
 )
+@click.option(
+    "--resend-unknown",
+    is_flag=True,
+    help="Send again the parts Slack could not show (you checked: they are not there).",
+)
 @pass_ctx
 def post(
     ctx: Context,
@@ -210,6 +215,7 @@ def post(
     no_chart: bool,
     offline: bool,
     thread_ts: str | None,
+    resend_unknown: bool,
 ) -> None:
     """Post the digest to a Slack channel: a parent message with the totals and the top
     items, then one thread reply per category.  Default: the last complete ISO week.
@@ -252,6 +258,7 @@ def post(
             now=now,
             lore_url=config.lore_url,
             thread_ts=thread_ts,
+            resend_unknown=resend_unknown,
         )
     except PostError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -49,8 +49,18 @@ class _Unchecked(Exception):
 class Poster:
     """Posts the parts of one run, recording each before and after its Slack call."""
 
-    def __init__(self, db, client: WebClient, run: store.PostRun, now: datetime, retry: Retry):
+    def __init__(
+        self,
+        db,
+        client: WebClient,
+        run: store.PostRun,
+        now: datetime,
+        retry: Retry,
+        *,
+        resend_unknown: bool = False,
+    ) -> None:
         self.db, self.client, self.run, self.now, self.retry = db, client, run, now, retry
+        self.resend_unknown = resend_unknown
         self.done = store.post_parts(db, run)
         self.warnings: list[str] = []
         self.missing: list[str] = []
@@ -73,7 +83,7 @@ class Poster:
             return known.ts
         try:
             if known is not None and known.state == "pending":
-                found = self._look_for_message(part, thread_ts)
+                found = self._checked(lambda: self._look_for_message(part, thread_ts))
                 if found:
                     self._save(store.PostPart(part, kind, "posted", found))
                     return found
@@ -97,7 +107,8 @@ class Poster:
             return known.ts
         try:
             if known is not None and known.state == "pending" and known.file_id:
-                if self._look_for_file(known.file_id, thread_ts):
+                file_id = known.file_id
+                if self._checked(lambda: self._look_for_file(file_id, thread_ts)):
                     self._save(store.PostPart(CHART_PART, "chart", "posted", known.file_id))
                     return known.file_id
                 shared = self._share_again(known.file_id, thread_ts)
@@ -114,6 +125,16 @@ class Poster:
             )
         except (_Unchecked, PostError) as exc:
             self._left_open("the chart", str(exc))
+            return None
+
+    def _checked(self, look: Callable[[], Any]) -> Any:
+        """``look()`` for a part an earlier run left pending; with ``resend_unknown`` (a person
+        looked and it is not there) a lookup Slack refuses counts as "not found"."""
+        try:
+            return look()
+        except _Unchecked:
+            if not self.resend_unknown:
+                raise
             return None
 
     # -- one write, retried after a lookup ------------------------------------------------
@@ -276,7 +297,10 @@ class Poster:
     # -- bookkeeping -----------------------------------------------------------------------
     def _left_open(self, name: str, why: str) -> None:
         self.missing.append(name)
-        self.warnings.append(f"{name} may be missing: {why}")
+        self.warnings.append(
+            f"{name} may be missing: {why}; if it is not in the thread, run again with "
+            "--resend-unknown"
+        )
         log.info(
             "%s digest in %s: %s may be missing: %s",
             self.run.period_key,
@@ -333,5 +357,5 @@ def _parent_unchecked(run: store.PostRun, why: str) -> str:
     return (
         f"the parent message of the {run.period_key} digest in {run.channel} may already be "
         f"there: {why}.  Look in the channel: if it is there, run again with --thread <its ts> "
-        "to finish the replies in it; if not, run again with --force"
+        "to finish the replies in it; if not, run again with --resend-unknown"
     )

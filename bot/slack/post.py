@@ -80,6 +80,7 @@ def post_digest(
     now: datetime | None = None,
     lore_url: str = DEFAULT_LORE_URL,
     thread_ts: str | None = None,
+    resend_unknown: bool = False,
     retry_delays: Sequence[float] = RETRY_DELAYS,
     sleep: Callable[[float], None] = time.sleep,
 ) -> PostResult:
@@ -88,7 +89,9 @@ def post_digest(
     ``allowed_channels``: when given, any other channel is refused (KVMARM_CHANNEL(S)).
     An empty period is refused too, so a missed sync never marks a week as posted.
     ``thread_ts``: the parent of an interrupted run is this message (a person checked the
-    channel); the run continues in its thread.
+    channel); the run continues in its thread.  ``resend_unknown``: parts an interrupted run
+    left open because Slack would not show whether they arrived are not there (a person
+    checked): send them again.
     """
     if allowed_channels is not None and channel not in allowed_channels:
         allowed = ", ".join(allowed_channels) or "none configured"
@@ -111,12 +114,26 @@ def post_digest(
             now=now,
             lore_url=lore_url,
             thread_ts=thread_ts,
+            resend_unknown=resend_unknown,
             retry=retry,
         )
 
 
 def _post(
-    db, client, channel, period, *, lang, summarizer, force, chart, now, lore_url, thread_ts, retry
+    db,
+    client,
+    channel,
+    period,
+    *,
+    lang,
+    summarizer,
+    force,
+    chart,
+    now,
+    lore_url,
+    thread_ts,
+    resend_unknown,
+    retry,
 ) -> PostResult:
     previous = store.latest_post_run(db, period.key, channel)
     if previous is not None and previous.state == "done" and not force:
@@ -142,7 +159,7 @@ def _post(
         run = _take_over(db, previous)
     else:
         run = _start(db, period, channel, now)
-    poster = Poster(db, client, run, now, retry)
+    poster = Poster(db, client, run, now, retry, resend_unknown=resend_unknown)
     if thread_ts:
         poster.adopt_parent(thread_ts)
     messages = render_slack(model)
