@@ -169,13 +169,23 @@ def test_four_chart_500s_leave_the_week_open_and_the_next_run_uploads_it(db, sla
     assert result.chart_file is None and run_state(db) != "done"
     assert len(slack.calls_to("files.completeUploadExternal")) == 4
     assert assert_posted_once(slack, chart=False) == result.parent_ts
-    again = post(db, slack)  # the next run: only the chart
+    again = post(db, slack)  # the next run: only the chart, the same upload shared
     assert again.resumed and again.complete and again.chart_file
+    assert len(slack.calls_to("files.getUploadURLExternal")) == 1
     assert run_state(db) == "done"
     assert assert_posted_once(slack) == result.parent_ts
     assert len(slack.calls_to("chat.postMessage")) == 5
     third = post(db, slack)
     assert third.already_posted and len(slack.calls_to("files.completeUploadExternal")) == 5
+
+
+def test_an_expired_upload_is_uploaded_anew_once(db, slack):
+    expired = Reply(body={"ok": False, "error": "file_not_found"})
+    slack.script("files.completeUploadExternal", *[Reply(500)] * 4, expired)
+    assert not post(db, slack).complete
+    result = post(db, slack)
+    assert result.complete and len(slack.calls_to("files.getUploadURLExternal")) == 2
+    assert thread_files(slack, result.parent_ts) == [result.chart_file]
 
 
 def test_four_500s_getting_the_upload_url_leave_the_chart_open(db, slack):

@@ -111,9 +111,12 @@ class Poster:
                 if self._checked(lambda: self._look_for_file(file_id, thread_ts)):
                     self._save(store.PostPart(CHART_PART, "chart", "posted", known.file_id))
                     return known.file_id
-                shared = self._share_again(known.file_id, thread_ts)
+                shared = self._share_again(file_id, thread_ts)
                 if shared:
                     return shared
+                if self._checked(lambda: self._look_for_file(file_id, thread_ts)):  # late share
+                    self._save(store.PostPart(CHART_PART, "chart", "posted", file_id))
+                    return file_id
             file_id = self._upload(png)
             return self._write(
                 CHART_PART,
