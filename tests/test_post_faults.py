@@ -361,6 +361,7 @@ CRASH_POINTS = {
 
 
 @pytest.mark.parametrize("point", list(CRASH_POINTS))
+@pytest.mark.slow
 def test_killed_during_a_call_then_rerun_posts_everything_once(cli, slack, point):
     method, before = CRASH_POINTS[point]
     held = Reply(hold=True)  # Slack accepts the call; its answer never reaches the poster
@@ -387,6 +388,7 @@ def test_killed_during_a_call_then_rerun_posts_everything_once(cli, slack, point
     assert_posted_once(slack)
 
 
+@pytest.mark.slow
 def test_killed_during_the_parent_without_history_scope_says_what_to_do(cli):
     with FakeSlack(scopes=WITHOUT_HISTORY, members=()) as slack:
         held = Reply(hold=True)
@@ -408,6 +410,7 @@ def test_killed_during_the_parent_without_history_scope_says_what_to_do(cli):
         assert assert_posted_once(slack) == parent["ts"]
 
 
+@pytest.mark.slow
 def test_cli_unreachable_slack_is_one_line_exit_1_then_resumable(cli, slack):
     down = cli(closed_port_url())
     assert down.returncode == 1
@@ -418,6 +421,7 @@ def test_cli_unreachable_slack_is_one_line_exit_1_then_resumable(cli, slack):
     assert_posted_once(slack)
 
 
+@pytest.mark.slow
 def test_cli_chart_refused_exits_1_says_so_then_the_next_run_uploads_it(cli, slack):
     slack.script("files.completeUploadExternal", *[Reply(500)] * 4)
     first = cli(slack.api_url)
@@ -433,6 +437,7 @@ def test_cli_chart_refused_exits_1_says_so_then_the_next_run_uploads_it(cli, sla
 # ---- the Slack app's weekly job ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_weekly_job_retries_a_week_whose_chart_failed(tmp_path, slack, caplog):
     from datetime import timedelta
 
