@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from bot.digest import build_digest, escape_mrkdwn, period_for_week, render_slack
-from bot.digest.render_slack import MAX_BLOCKS, MAX_HEADER, MAX_SECTION
+from bot.blockkit import MAX_BLOCKS, MAX_HEADER, MAX_SECTION
+from bot.digest import build_digest, period_for_week, render_slack
+from bot.mrkdwn import escape_mrkdwn
 from tests.digest_support import NOW, WEEK, fixture_db
 
 

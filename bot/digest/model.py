@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-import sqlite_utils
-
 from bot.config import DEFAULT_LORE_URL
 from bot.digest.entries import (
     SECTIONS,
@@ -36,8 +34,10 @@ from bot.digest.entries import (
 from bot.digest.extractive import ExtractiveSummarizer
 from bot.digest.grounding import Directory
 from bot.digest.period import Period
-from bot.digest.summarize import RunStats, Summarizer, summarise_entries
+from bot.digest.summarise import RunStats, summarise_entries
+from bot.digest.summary import Summarizer
 from storage import digests as store
+from storage.db import Database
 from storage.digests import MailRow
 from storage.messages import iso
 
@@ -53,7 +53,7 @@ class DigestRun:
 
 
 def build_digest(
-    db: sqlite_utils.Database,
+    db: Database,
     period: Period,
     *,
     lang: str = "en",
@@ -69,7 +69,7 @@ def build_digest(
 
 
 def run_digest(
-    db: sqlite_utils.Database,
+    db: Database,
     period: Period,
     *,
     lang: str = "en",

@@ -9,6 +9,7 @@ mail show literally and never notify anyone.
 
 from __future__ import annotations
 
+from bot.blockkit import MAX_BLOCKS, MAX_FIELD, MAX_FIELDS, MAX_HEADER, MAX_SECTION
 from bot.digest.entries import SECTIONS
 from bot.digest.extractive import ranges
 from bot.digest.labels import (
@@ -19,24 +20,12 @@ from bot.digest.labels import (
     utc_minute,
     utc_short,
 )
+from bot.mrkdwn import cut_mrkdwn, escape_mrkdwn
 
-MAX_BLOCKS = 50
-MAX_SECTION = 3000
-MAX_HEADER = 150
-MAX_FIELD = 2000
-MAX_FIELDS = 10
 MAX_TEXT = 3000  # the notification fallback ``text`` we send (Slack allows more)
 TOP_ITEMS = 5
 MAILS_SHOWN = 8
 BLOCKS_PER_ENTRY = 5
-
-
-def escape_mrkdwn(text: str | None) -> str:
-    """Mail text as literal Slack text: ``&``, ``<``, ``>`` escaped, so no mention, channel
-    link, special command (``<!channel>``) or link from a mail can take effect."""
-    if not text:
-        return ""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _link(url: str, label: str) -> str:
@@ -274,20 +263,3 @@ def _fit(lines: list[str], limit: int = MAX_SECTION) -> str:
         out.append(line)
         used += extra
     return "\n".join(out)
-
-
-def cut_mrkdwn(text: str, limit: int) -> str:
-    """At most ``limit`` characters (with "…"), never splitting a ``<link|label>``, an
-    ``&entity;`` or a code span/fence (Slack would render the rest wrong)."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    for opener, closer in (("<", ">"), ("&", ";")):
-        start = cut.rfind(opener)
-        if start > cut.rfind(closer):
-            cut = cut[:start]
-    if cut.count("```") % 2:
-        cut = cut[: cut.rfind("```")]
-    elif cut.count("`") % 2:
-        cut = cut[: cut.rfind("`")]
-    return cut.rstrip() + "…"

@@ -16,11 +16,12 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.digest.labels import parse_iso
 from bot.slack.calls import CallFailed, Refused, Unknown, call, find_file, find_message
 from bot.slack.client import upload_bytes
 from storage import digests as store
+from storage.db import Database
 from storage.digests import CHART_PART
+from storage.messages import from_iso
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class Poster:
 
     def __init__(
         self,
-        db,
+        db: Database,
         client: WebClient,
         run: store.PostRun,
         now: datetime,
@@ -248,7 +249,7 @@ class Poster:
 
     # -- looking up what Slack has ---------------------------------------------------------
     def _look_for_message(self, part: int, thread_ts: str | None) -> str | None:
-        oldest = parse_iso(self.run.started_at).timestamp() - 60
+        oldest = from_iso(self.run.started_at).timestamp() - 60
         try:
             return find_message(
                 self.client,

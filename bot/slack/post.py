@@ -32,7 +32,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import sqlite_utils
 from slack_sdk import WebClient
 
 from bot.config import DEFAULT_LORE_URL
@@ -40,6 +39,7 @@ from bot.digest import Period, Summarizer, build_digest, render_slack
 from bot.digest.chart import render_chart
 from bot.slack.parts import EVENT_TYPE, Poster, PostError, PostLater, Retry
 from storage import digests as store
+from storage.db import Database
 
 __all__ = ["EVENT_TYPE", "PostError", "PostLater", "PostResult", "post_digest"]
 
@@ -67,7 +67,7 @@ class PostResult:
 
 
 def post_digest(
-    db: sqlite_utils.Database,
+    db: Database,
     client: WebClient,
     channel: str,
     period: Period,
