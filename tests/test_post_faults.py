@@ -243,6 +243,20 @@ def test_a_private_channel_without_the_bot_says_invite(db):
         assert_posted_once(slack)
 
 
+def test_a_private_channel_is_looked_up_with_groups_history(db):
+    with FakeSlack(scopes=MANIFEST_SCOPES, private=[CHANNEL], members=[CHANNEL]) as slack:
+        slack.script("chat.postMessage", Reply(500, accept=True), Reply(), Reply(502, accept=True))
+        result = post(db, slack)
+        assert result.complete and len(slack.calls_to("chat.postMessage")) == 5
+        assert assert_posted_once(slack) == result.parent_ts
+
+
+def test_thread_must_be_a_message_ts(db, slack):
+    with pytest.raises(PostError, match="--thread wants a message ts"):
+        post(db, slack, thread_ts="https://example.slack.com/archives/C1/p1")
+    assert slack.calls == []
+
+
 def test_without_history_a_parent_of_unknown_fate_is_not_reposted(db):
     with FakeSlack(scopes=WITHOUT_HISTORY, members=()) as slack:
         slack.script("chat.postMessage", Reply(500, accept=True))

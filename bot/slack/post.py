@@ -23,6 +23,7 @@ the next run continues it (the chart after four 500s, for instance).
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sqlite3
 import threading
@@ -44,6 +45,7 @@ from storage.db import Database
 __all__ = ["EVENT_TYPE", "PostError", "PostLater", "PostResult", "post_digest"]
 
 RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds before the 2nd, 3rd and 4th try of a failed call
+_TS_RE = re.compile(r"\d{9,11}\.\d{1,6}")
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
 
@@ -147,6 +149,8 @@ def _post(
             parent_ts=parts[0].ts if 0 in parts else None,
             already_posted=True,
         )
+    if thread_ts and not _TS_RE.fullmatch(thread_ts):
+        raise PostError(f"--thread wants a message ts such as 1700000000.000100, not {thread_ts!r}")
     if thread_ts and (previous is None or force):
         raise PostError("--thread continues an interrupted run; there is none to continue")
     model = build_digest(db, period, lang=lang, summarizer=summarizer, now=now, lore_url=lore_url)
