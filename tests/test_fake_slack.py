@@ -61,3 +61,10 @@ def test_api_method_of_a_url():
     assert api_method("http://127.0.0.1:5/api/conversations.join?x=1") == "conversations.join"
     assert "chat.postMessage" not in SAFE_TO_REPEAT
     assert "files.completeUploadExternal" not in SAFE_TO_REPEAT
+
+
+def test_a_long_retry_after_is_not_waited_for_inside_the_call(fake_slack):
+    fake_slack.script("chat.postMessage", Reply(429, headers={"Retry-After": "3600"}))
+    with pytest.raises(SlackApiError):
+        _client(fake_slack).chat_postMessage(channel="C1", text="hello")
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1

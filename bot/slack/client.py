@@ -92,9 +92,9 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
     ) -> bool:
         if response is None or response.status_code != 429:
             return False
-        wait = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), ["1"])
+        wait = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), "1")
         try:
-            return float(wait[0]) <= MAX_RETRY_AFTER
+            return float(wait if isinstance(wait, str) else wait[0]) <= MAX_RETRY_AFTER
         except ValueError:
             return False
 
