@@ -21,7 +21,9 @@ method, then normal answers resume:
 ``missing_scope`` (like a workspace that installed an older manifest).  ``private``: channel
 ids that are private (``conversations.join`` is refused; history needs ``groups:history``).
 ``members``: channels the bot is in; ``files.completeUploadExternal`` into any other channel
-answers ``not_in_channel``, as does ``chat.postMessage`` into a private one.
+answers ``not_in_channel``, as does ``chat.postMessage`` into a private one.  ``files.info``
+lists where a completed file is shared; ``hide_files_in_threads`` makes thread replies leave
+file shares out (so a lookup must not depend on them alone).
 """
 
 from __future__ import annotations
@@ -95,12 +97,14 @@ class FakeSlack(LoopbackServer):
         scopes: Iterable[str] | None = None,
         private: Iterable[str] = (),
         members: Iterable[str] | None = None,
+        hide_files_in_threads: bool = False,
     ) -> None:
         self.calls: list[Call] = []
         self.posted: list[dict[str, Any]] = []  # every message Slack accepted, in order
         self.scopes = set(scopes) if scopes is not None else None
         self.private = set(private)
         self.members = set(members) if members is not None else None  # None: everywhere
+        self.hide_files_in_threads = hide_files_in_threads
         self._scripts: dict[str, list[Reply]] = defaultdict(list)
         self._ts = itertools.count(1)
         self._held: list[Reply] = []
@@ -202,6 +206,19 @@ class FakeSlack(LoopbackServer):
             self.posted.append(message)
             return message
 
+    def _file_info(self, file_id: str) -> dict[str, Any]:
+        """files.info: the file and where it is shared (``shares``), once it was completed."""
+        shared = [m for m in self.posted if any(f["id"] == file_id for f in m.get("files") or [])]
+        if not shared:
+            return {"ok": False, "error": "file_not_found"}
+        shares: dict[str, dict[str, list[dict[str, Any]]]] = {"public": {}, "private": {}}
+        for m in shared:
+            kind = "private" if m["channel"] in self.private else "public"
+            shares[kind].setdefault(m["channel"], []).append(
+                {"ts": m["ts"], "thread_ts": m.get("thread_ts")}
+            )
+        return {"ok": True, "file": {"id": file_id, "shares": shares}}
+
     def _now_ts(self) -> str:
         """A message ts like Slack's: the time it was posted, unique in the workspace."""
         self._last_ts = max(time.time(), self._last_ts + 0.001)
@@ -257,9 +274,13 @@ class FakeSlack(LoopbackServer):
                 if m["channel"] == channel and not m.get("thread_ts") and float(m["ts"]) >= oldest
             ]
             return {"ok": True, "messages": [_shown(m, params) for m in reversed(found)]}
+        if method == "files.info":
+            return self._file_info(params.get("file", ""))
         if method == "conversations.replies":
             ts = params.get("ts")
             found = [m for m in self.posted if m["ts"] == ts or m.get("thread_ts") == ts]
+            if self.hide_files_in_threads:
+                found = [m for m in found if not m.get("files")]
             return {"ok": True, "messages": [_shown(m, params) for m in found]}
         return {"ok": True}
 

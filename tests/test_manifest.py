@@ -24,6 +24,7 @@ REQUIRED_SCOPES = {
     "channels:join",  # conversations.join before posting: the chart needs membership
     "channels:history",  # look up an interrupted post by its metadata (public channel)
     "groups:history",  # the same in a private channel
+    "files:read",  # files.info: was an interrupted chart upload shared after all?
 }
 
 

@@ -205,6 +205,27 @@ def test_accept_then_500_on_the_chart_shares_it_once(db, slack):
     assert thread_files(slack, result.parent_ts) == [result.chart_file]
 
 
+def test_a_chart_the_thread_does_not_show_is_found_by_files_info(db):
+    with FakeSlack(scopes=MANIFEST_SCOPES, members=(), hide_files_in_threads=True) as slack:
+        slack.script("files.completeUploadExternal", Reply(500, accept=True))
+        result = post(db, slack)
+        assert result.complete and len(slack.calls_to("files.completeUploadExternal")) == 1
+        assert len(slack.calls_to("files.info")) == 1
+
+
+def test_without_files_read_an_unseen_chart_is_shared_again_not_uploaded_again(db):
+    """The thread hides it and files.info is refused: the same upload is completed again
+    (one file), never a second upload."""
+    scopes = MANIFEST_SCOPES - {"files:read"}
+    with FakeSlack(scopes=scopes, members=(), hide_files_in_threads=True) as slack:
+        slack.script("files.completeUploadExternal", Reply(500, accept=True))
+        result = post(db, slack)
+        assert result.complete
+        assert len(slack.calls_to("files.getUploadURLExternal")) == 1
+        completed = {c.params["files"] for c in slack.calls_to("files.completeUploadExternal")}
+        assert len(completed) == 1
+
+
 def test_no_chart_run_after_a_failed_chart_closes_the_week(db, slack):
     slack.script("files.completeUploadExternal", *[Reply(500)] * 4)
     assert not post(db, slack).complete

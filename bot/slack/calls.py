@@ -111,11 +111,23 @@ def find_message(
 
 
 def find_file(client: WebClient, channel: str, file_id: str, *, thread_ts: str) -> bool:
-    """Was file ``file_id`` shared into the thread ``thread_ts``?  (Raises CallFailed.)"""
+    """Was file ``file_id`` shared into the thread ``thread_ts``?  Its replies say so, or else
+    files.info's ``shares`` (when the app may read files).  Raises CallFailed when the thread
+    cannot be read."""
     for message in _messages(client, channel, thread_ts=thread_ts, oldest=0.0):
         if any(f.get("id") == file_id for f in message.get("files") or []):
             return True
-    return False
+    return _shared_in(client, channel, file_id)
+
+
+def _shared_in(client: WebClient, channel: str, file_id: str) -> bool:
+    """Does files.info list a share of ``file_id`` in ``channel``?  False when it cannot say."""
+    try:
+        info = call("files.info", client.files_info, file=file_id)
+    except Refused:  # missing_scope (files:read), file_not_found: the thread had the last word
+        return False
+    shares = (info.get("file") or {}).get("shares") or {}
+    return any(channel in (shares.get(kind) or {}) for kind in ("public", "private"))
 
 
 def _messages(
