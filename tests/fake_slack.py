@@ -98,6 +98,7 @@ class FakeSlack(LoopbackServer):
         private: Iterable[str] = (),
         members: Iterable[str] | None = None,
         hide_files_in_threads: bool = False,
+        drop_metadata: bool = False,
     ) -> None:
         self.calls: list[Call] = []
         self.posted: list[dict[str, Any]] = []  # every message Slack accepted, in order
@@ -105,6 +106,7 @@ class FakeSlack(LoopbackServer):
         self.private = set(private)
         self.members = set(members) if members is not None else None  # None: everywhere
         self.hide_files_in_threads = hide_files_in_threads
+        self.drop_metadata = drop_metadata  # history never shows metadata (an older Slack)
         self._scripts: dict[str, list[Reply]] = defaultdict(list)
         self._ts = itertools.count(1)
         self._held: list[Reply] = []
@@ -206,6 +208,14 @@ class FakeSlack(LoopbackServer):
             self.posted.append(message)
             return message
 
+    def _shown(self, message: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """A message as history shows it: metadata only with include_all_metadata."""
+        shown = {k: v for k, v in message.items() if v is not None and k != "metadata"}
+        wanted = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        if wanted and message.get("metadata") and not self.drop_metadata:
+            shown["metadata"] = message["metadata"]
+        return shown
+
     def _file_info(self, file_id: str) -> dict[str, Any]:
         """files.info: the file and where it is shared (``shares``), once it was completed."""
         shared = [m for m in self.posted if any(f["id"] == file_id for f in m.get("files") or [])]
@@ -273,7 +283,7 @@ class FakeSlack(LoopbackServer):
                 for m in self.posted
                 if m["channel"] == channel and not m.get("thread_ts") and float(m["ts"]) >= oldest
             ]
-            return {"ok": True, "messages": [_shown(m, params) for m in reversed(found)]}
+            return {"ok": True, "messages": [self._shown(m, params) for m in reversed(found)]}
         if method == "files.info":
             return self._file_info(params.get("file", ""))
         if method == "conversations.replies":
@@ -281,17 +291,8 @@ class FakeSlack(LoopbackServer):
             found = [m for m in self.posted if m["ts"] == ts or m.get("thread_ts") == ts]
             if self.hide_files_in_threads:
                 found = [m for m in found if not m.get("files")]
-            return {"ok": True, "messages": [_shown(m, params) for m in found]}
+            return {"ok": True, "messages": [self._shown(m, params) for m in found]}
         return {"ok": True}
-
-
-def _shown(message: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
-    """A message as history shows it: metadata only with include_all_metadata."""
-    shown = {k: v for k, v in message.items() if v is not None and k != "metadata"}
-    wanted = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
-    if wanted and message.get("metadata"):
-        shown["metadata"] = message["metadata"]
-    return shown
 
 
 def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:

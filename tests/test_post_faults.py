@@ -127,6 +127,15 @@ def test_accept_then_502_on_a_reply_posts_it_once(db, slack):
     assert assert_posted_once(slack) == result.parent_ts
 
 
+def test_a_history_without_metadata_is_matched_by_text(db):
+    with FakeSlack(scopes=MANIFEST_SCOPES, members=(), drop_metadata=True) as slack:
+        slack.script("chat.postMessage", Reply(500, accept=True), Reply(502, accept=True))
+        result = post(db, slack)
+        assert result.complete and len(slack.calls_to("chat.postMessage")) == 5
+        [parent] = parents(slack)
+        assert len(slack.thread(parent["ts"])) == 5  # 4 replies + the chart
+
+
 def test_a_connection_lost_after_the_post_does_not_post_twice(db, slack):
     slack.script("chat.postMessage", Reply(drop=True, accept=True))
     result = post(db, slack)

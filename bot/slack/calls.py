@@ -98,16 +98,23 @@ def find_message(
     *,
     thread_ts: str | None,
     oldest: float,
+    text: str | None = None,
 ) -> str | None:
-    """The ts of the message in ``channel`` (or its thread) whose metadata is ``payload``.
+    """The ts of the message in ``channel`` (or its thread) whose metadata is ``payload`` —
+    or, among messages shown without any metadata, whose text is exactly ``text``.
 
     Raises CallFailed when the channel cannot be read (missing_scope, Slack down, …).
     """
+    same_text = None
     for message in _messages(client, channel, thread_ts=thread_ts, oldest=oldest):
-        meta = message.get("metadata") or {}
+        meta = message.get("metadata")
+        if not meta:
+            if text is not None and same_text is None and message.get("text") == text:
+                same_text = str(message["ts"])
+            continue
         if meta.get("event_type") == event_type and meta.get("event_payload") == payload:
             return str(message["ts"])
-    return None
+    return same_text
 
 
 def find_file(client: WebClient, channel: str, file_id: str, *, thread_ts: str) -> bool:

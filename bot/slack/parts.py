@@ -84,7 +84,8 @@ class Poster:
             return known.ts
         try:
             if known is not None and known.state == "pending":
-                found = self._checked(lambda: self._look_for_message(part, thread_ts))
+                text = message["text"]
+                found = self._checked(lambda: self._look_for_message(part, thread_ts, text))
                 if found:
                     self._save(store.PostPart(part, kind, "posted", found))
                     return found
@@ -93,7 +94,7 @@ class Poster:
                 kind,
                 name,
                 send=lambda: self._send_message(part, message, thread_ts),
-                find=lambda: self._look_for_message(part, thread_ts),
+                find=lambda: self._look_for_message(part, thread_ts, message["text"]),
             )
         except _Unchecked as exc:
             if kind == "parent":
@@ -248,7 +249,7 @@ class Poster:
             raise
 
     # -- looking up what Slack has ---------------------------------------------------------
-    def _look_for_message(self, part: int, thread_ts: str | None) -> str | None:
+    def _look_for_message(self, part: int, thread_ts: str | None, text: str) -> str | None:
         oldest = from_iso(self.run.started_at).timestamp() - 60
         try:
             return find_message(
@@ -258,6 +259,7 @@ class Poster:
                 EVENT_TYPE,
                 thread_ts=thread_ts,
                 oldest=oldest,
+                text=text,
             )
         except Refused as exc:
             raise _Unchecked(_why_unchecked(self.run, exc)) from exc
