@@ -344,6 +344,21 @@ def m005_search_bulk(db: sqlite_utils.Database) -> None:
     refresh_search_index(db)
 
 
+@MIGRATIONS(name="m010_trailer_scope")
+def m010_trailer_scope(db: sqlite_utils.Database) -> None:
+    """A follow-up trailer's scope words (shown) and whether they could not be mapped to
+    patches (then it is shown but never counted)."""
+    db.execute("ALTER TABLE trailers ADD COLUMN scope TEXT")
+    db.execute("ALTER TABLE trailers ADD COLUMN unresolved INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS(name="m011_message_author")
+def m011_message_author(db: sqlite_utils.Database) -> None:
+    """A patch's in-body From: (JSON [name, address]) when it names someone other than the
+    sender: the author, whose own trailers never count on it."""
+    db.execute("ALTER TABLE messages ADD COLUMN author TEXT")
+
+
 @MIGRATIONS(name="m020_post_ledger")
 def m020_post_ledger(db: sqlite_utils.Database) -> None:
     """The posting ledger remembers the chart's file id before it is shared (so an interrupted
