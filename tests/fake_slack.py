@@ -111,6 +111,7 @@ class FakeSlack(LoopbackServer):
         self._ts = itertools.count(1)
         self._held: list[Reply] = []
         self._last_ts = 0.0
+        self.socket_mode_url: str | None = None  # what apps.connections.open answers
         super().__init__(_handler(self))
 
     @property
@@ -270,6 +271,10 @@ class FakeSlack(LoopbackServer):
         if method == "files.completeUploadExternal":
             files = done["files"] if done else []
             return {"ok": True, "files": files}
+        if method == "apps.connections.open":
+            if self.socket_mode_url is None:
+                return {"ok": False, "error": "invalid_auth"}
+            return {"ok": True, "url": self.socket_mode_url}
         if method == "conversations.info":
             return {"ok": True, "channel": {"id": channel, "name": "kvmarm", "is_member": True}}
         if method == "conversations.join":

@@ -144,6 +144,10 @@ def _series_entry(
         earlier_reviews=sum(
             1 for t in trailers if t["source"] in ("reply", "cover") and (t["date"] or "") < since
         ),
+        ledger=tuple(_ledger(versions, ctx)),
+        status_people=tuple(
+            dict.fromkeys(EntryPerson(e["by_name"], e["by"]) for e in status["evidence"])
+        ),
     )
     people = _people(history, trailers, ctx.series.get(sid), status["evidence"])
     request = _request(
@@ -248,6 +252,15 @@ def _reviews(ctx: DigestContext, versions: list[dict]) -> list[Review]:
         numbers = () if whole else tuple(sorted(patches))
         out.append(Review(kind, name, email, version, numbers, msgid))
     return sorted(out, key=lambda r: (r.kind, r.name.casefold(), r.version))
+
+
+def _ledger(versions: list[dict], ctx: DigestContext) -> list[Review]:
+    """Every review trailer of the versions (in patches as posted, in replies, on covers)."""
+    return [
+        Review(t["kind"], t["name"], t["email"], v["version"], (t["n"],), t["msgid"])
+        for v in versions
+        for t in ctx.trailers.get(v["key"], [])
+    ]
 
 
 def _review_dict(r: Review) -> dict:
