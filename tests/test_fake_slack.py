@@ -63,8 +63,9 @@ def test_api_method_of_a_url():
     assert "files.completeUploadExternal" not in SAFE_TO_REPEAT
 
 
-def test_a_long_retry_after_is_not_waited_for_inside_the_call(fake_slack):
-    fake_slack.script("chat.postMessage", Reply(429, headers={"Retry-After": "3600"}))
+@pytest.mark.parametrize("wait", ["3600", "1.5", "soon"])
+def test_a_long_or_odd_retry_after_is_not_waited_for_inside_the_call(fake_slack, wait):
+    fake_slack.script("chat.postMessage", Reply(429, headers={"Retry-After": wait}))
     with pytest.raises(SlackApiError):
         _client(fake_slack).chat_postMessage(channel="C1", text="hello")
     assert len(fake_slack.calls_to("chat.postMessage")) == 1

@@ -93,10 +93,9 @@ class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
         if response is None or response.status_code != 429:
             return False
         wait = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), "1")
-        try:
-            return float(wait if isinstance(wait, str) else wait[0]) <= MAX_RETRY_AFTER
-        except ValueError:
-            return False
+        seconds = (wait if isinstance(wait, str) else wait[0]).strip()
+        # the SDK sleeps int(Retry-After): anything but whole seconds is left to the caller
+        return seconds.isdigit() and int(seconds) <= MAX_RETRY_AFTER
 
 
 def api_method(url: str) -> str:
