@@ -16,7 +16,7 @@ TITLE = "KVM: arm64: Widget support"
 @pytest.fixture
 def queue_db(tmp_path):
     kit = MailKit()
-    cover, p1, _p2, _p3 = kit.posting("w", TITLE, ANN, T0, 3)
+    _cover, p1, _p2, _p3 = kit.posting("w", TITLE, ANN, T0, 3)
     kit.reply(
         "r1@example.org",
         p1,
