@@ -5,13 +5,14 @@ Both depend on time, so they are computed when read, from an ``as_of`` the calle
 facts dated before ``as_of`` count: mail, versions, trailers and status evidence dated later
 are left out, so the queue of an old week reads the same later.
 
-- **idle**: a series whose last mail (any version or reply) is ≥ ``IDLE_DAYS`` before
-  ``as_of`` and whose latest version is not applied, pulled, dropped or superseded as of then
-  is ``idle since <date of its last mail>``.
+- **idle**: a series whose latest version (as of ``as_of``) had no mail — its posting or a
+  reply in its thread — for ≥ ``IDLE_DAYS`` and is not applied, pulled, dropped or
+  superseded as of then is ``idle since <date of that version's last mail>``.
 - **waiting**: the latest version of a series, posted ≥ ``WAIT_DAYS`` before ``as_of``, not
-  done as of then (see ``DONE_STATES``), not a pull request, with mail within the last
-  ``IDLE_DAYS``, and with patches that carry no counted Reviewed/Acked/Tested-by (a trailer
-  counts when it is not ``mismatch``ed and was given in a mail dated before ``as_of``).
+  done as of then (see ``DONE_STATES``), not a pull request, not idle (mail in its thread
+  within the last ``IDLE_DAYS``), and with patches that carry no counted
+  Reviewed/Acked/Tested-by (a trailer counts when it is not ``mismatch``ed and was given in
+  a mail dated before ``as_of``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class WaitingVersion:
     author_name: str
     author_email: str
     date: str  # when this version was posted (ISO UTC)
-    last_mail: str  # the series' newest mail before as_of
+    last_mail: str  # the newest mail in this version's thread before as_of
     status: str  # its status as of as_of (new, changes-requested, partially-applied, …)
     patches: int  # patches of this version we hold
     unreviewed: tuple[int, ...]  # patch numbers without a counted review trailer
@@ -98,28 +99,31 @@ def status_as_of(state: str, evidence: Sequence[dict], as_of: datetime) -> str:
 
 
 def last_mails(
-    db: sqlite_utils.Database, series_ids: Sequence[str], as_of: datetime
+    db: sqlite_utils.Database, version_keys: Sequence[str], as_of: datetime
 ) -> dict[str, str]:
-    """Series id → date of its newest mail dated before ``as_of`` (series without one: absent)."""
+    """Version key → date of the newest mail in its thread (its posting and the replies to
+    it) dated before ``as_of``; versions without one are absent."""
     out: dict[str, str] = {}
-    for part in _chunks(list(dict.fromkeys(series_ids))):
-        sql = f"""SELECT m.series_id, max(g.date) FROM memberships m
+    for part in _chunks(list(dict.fromkeys(version_keys))):
+        sql = f"""SELECT m.version_key, max(g.date) FROM memberships m
                   JOIN messages g ON g.msgid = m.msgid
-                  WHERE m.series_id IN ({_marks(part)}) AND g.date < ?
-                  GROUP BY m.series_id"""
-        out.update((sid, last) for sid, last in db.execute(sql, [*part, iso(as_of)]) if last)
+                  WHERE m.version_key IN ({_marks(part)}) AND g.date < ?
+                  GROUP BY m.version_key"""
+        out.update((key, last) for key, last in db.execute(sql, [*part, iso(as_of)]) if last)
     return out
 
 
 def idle_series(
     db: sqlite_utils.Database, series_ids: Sequence[str], as_of: datetime
 ) -> dict[str, str]:
-    """Series id → ``idle since`` date, for those of ``series_ids`` idle as of ``as_of``."""
+    """Series id → ``idle since`` date, for those of ``series_ids`` whose latest version (as
+    of ``as_of``) is idle then."""
     latest = _latest_versions(db, series_ids, as_of)
-    last = last_mails(db, series_ids, as_of)
+    last = last_mails(db, [v["key"] for v in latest.values()], as_of)
     out: dict[str, str] = {}
     for sid, v in latest.items():
-        since = idle_since(last.get(sid), status_as_of(v["status"], v["evidence"], as_of), as_of)
+        state = status_as_of(v["status"], v["evidence"], as_of)
+        since = idle_since(last.get(v["key"]), state, as_of)
         if since:
             out[sid] = since
     return out
@@ -137,17 +141,18 @@ def waiting_versions(
     ``series_ids`` limits it to those series (default: every series with mail in the last
     ``IDLE_DAYS``).
     """
-    active = _active_series(db, as_of) if series_ids is None else last_mails(db, series_ids, as_of)
-    active = {
-        sid: last for sid, last in active.items() if _at(last) > as_of - timedelta(days=IDLE_DAYS)
-    }
-    latest = _latest_versions(db, sorted(active), as_of)
+    ids = _active_series(db, as_of) if series_ids is None else list(series_ids)
+    latest = _latest_versions(db, ids, as_of)
+    last = last_mails(db, [v["key"] for v in latest.values()], as_of)
+    fresh = as_of - timedelta(days=IDLE_DAYS)
     cutoff = iso(as_of - timedelta(days=min_days)) or ""
     candidates = {
         sid: v
         for sid, v in latest.items()
         if v["date"]
         and v["date"] <= cutoff
+        and v["key"] in last
+        and _at(last[v["key"]]) > fresh
         and v["category"] != "PULL"
         and status_as_of(v["status"], v["evidence"], as_of) not in DONE_STATES
     }
@@ -171,7 +176,7 @@ def waiting_versions(
                 author_name=name,
                 author_email=email,
                 date=v["date"],
-                last_mail=active[sid],
+                last_mail=last[v["key"]],
                 status=status_as_of(v["status"], v["evidence"], as_of),
                 patches=len(numbers),
                 unreviewed=unreviewed,
@@ -211,14 +216,13 @@ def reviewed_patches(
 # ---- helpers -------------------------------------------------------------------------------
 
 
-def _active_series(db: sqlite_utils.Database, as_of: datetime) -> dict[str, str]:
-    """Series with mail in the ``IDLE_DAYS`` before ``as_of`` → their newest mail then."""
-    sql = """SELECT m.series_id, max(g.date) FROM messages g
+def _active_series(db: sqlite_utils.Database, as_of: datetime) -> list[str]:
+    """Series with mail in the ``IDLE_DAYS`` before ``as_of``."""
+    sql = """SELECT DISTINCT m.series_id FROM messages g
              JOIN memberships m ON m.msgid = g.msgid
-             WHERE g.date >= ? AND g.date < ? AND m.series_id IS NOT NULL
-             GROUP BY m.series_id"""
+             WHERE g.date >= ? AND g.date < ? AND m.series_id IS NOT NULL"""
     since = iso(as_of - timedelta(days=IDLE_DAYS))
-    return {sid: last for sid, last in db.execute(sql, [since, iso(as_of)])}
+    return sorted(sid for (sid,) in db.execute(sql, [since, iso(as_of)]))
 
 
 def _latest_versions(
