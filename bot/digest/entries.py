@@ -22,6 +22,7 @@ from storage import digests as store
 from storage.digests import MailRow
 from storage.messages import iso
 
+REVIEW_ORDER = ("Reviewed-by", "Acked-by", "Tested-by")
 SECTIONS = ("PATCH", "RFC", "PULL", "kvmtool", "kvm-unit-tests", "stable", "Other")
 _TAG_SECTIONS = ("kvmtool", "kvm-unit-tests", "stable")
 _REPLY_PREFIX_RE = re.compile(r"^(?:\s*(?:re|fwd?|aw)\s*:\s*)+", re.I)
@@ -55,9 +56,15 @@ class Context:
 
 
 def load_context(
-    db: sqlite_utils.Database, period: Period, lang: str, lore_url: str, mails: Sequence[MailRow]
+    db: sqlite_utils.Database,
+    period: Period,
+    lang: str,
+    lore_url: str,
+    mails: Sequence[MailRow],
+    extra_series: Sequence[str] = (),
 ) -> Context:
-    series_ids = sorted({m.series_id for m in mails if m.series_id})
+    """``extra_series``: series to build entries for although quiet (the review queue)."""
+    series_ids = sorted({m.series_id for m in mails if m.series_id} | set(extra_series))
     versions = store.version_rows(db, series_ids)
     keys = [v["key"] for vs in versions.values() for v in vs]
     evidence = [e["msgid"] for vs in versions.values() for v in vs for e in v["evidence"]]
@@ -87,7 +94,9 @@ def group_mails(mails: Sequence[MailRow]) -> dict[str, list[MailRow]]:
     return dict(groups)
 
 
-def build_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest]:
+def build_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest | None]:
+    """The entry of ``key`` and what to summarise (None: no mail this period to summarise —
+    a series in the review queue that was quiet)."""
     if key.startswith("series:"):
         return _series_entry(ctx, key, mails)
     return _thread_entry(ctx, key, mails)
@@ -96,7 +105,9 @@ def build_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, Sum
 # ---- series ----------------------------------------------------------------------------------
 
 
-def _series_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest]:
+def _series_entry(
+    ctx: Context, key: str, mails: list[MailRow]
+) -> tuple[dict, SummaryRequest | None]:
     sid = key.split(":", 1)[1]
     until, since = iso(ctx.period.until), iso(ctx.period.since)
     every = ctx.versions.get(sid, [])
@@ -125,9 +136,19 @@ def _series_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, S
         "link": ctx.link(current["key"]),
         "status": status,
         "trailers": _patch_trailers(ctx, current),
+        "review": {
+            **review_coverage(
+                ctx.trailers.get(current["key"], []), ctx.patches.get(current["key"], [])
+            ),
+            "total": current["total"],
+        },
+        "carried_over": _carried_over(ctx.trailers.get(current["key"], [])),
         "reviews_this_week": [_review_dict(r) for r in _reviews(ctx, versions)],
+        "by_bot": False,
         **_activity(ctx, mails, history),
     }
+    if not mails:  # in the review queue, quiet this period: nothing to summarise
+        return entry, None
     facts = Facts(
         kind="series",
         title=current["title"],
@@ -252,6 +273,36 @@ def _reviews(ctx: Context, versions: list[dict]) -> list[Review]:
     return sorted(out, key=lambda r: (r.kind, r.name.casefold(), r.version))
 
 
+def review_coverage(trailers: list[dict], patches: list[dict]) -> dict:
+    """Counted Reviewed/Acked/Tested-by on a version's patches (1..N, not the cover): who gave
+    which, and which patches have none — the review state shown once per entry."""
+    numbers = [p["n"] for p in patches if p["n"] >= 1]
+    given: dict[tuple[str, str], tuple[str, set[int]]] = {}
+    for t in trailers:
+        if t["n"] < 1:
+            continue
+        _name, ns = given.setdefault((t["kind"], t["email"]), (t["name"], set()))
+        ns.add(t["n"])
+    reviewed = {n for _name, ns in given.values() for n in ns}
+    by = [
+        {"type": kind, "name": name, "email": email, "patches": sorted(ns)}
+        for (kind, email), (name, ns) in given.items()
+    ]
+    order = {k: i for i, k in enumerate(REVIEW_ORDER)}
+    by.sort(key=lambda b: (order.get(b["type"], 9), -len(b["patches"]), b["name"].casefold()))
+    return {
+        "patches": len(numbers),
+        "reviewed": sum(1 for n in numbers if n in reviewed),
+        "unreviewed": [n for n in numbers if n not in reviewed],
+        "by": by,
+    }
+
+
+def _carried_over(trailers: list[dict]) -> int:
+    """Patches of a version that came with review trailers from before it was posted."""
+    return len({t["n"] for t in trailers if t["n"] >= 1 and t["source"] in ("inline", "carried")})
+
+
 def _review_dict(r: Review) -> dict:
     return {
         "type": r.kind,
@@ -327,7 +378,10 @@ def _thread_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, S
         "link": ctx.link(starter.msgid),
         "status": None,
         "trailers": [],
+        "review": None,
+        "carried_over": 0,
         "reviews_this_week": [],
+        "by_bot": starter.is_bot,
         **_activity(ctx, mails, history),
     }
     facts = Facts(
@@ -357,7 +411,7 @@ def _activity(ctx: Context, mails: list[MailRow], history: list[MailRow]) -> dic
         "mails_total": max(len(history), len(mails)),
         "bot_mails": sum(m.is_bot for m in mails),
         "participants": [{"name": names[e], "email": e, "mails": counts[e]} for e in participants],
-        "first_mail_this_week": mails[0].date,
+        "first_mail_this_week": mails[0].date if mails else None,
         "mails": [_mail_dict(ctx, m) for m in mails],
     }
 
