@@ -8,6 +8,7 @@ Buckets, in the order they are shown::
     waiting       the review queue (storage/queue.py): posted ≥ 7 days before the period end,
                   not done, not idle, with patches lacking a counted Reviewed/Acked/Tested-by
     discussion    every other thread or series with mail in the period, most active first
+                  (the waiting queue: active this period first, then the longest waiting)
     reports       bot reports (syzbot, kernel test robot, build/boot failures) and mails about
                   regressions, linked to the series they are about when it is known
 
@@ -80,8 +81,8 @@ def assign_buckets(
     for e in entries:
         e["bucket"] = bucket_of(e, set(waiting), bots)
         grouped[e["bucket"]].append(e)
-    grouped["waiting"].sort(
-        key=lambda e: (-waiting.get(e["id"], 0), -len(e["review"]["unreviewed"]), e["key"])
+    grouped["waiting"].sort(  # active this period first, then the longest waiting
+        key=lambda e: (-e["mails_this_week"], -waiting.get(e["id"], 0), e["key"])
     )
     grouped["applied"].sort(key=lambda e: (_applied_date(e), e["key"]))
     for items in grouped.values():
