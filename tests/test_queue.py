@@ -6,7 +6,11 @@ from datetime import timedelta
 
 import pytest
 
+from bot.commands.answers import Sources, answer
+from bot.commands.grammar import parse_command
+from bot.commands.render_text import render_text
 from storage.queue import IDLE_DAYS, idle_series, idle_since, status_as_of, waiting_versions
+from storage.views import series_json
 from tests.mailkit import ANN, BOB, MARC, MailKit, at
 
 T0 = at("2022-01-03")
@@ -119,3 +123,32 @@ def test_a_newer_version_replaces_the_older_in_the_queue(tmp_path):
     late = waiting_versions(db, T0 + timedelta(days=11))
     assert [(w.version, w.days_waiting) for w in late] == [(2, 8)]
     db.close()
+
+
+# ---- idle is a status in `series --json` and in answers, as of a moment -----------------------
+
+
+def test_series_json_says_idle_as_of(queue_db):
+    sid = _ids(queue_db, "Widget")
+    [fresh] = series_json(queue_db, ids=[sid], as_of=T0 + timedelta(days=10))
+    assert (fresh["status"], fresh["idle_since"]) == ("new", None)
+    [old] = series_json(queue_db, ids=[sid], as_of=T0 + timedelta(days=200))
+    assert (old["status"], old["idle_since"]) == ("idle", "2022-01-05")
+    assert old["versions"][-1]["idle_since"] == "2022-01-05"
+    assert old["versions"][-1]["status"] == "new"  # the stored fact; idle is read-time
+    [applied] = series_json(
+        queue_db, ids=[_ids(queue_db, "Applied")], as_of=T0 + timedelta(days=200)
+    )
+    assert applied["status"] == "applied" and applied["idle_since"] is None
+    [timeless] = series_json(queue_db, ids=[sid])
+    assert timeless["idle_since"] is None
+
+
+def test_answers_say_idle_since_never_new(queue_db):
+    later = Sources(clock=lambda: T0 + timedelta(days=200))
+    text = render_text(answer(queue_db, parse_command("series Widget support"), later))
+    assert "idle since 2022-01-05" in text
+    assert "new" not in text.split("idle since")[0].splitlines()[-1]
+    sooner = Sources(clock=lambda: T0 + timedelta(days=10))
+    text = render_text(answer(queue_db, parse_command("thread Widget support"), sooner))
+    assert "idle since" not in text and "new" in text
