@@ -14,6 +14,7 @@ from bot.digest import build_digest, make_summarizer, period_for_week, render_ma
 from bot.digest.extractive import ExtractiveSummarizer
 from bot.digest.llm import OpenAISummarizer, make_openai_client
 from bot.digest.model import run_digest
+from bot.digest.render_slack import render_details
 from bot.slack.client import make_web_client
 from bot.slack.post import post_digest
 from storage import digests as store
@@ -152,9 +153,15 @@ def test_failures_fall_back_to_extractive_and_still_post(db, llm, case):
             load_config({"SLACK_BOT_TOKEN": "xoxb-t", "SLACK_API_URL": slack.api_url})
         )
         result = post_digest(db, client, "C1", period, summarizer=summarizer, now=NOW, chart=False)
-        assert result.parent_ts and len(result.replies) == 4
+        assert result.parent_ts and len(result.replies) == 3
         posted = json.dumps([c.params for c in slack.calls_to("chat.postMessage")])
-        assert "source: extractive" in posted
+        # the extractive stand-in carries no "AI summary" line; Details says why
+        assert "Alice Author posted v2 (2 patches)" in posted
+        assert "AI summary" not in posted
+        details = json.dumps(
+            render_details(next(e for e in model["entries"] if e["key"] == WIDGET), model)
+        )
+        assert reason in details
     asked = len(llm.requests)
     llm.reset()
     again = build_digest(db, period, summarizer=_summarizer(llm), now=NOW)

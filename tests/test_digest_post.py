@@ -97,7 +97,7 @@ def test_parent_then_replies_in_its_thread(db, slack):
     parent, *replies = posts
     assert "thread_ts" not in parent
     assert result.parent_ts and all(r["thread_ts"] == result.parent_ts for r in replies)
-    assert len(replies) == len(result.replies) == 4  # PATCH, kvmtool, Other, late mail
+    assert len(replies) == len(result.replies) == 3  # applied, new series, discussion
     for p in posts:
         assert p["channel"] == CHANNEL
         assert p["unfurl_links"] is False and p["unfurl_media"] is False
@@ -134,7 +134,7 @@ def test_rate_limit_is_honoured_then_posted(db, slack):
     result = _post(db, slack, chart=False)
     assert time.monotonic() - started >= 1.0
     assert len(_parents(slack)) == 2  # the refused attempt and the accepted one
-    assert result.parent_ts and len(result.replies) == 4
+    assert result.parent_ts and len(result.replies) == 3
 
 
 def test_failure_after_the_parent_then_rerun_continues_the_thread(db, slack):
@@ -247,12 +247,12 @@ def test_killed_after_the_parent_then_rerun_posts_no_second_parent(tmp_path, sla
     assert all(r["thread_ts"] == parent_ts for r in replies)
     # the reply that was in flight when the process died was found, not sent twice
     parts = [r["metadata"]["event_payload"]["part"] for r in replies]
-    assert parts == [1, 2, 3, 4]
+    assert parts == [1, 2, 3]
     again = subprocess.run(
         [str(kvmarm), "post", "--week", WEEK, "--offline"], env=env, capture_output=True, text=True
     )
     assert again.returncode == 0 and "already posted" in again.stdout
-    assert len(_posts(slack)) == 5
+    assert len(_posts(slack)) == 4
     assert json.loads(json.dumps(parents[0]["metadata"]))["event_payload"]["run"] == 1
 
 

@@ -91,7 +91,9 @@ def run_digest(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     summarizer = summarizer or ExtractiveSummarizer()
     mails = store.window_mails(db, period.since, period.until)
-    queue = {w.series_id: w for w in waiting_versions(db, period.until)}
+    # No mail at all is a missed sync, not a quiet week: then no queue either (an empty
+    # digest is refused by post, so the week is not marked as posted).
+    queue = {w.series_id: w for w in waiting_versions(db, period.until)} if mails else {}
     groups = group_mails(mails)
     quiet = sorted(sid for sid in queue if f"series:{sid}" not in groups)
     ctx = load_context(db, period, lang, lore_url, mails, quiet)

@@ -19,6 +19,7 @@ Every piece of mail text goes through ``escape_mrkdwn`` so ``<!channel>``, ``<!h
 from __future__ import annotations
 
 import json
+import re
 
 from bot.digest.buckets import BUCKETS
 from bot.digest.extractive import ranges
@@ -47,6 +48,7 @@ TITLE_CHARS = 90  # titles in one-line items
 SUMMARY_CHARS = 420  # "this week" on a card; the whole text is behind Details
 BACKGROUND_CHARS = 200
 DETAILS_ACTION = "kvmarm_digest_details"
+_REVIEW_SENTENCE_RE = re.compile(r"(?:Reviewed|Acked|Tested)-by[:：][^\n]*?[)）][.。]\s*")
 
 EMOJI = {
     "applied": "✅",
@@ -259,7 +261,7 @@ def card_blocks(e: dict, t: dict, number: int, period_key: str, lang: str) -> li
             f"_{t['background']}:_ {escape_mrkdwn(_cut(s['background'], BACKGROUND_CHARS))}"
         )
     if s and s.get("this_week"):
-        lines.append(escape_mrkdwn(_cut(s["this_week"], SUMMARY_CHARS)))
+        lines.append(escape_mrkdwn(_cut(without_reviews(s["this_week"]), SUMMARY_CHARS)))
     if e.get("about"):
         lines.append(_about(e["about"], t))
     lines.append(_links(e))
@@ -350,6 +352,12 @@ def _links(e: dict) -> str:
     if e["kind"] == "series" and e["type"] != "PULL" and e["version"]:
         bits.append(f"`b4 shazam {escape_mrkdwn(e['version']['key'])}`")
     return " · ".join(bits)
+
+
+def without_reviews(text: str) -> str:
+    """The summary minus the extractive summariser's trailer sentences ("Reviewed-by: Bob
+    (v2: 1)."): the card shows review coverage once, on its own line."""
+    return _REVIEW_SENTENCE_RE.sub("", text).strip()
 
 
 # ---- Details: the whole entry, ephemeral ---------------------------------------------------
