@@ -5,6 +5,7 @@ report linked to its series — and every entry in exactly one bucket."""
 from __future__ import annotations
 
 from collections import Counter
+
 import pytest
 
 from bot.digest import build_digest, period_for_week, render_markdown, render_slack
