@@ -156,7 +156,7 @@ def _parent(model: dict, buckets: dict[str, list[dict]], t: dict) -> dict:
                 blocks.append(_section(_bucket_overview(name_, buckets[name_], t, top)))
         blocks.append(_context(t["in_thread"]))
         message = {"text": text, "blocks": blocks[:PARENT_BLOCKS]}
-        if message_chars(message) <= PARENT_CHARS:
+        if message_chars(message) + len(text) <= PARENT_CHARS:
             return message
     return message
 
@@ -258,7 +258,8 @@ def card_blocks(e: dict, t: dict, number: int, period_key: str, lang: str) -> li
     s = e.get("summary")
     if s and s.get("background"):
         lines.append(
-            f"_{t['background']}:_ {escape_mrkdwn(_cut(s['background'], BACKGROUND_CHARS))}"
+            f"_{t['background']}:_ "
+            + escape_mrkdwn(_cut(without_reviews(s["background"]), BACKGROUND_CHARS))
         )
     if s and s.get("this_week"):
         lines.append(escape_mrkdwn(_cut(without_reviews(s["this_week"]), SUMMARY_CHARS)))
@@ -280,9 +281,9 @@ def card_blocks(e: dict, t: dict, number: int, period_key: str, lang: str) -> li
     return blocks
 
 
-def _card_title(e: dict, t: dict, number: int) -> str:
+def _card_title(e: dict, t: dict, number: int | None) -> str:
     title = _link(e["link"], escape_mrkdwn(_cut(e["title"], 200)))
-    bits = [f"*{number}. {title}*"]
+    bits = [f"*{number}. {title}*" if number is not None else f"*{title}*"]
     if e["version"] and e["type"] != "PULL":
         bits.append(f"v{e['version']['number']}")
     if e["author"]:
@@ -368,11 +369,7 @@ def render_details(entry: dict, model: dict) -> dict:
     patch, every mail with its time and link — an ephemeral message within Block Kit limits."""
     t = labels(model.get("lang", "en"))
     e = entry
-    blocks = [
-        _section(
-            _card_title(e, t, e["number"]).split(" · ", 1)[0].replace(f"*{e['number']}. ", "*", 1)
-        )
-    ]
+    blocks = [_section(_card_title(e, t, None))]
     facts = []
     if e["status"]:
         words, proofs = status_line(
