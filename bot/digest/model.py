@@ -2,7 +2,7 @@
 renderers read.  Nothing here formats text for people; it states facts.
 
     {
-      "schema": 1, "lang", "generated_at", "period": {key, iso_week, since, until, …},
+      "schema": 2, "lang", "generated_at", "period": {key, iso_week, since, until, …},
       "summarizer": {"name", "prompt_version"},
       "totals": {mails, threads, series, new_series, new_versions, participants, bot_mails,
                  entries, late_mails, categories: {section: {entries, mails}},
@@ -48,7 +48,7 @@ from storage.digests import MailRow
 from storage.messages import iso
 from storage.queue import DONE_STATES, WaitingVersion, idle_series, waiting_versions
 
-SCHEMA = 1
+SCHEMA = 2  # 2: buckets; quiet series of the review queue are entries too
 TYPES = ("PATCH", "RFC", "PULL", "Other")
 MAX_CHART_DAYS = 62
 
