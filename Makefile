@@ -24,15 +24,18 @@ demo: install
 	$(BIN)/kvmarm --db $(VENV)/demo.db ingest $(SHARED)/kvmarm-archive/kvmarm-2022-02.mbox.gz
 	$(BIN)/kvmarm --db $(VENV)/demo.db digest --week 2022-W06 --offline
 
+# mypy checks bot/ ingest/ storage/ ([tool.mypy] in pyproject.toml).
 # pytest exits 5 when it collected nothing: that is not a failure of the code.
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q; rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format .
@@ -48,4 +51,4 @@ bench: install
 ci: test
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

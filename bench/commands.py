@@ -37,8 +37,8 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from bot.commands.answers import Sources, answer  # noqa: E402
 from bot.commands.grammar import parse_command  # noqa: E402
-from bot.pipeline import default_workers, ingest_mails  # noqa: E402
 from bot.slack.blocks import answer_message  # noqa: E402
+from bot.sync.pipeline import default_workers, ingest_mails  # noqa: E402
 from ingest.sources import RawMail, count_bytes, iter_raw_mails  # noqa: E402
 from storage.db import open_db  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Ingest speed and memory on the whole shared archive (35 months, 16,654 mails).
 
 Runs, in one process:
-1. `kvmarm ingest`'s code path (bot.pipeline.ingest_mails, parallel parsing as the CLI
+1. `kvmarm ingest`'s code path (bot.sync.pipeline.ingest_mails, parallel parsing as the CLI
    chooses) into a fresh database — wall time and peak RSS;
 2. the same files again into the same database (re-ingest);
 3. the baseline: the same files read with the same reader and parsed bare with the
@@ -29,7 +29,7 @@ from pathlib import Path
 # `ingest` package: put the repository root there instead.
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from bot.pipeline import default_workers, ingest_mails  # noqa: E402
+from bot.sync.pipeline import default_workers, ingest_mails  # noqa: E402
 from ingest.sources import count_bytes, iter_raw_mails  # noqa: E402
 from storage.db import open_db  # noqa: E402
 

@@ -5,8 +5,8 @@ then against one that also holds the month before (so thread context and earlier
 really add mail):
 1. the baseline: the month's window query (``rt:A..B``, the same query the sync sends)
    downloaded with plain HTTP (urllib, ``x=m``, no thread expansion), split, and ingested
-   with bot.pipeline.ingest_mails into a fresh database;
-2. ``bot.sync.sync`` of the same window into a fresh database (window + thread context +
+   with bot.sync.pipeline.ingest_mails into a fresh database;
+2. ``bot.sync.lore.sync`` of the same window into a fresh database (window + thread context +
    earlier-version lookups + ingest), counting HTTP requests;
 3. a no-op sync (the next run from the high-water mark): requests and time.
 
@@ -38,8 +38,8 @@ from pathlib import Path
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from bot.config import load_config  # noqa: E402
-from bot.pipeline import default_workers, ingest_mails  # noqa: E402
-from bot.sync import sync  # noqa: E402
+from bot.sync.lore import sync  # noqa: E402
+from bot.sync.pipeline import default_workers, ingest_mails  # noqa: E402
 from ingest.lore.client import LoreClient, received_query  # noqa: E402
 from ingest.sources import RawMail, split_mbox, unescape_mbox  # noqa: E402
 from storage.db import open_db  # noqa: E402

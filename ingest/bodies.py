@@ -10,7 +10,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from ingest.lore.parsing import DIFF_RE
+from ingest.b4rules import DIFF_RE
 
 _FOOTER_RE = re.compile(
     r"\n*_{20,}\n[^\n]*mailing list\n[^\n]*@[^\n]*\n(?:https?://[^\n]*\n?)?[ \t\n]*\Z"

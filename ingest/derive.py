@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from ingest.ledger import (
     DraftEvents,
@@ -22,7 +22,7 @@ from ingest.ledger import (
     find_targets,
 )
 from ingest.postings import Draft, group_postings, posting_date
-from ingest.records import Evidence, Message, PatchSlot, Posting, Series, Thread
+from ingest.records import Derived, Evidence, Message, PatchSlot, Posting, Series
 from ingest.series import (
     carry_trailers,
     chain_drafts,
@@ -32,15 +32,6 @@ from ingest.series import (
 )
 from ingest.subjects import normalise_title
 from ingest.threads import group_threads
-
-
-@dataclass(frozen=True)
-class Derived:
-    threads: list[Thread]
-    series: list[Series]
-    thread_of: dict[str, str]  # msgid → thread root
-    series_of: dict[str, str]  # msgid → series id, for members and replies to them
-    posting_of: dict[str, str]  # msgid → posting key, likewise
 
 
 def derive(messages: Sequence[Message]) -> Derived:
@@ -89,6 +80,14 @@ def derive(messages: Sequence[Message]) -> Derived:
     series_list = _with_last_activity(series_list, series_of, by_id)
     series_list.sort(key=lambda s: (s.versions[0].date is None, s.versions[0].date, s.id))
     return Derived(threads, series_list, thread_of, series_of, posting_of)
+
+
+_UNDATED = datetime.min.replace(tzinfo=UTC)  # sorts before every real date
+
+
+def _dated_by(date: datetime | None, when: datetime) -> bool:
+    """Posted no later than ``when`` (an undated posting is not)."""
+    return date is not None and date <= when
 
 
 def _with_last_activity(series_list: list[Series], series_of, by_id) -> list[Series]:
@@ -152,13 +151,14 @@ def _mark_pulled(drafts: list[Draft], slots_of, chains) -> None:
             candidates = [
                 (pd, slot)
                 for pd, slot in by_title.get(normalise_title(subject), ())
-                if when is None or (posting_date(pd) is not None and posting_date(pd) <= when)
+                if when is None or _dated_by(posting_date(pd), when)
             ]
             named = [c for c in candidates if _same_name(c[0].first.sender.name, author)]
             pool = named or candidates
             if len({chain_of[id(pd)] for pd, _slot in pool}) != 1:
                 continue  # nobody by that name, and several series have that patch title
-            _pd, slot = max(pool, key=lambda c: posting_date(c[0]) or when)
+            # The newest posting of that patch; undated ones only when nothing is dated.
+            _pd, slot = max(pool, key=lambda c: posting_date(c[0]) or _UNDATED)
             if slot.pulled is None:
                 slot.pulled = Evidence(
                     kind="pulled",

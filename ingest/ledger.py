@@ -56,7 +56,7 @@ def _trailer_key(t: GivenTrailer) -> tuple[str, str, str, bool]:
 
 
 @dataclass
-class Target:
+class ReplyTarget:
     draft: Draft
     member: Message  # the cover or patch the reply (eventually) answers
     # Answered through a reply that carries its own patch (a fixup): the discussion is the
@@ -66,11 +66,11 @@ class Target:
 
 def find_targets(
     messages: Iterable[Message], member_of: dict[str, Draft], by_id: dict[str, Message]
-) -> dict[str, Target]:
+) -> dict[str, ReplyTarget]:
     """Reply msgid → the posting member it answers (through any depth of replies)."""
-    memo: dict[str, Target | None] = {}
+    memo: dict[str, ReplyTarget | None] = {}
 
-    def resolve(msgid: str, depth: int = 0) -> Target | None:
+    def resolve(msgid: str, depth: int = 0) -> ReplyTarget | None:
         if msgid in memo:
             return memo[msgid]
         memo[msgid] = None  # cycle guard
@@ -80,7 +80,7 @@ def find_targets(
             parent = m.parent
             up = by_id.get(parent)
             if parent in member_of:
-                result = Target(member_of[parent], by_id[parent])
+                result = ReplyTarget(member_of[parent], by_id[parent])
             elif (found := resolve(parent, depth + 1)) is not None:
                 fixup = found.via_fixup or (up is not None and up.has_diff)
                 result = replace(found, via_fixup=fixup) if fixup != found.via_fixup else found
@@ -114,7 +114,7 @@ class DraftEvents:
 
 def apply_replies(
     replies: list[Message],
-    targets: dict[str, Target],
+    targets: dict[str, ReplyTarget],
     slots_of: dict[int, dict[int, SlotFacts]],
 ) -> dict[int, DraftEvents]:
     """Attach follow-up trailers and applied notices, in date order (b4's order)."""

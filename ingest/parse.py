@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import Message as EmailMessage
 
 from ingest import bodies, notices
-from ingest.lore.parsing import DIFF_RE, DIFFSTAT_RE, followup_trailers, patch_trailers
+from ingest.b4rules import DIFF_RE, DIFFSTAT_RE, followup_trailers, patch_trailers
 from ingest.records import Content, MalformedMail, Message, ParsedMail, Person, Subject
 from ingest.subjects import parse_subject
 
@@ -101,7 +101,7 @@ def _mail_headers(headers: _Headers) -> MailHeaders:
 
 def parse_mail(raw: bytes) -> ParsedMail:
     """Parse one RFC 822 mail.  Raises MalformedMail when it has no usable Message-ID."""
-    head, body = _split_head(raw)
+    head, raw_body = _split_head(raw)
     msg = _HEADER_PARSER.parsebytes(_wanted_headers(head))
     headers = _Headers(msg)
     facts = _mail_headers(headers)
@@ -113,7 +113,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
     sender, date = facts.sender, facts.date
     if facts.date_problem:
         problems.append(f"Date: {facts.date_problem}")
-    text = _body_text(raw, msg, body, problems)
+    text = _body_text(raw, msg, raw_body, problems)
     parts = bodies.split_body(text)
     is_patch = parts.has_diff and not subject.is_reply
     trailers = _trailers(subject, parts, sender, is_patch)

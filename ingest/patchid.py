@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from ingest.sources import git_env
 
@@ -116,7 +116,7 @@ def _close_quietly(pipe: BinaryIO) -> None:
         pipe.close()
 
 
-def _read_ids(out: BinaryIO, prefix: str) -> dict[str, str]:
+def _read_ids(out: IO[bytes], prefix: str) -> dict[str, str]:
     """Map our fake commit ids to their patch ids; other lines came from text after a diff."""
     found: dict[str, str] = {}
     for line in out:

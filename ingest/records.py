@@ -223,3 +223,14 @@ class Series:
     versions: tuple[Posting, ...] = field(default_factory=tuple)
     links: tuple[str, ...] = ()  # how versions were chained: change-id, reply, link, subject
     last_activity: datetime | None = None  # newest Date of any version or reply
+
+
+@dataclass(frozen=True)
+class Derived:
+    """What ``ingest.derive.derive`` makes of a set of messages (storage/derived.py saves it)."""
+
+    threads: list[Thread]
+    series: list[Series]
+    thread_of: dict[str, str]  # msgid → thread root
+    series_of: dict[str, str]  # msgid → series id, for members and replies to them
+    posting_of: dict[str, str]  # msgid → posting key, likewise

@@ -59,11 +59,11 @@ def chain_drafts(
             link(older, newer, "change-id")
     for d in drafts:
         for m in d.all_messages():
-            if (older := _replied_draft(m, d, member_of, by_id)) is not None:
-                link(older, d, "reply")
+            if (replied := _replied_draft(m, d, member_of, by_id)) is not None:
+                link(replied, d, "reply")
             for msgid in m.version_links:
-                if (older := member_of.get(msgid)) is not None:
-                    link(older, d, "link")
+                if (linked := member_of.get(msgid)) is not None:
+                    link(linked, d, "link")
     for group in _by_author_and_title(drafts).values():
         for older, newer in pairwise(group):
             link(older, newer, "subject")
@@ -179,7 +179,7 @@ def _replied_draft(
     m: Message, own: Draft, member_of: dict[str, Draft], by_id: dict[str, Message]
 ) -> Draft | None:
     """The other posting this member was sent in reply to (through replies, if need be)."""
-    seen = set()
+    seen: set[str] = set()
     parent = m.parent
     while parent and parent not in seen and len(seen) < 100:
         seen.add(parent)

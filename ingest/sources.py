@@ -191,7 +191,7 @@ def _iter_mbox_gz(path: Path) -> Iterator[RawMail]:
         raise SourceError(f"{path}: corrupt or truncated gzip file: {e}") from e
 
 
-def _iter_mbox_stream(stream: BinaryIO, name: str) -> Iterator[RawMail]:
+def _iter_mbox_stream(stream: BinaryIO | gzip.GzipFile, name: str) -> Iterator[RawMail]:
     chunks = _read_chunks(stream)
     first = next(chunks, b"")
     escape = _MBOXRD_ESCAPE if first.startswith(_MBOXRD_FIRST_LINE) else _MBOXO_ESCAPE
@@ -200,7 +200,7 @@ def _iter_mbox_stream(stream: BinaryIO, name: str) -> Iterator[RawMail]:
         yield RawMail(unescape_mbox(message, escape), f"{name}:#{number}")
 
 
-def _read_chunks(stream: BinaryIO) -> Iterator[bytes]:
+def _read_chunks(stream: BinaryIO | gzip.GzipFile) -> Iterator[bytes]:
     while chunk := stream.read(_CHUNK):
         yield chunk
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlite_utils
 
 from storage.migrations import MIGRATIONS
 
+# What callers outside storage/ name the database by: sqlite_utils is used only in storage/.
+Database = sqlite_utils.Database
+
 
 class StorageError(Exception):
     """The database cannot be opened or written (path, permissions, corruption)."""
 
 
-def open_db(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Database:
+def open_db(path: str | Path, *, readonly: bool = False) -> Database:
     """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
     ``":memory:"`` gives a private in-memory database (tests).
@@ -39,3 +44,14 @@ def open_db(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Databas
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"cannot open database {path}: {exc}") from exc
     return db
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[None]:
+    """One write transaction: committed when the block ends, rolled back if it raises.
+
+    Nested uses join the outer transaction (as savepoints), so storage functions that open
+    their own can be called inside one.  The only way code outside storage/ groups writes.
+    """
+    with db.atomic():
+        yield

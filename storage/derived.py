@@ -10,8 +10,7 @@ import json
 
 import sqlite_utils
 
-from ingest.derive import Derived
-from ingest.records import Evidence, Posting, Series
+from ingest.records import Derived, Evidence, Posting, Series
 from storage.messages import iso
 from storage.search_index import refresh_search_index
 
@@ -75,12 +74,12 @@ def save_derived(db: sqlite_utils.Database, derived: Derived) -> None:
     with db.atomic():
         for table in _TABLES:
             db.execute(f"DELETE FROM {table}")
-        db["threads"].insert_all(threads, batch_size=2000)
-        db["series"].insert_all(series, batch_size=2000)
-        db["versions"].insert_all(versions, batch_size=2000)
-        db["patches"].insert_all(patches, batch_size=2000)
-        db["trailers"].insert_all(trailers, batch_size=2000)
-        db["memberships"].insert_all(memberships, batch_size=2000)
+        db.table("threads").insert_all(threads, batch_size=2000)
+        db.table("series").insert_all(series, batch_size=2000)
+        db.table("versions").insert_all(versions, batch_size=2000)
+        db.table("patches").insert_all(patches, batch_size=2000)
+        db.table("trailers").insert_all(trailers, batch_size=2000)
+        db.table("memberships").insert_all(memberships, batch_size=2000)
         refresh_search_index(db)
 
 

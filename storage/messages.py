@@ -8,6 +8,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import overload
 
 import sqlite_utils
 
@@ -26,6 +27,10 @@ from ingest.records import (
 PREFERRED_LISTS = ("kvmarm.lists.linux.dev", "kvmarm.lists.cs.columbia.edu")
 
 
+@overload
+def iso(when: datetime) -> str: ...
+@overload
+def iso(when: None) -> None: ...
 def iso(when: datetime | None) -> str | None:
     """UTC datetime → '2022-03-07T18:49:35Z' (the only date format we store and print)."""
     if when is None:
@@ -33,7 +38,12 @@ def iso(when: datetime | None) -> str | None:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@overload
+def from_iso(value: str) -> datetime: ...
+@overload
+def from_iso(value: str | None) -> datetime | None: ...
 def from_iso(value: str | None) -> datetime | None:
+    """'2022-03-07T18:49:35Z' (as stored) → aware UTC datetime; None or '' → None."""
     if not value:
         return None
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
@@ -164,7 +174,7 @@ def save_quarantined(db: sqlite_utils.Database, items: Iterable[Quarantined], no
         for q in items
     ]
     with db.atomic():
-        db["quarantine"].insert_all(rows, pk="sha256", ignore=True)
+        db.table("quarantine").insert_all(rows, pk="sha256", ignore=True)
     return len(rows)
 
 

@@ -1,6 +1,10 @@
 """Numbered schema migrations, applied in order when the database is opened.
 
-Never edit a migration that has shipped: add the next number.  Tables:
+Never edit a migration that has shipped: add the next number at the end.  Migrations are
+applied in the order they are defined here and recorded by name (``_sqlite_migrations``), so
+a name must never change.  There is no m002 (never shipped); m003_digest used to be defined
+after m004_search — they touch unrelated tables, so databases made in either order have the
+same schema, and tests/test_layout.py checks the numbers now rise.  Tables:
 - messages / message_content: one row per Message-ID (facts / bulky text and raw bytes);
 - quarantine: mails that could not be stored as messages, with the reason;
 - threads, series, versions, patches, trailers, memberships: facts derived from messages,
@@ -165,11 +169,73 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     )
     # No triggers: storage.messages.save_messages keeps the index in step with one
     # INSERT … SELECT per batch, four times cheaper than a trigger per row.
-    db["messages"].enable_fts(
+    db.table("messages").enable_fts(
         ["subject", "body", "from_name", "from_email"],
         fts_version="FTS5",
         create_triggers=False,
         tokenize="unicode61 remove_diacritics 2",
+    )
+
+
+@MIGRATIONS(name="m003_digest")
+def m003_digest(db: sqlite_utils.Database) -> None:
+    """The weekly digest: summary cache, LLM token usage, what was posted to which channel."""
+    db.executescript(
+        """
+        CREATE TABLE digest_summaries (
+            cache_key TEXT PRIMARY KEY,  -- sha256 of entry, last message, lang, model, prompt
+            entry_key TEXT NOT NULL,     -- series:<id> | thread:<root>
+            last_msgid TEXT NOT NULL,
+            lang TEXT NOT NULL,
+            model TEXT NOT NULL,         -- the summariser asked (part of the key)
+            prompt_version TEXT NOT NULL,
+            period_key TEXT NOT NULL,
+            period_until TEXT NOT NULL,
+            background TEXT,             -- NULL when there was nothing earlier to go on
+            this_week TEXT NOT NULL,
+            source TEXT NOT NULL,        -- llm | extractive
+            summary_model TEXT NOT NULL, -- what produced the text (extractive on fallback)
+            cited TEXT NOT NULL,         -- JSON array of Message-IDs
+            note TEXT,                   -- why a fallback was used
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX digest_summaries_entry ON digest_summaries(entry_key, lang, period_until);
+        CREATE INDEX digest_summaries_period ON digest_summaries(period_key);
+
+        CREATE TABLE llm_usage (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            entry_key TEXT NOT NULL,
+            model TEXT NOT NULL,
+            prompt_tokens INTEGER NOT NULL,
+            completion_tokens INTEGER NOT NULL,
+            prompt_chars INTEGER NOT NULL,
+            outcome TEXT NOT NULL        -- ok | rejected | error
+        );
+        CREATE INDEX llm_usage_at ON llm_usage(at);
+
+        CREATE TABLE digest_posts (
+            period_key TEXT NOT NULL,    -- ISO week, or since/until
+            channel TEXT NOT NULL,
+            run INTEGER NOT NULL,        -- 1, then +1 for each --force
+            state TEXT NOT NULL,         -- posting | done
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            PRIMARY KEY (period_key, channel, run)
+        );
+
+        CREATE TABLE digest_post_parts (
+            period_key TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            run INTEGER NOT NULL,
+            part INTEGER NOT NULL,       -- 0 parent, 1.. replies, last the chart
+            kind TEXT NOT NULL,          -- parent | reply | chart
+            state TEXT NOT NULL,         -- pending (asked, answer not recorded) | posted | failed
+            ts TEXT,
+            at TEXT NOT NULL,
+            PRIMARY KEY (period_key, channel, run, part)
+        );
+        """
     )
 
 
@@ -262,68 +328,6 @@ def m004_search(db: sqlite_utils.Database) -> None:
 
         CREATE INDEX IF NOT EXISTS versions_thread ON versions(thread_root);
         CREATE INDEX IF NOT EXISTS memberships_version ON memberships(version_key);
-        """
-    )
-
-
-@MIGRATIONS(name="m003_digest")
-def m003_digest(db: sqlite_utils.Database) -> None:
-    """The weekly digest: summary cache, LLM token usage, what was posted to which channel."""
-    db.executescript(
-        """
-        CREATE TABLE digest_summaries (
-            cache_key TEXT PRIMARY KEY,  -- sha256 of entry, last message, lang, model, prompt
-            entry_key TEXT NOT NULL,     -- series:<id> | thread:<root>
-            last_msgid TEXT NOT NULL,
-            lang TEXT NOT NULL,
-            model TEXT NOT NULL,         -- the summariser asked (part of the key)
-            prompt_version TEXT NOT NULL,
-            period_key TEXT NOT NULL,
-            period_until TEXT NOT NULL,
-            background TEXT,             -- NULL when there was nothing earlier to go on
-            this_week TEXT NOT NULL,
-            source TEXT NOT NULL,        -- llm | extractive
-            summary_model TEXT NOT NULL, -- what produced the text (extractive on fallback)
-            cited TEXT NOT NULL,         -- JSON array of Message-IDs
-            note TEXT,                   -- why a fallback was used
-            created_at TEXT NOT NULL
-        );
-        CREATE INDEX digest_summaries_entry ON digest_summaries(entry_key, lang, period_until);
-        CREATE INDEX digest_summaries_period ON digest_summaries(period_key);
-
-        CREATE TABLE llm_usage (
-            id INTEGER PRIMARY KEY,
-            at TEXT NOT NULL,
-            entry_key TEXT NOT NULL,
-            model TEXT NOT NULL,
-            prompt_tokens INTEGER NOT NULL,
-            completion_tokens INTEGER NOT NULL,
-            prompt_chars INTEGER NOT NULL,
-            outcome TEXT NOT NULL        -- ok | rejected | error
-        );
-        CREATE INDEX llm_usage_at ON llm_usage(at);
-
-        CREATE TABLE digest_posts (
-            period_key TEXT NOT NULL,    -- ISO week, or since/until
-            channel TEXT NOT NULL,
-            run INTEGER NOT NULL,        -- 1, then +1 for each --force
-            state TEXT NOT NULL,         -- posting | done
-            started_at TEXT NOT NULL,
-            finished_at TEXT,
-            PRIMARY KEY (period_key, channel, run)
-        );
-
-        CREATE TABLE digest_post_parts (
-            period_key TEXT NOT NULL,
-            channel TEXT NOT NULL,
-            run INTEGER NOT NULL,
-            part INTEGER NOT NULL,       -- 0 parent, 1.. replies, last the chart
-            kind TEXT NOT NULL,          -- parent | reply | chart
-            state TEXT NOT NULL,         -- pending (asked, answer not recorded) | posted | failed
-            ts TEXT,
-            at TEXT NOT NULL,
-            PRIMARY KEY (period_key, channel, run, part)
-        );
         """
     )
 

@@ -58,7 +58,7 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
-class Person:
+class Reviewer:
     name: str
     email: str
     count: int  # review trailers given (Reviewed/Acked/Tested-by)
@@ -272,7 +272,7 @@ def _corrected(db: sqlite_utils.Database, words: list[str]) -> list[str]:
 REVIEW_KINDS = ("Reviewed-by", "Acked-by", "Tested-by")
 
 
-def find_reviewers(db: sqlite_utils.Database, text: str, *, limit: int = 5) -> list[Person]:
+def find_reviewers(db: sqlite_utils.Database, text: str, *, limit: int = 5) -> list[Reviewer]:
     """People who gave review trailers, matched by address or by every word of their name."""
     rows = db.execute(
         f"""SELECT name, email, count(*) FROM trailers
@@ -288,10 +288,10 @@ def find_reviewers(db: sqlite_utils.Database, text: str, *, limit: int = 5) -> l
         matches = [r for r in rows if words and all(w in _fold(r[0]).split() for w in words)]
         if not matches:  # partial words: "zyng"
             matches = [r for r in rows if words and all(w in _fold(r[0]) for w in words)]
-    by_email: dict[str, Person] = {}
+    by_email: dict[str, Reviewer] = {}
     for name, email, count in sorted(matches, key=lambda r: -r[2]):
         known = by_email.get(email)
-        by_email[email] = Person(
+        by_email[email] = Reviewer(
             known.name if known else name, email, count + (known.count if known else 0)
         )
     return sorted(by_email.values(), key=lambda p: (-p.count, p.email))[:limit]
@@ -319,7 +319,7 @@ def reviews_by(
         ORDER BY g.date DESC, v.key, t.n
         LIMIT ?
     """
-    cols = ("kind", "n", "source", "msgid", "name", "email", "date")
+    cols: tuple[str, ...] = ("kind", "n", "source", "msgid", "name", "email", "date")
     cols += ("version_key", "version", "series_id", "series_title", "subject")
     rows = db.execute(sql, [*emails, *REVIEW_KINDS, *sources, limit])
     return [dict(zip(cols, r, strict=True)) for r in rows]

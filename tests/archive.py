@@ -14,7 +14,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from bot.pipeline import default_workers, ingest_mails
+from bot.sync.pipeline import default_workers, ingest_mails
 from ingest.sources import count_bytes, iter_raw_mails
 from storage.db import open_db
 from storage.messages import get_raw

@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from storage.db import open_db
 from tests.fake_slack import FakeSlack
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """One temporary root per test run.
+
+    pytest's default root (/tmp/pytest-of-USER) keeps only the last three runs, so runs from
+    two checkouts on one machine delete each other's directories (and the lore servers in
+    them) mid-run.  Each run gets its own root, named after the checkout and the pid; roots
+    of runs that have ended are removed.
+    """
+    if config.option.basetemp is not None:
+        return
+    parent = Path(tempfile.gettempdir()) / "kvmarm-pytest"
+    tag = hashlib.sha1(str(config.rootpath).encode()).hexdigest()[:10]
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.glob(f"{tag}-*"):
+        if not _alive(int(old.name.rsplit("-", 1)[1])):
+            shutil.rmtree(old, ignore_errors=True)
+    config.option.basetemp = str(parent / f"{tag}-{os.getpid()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot.pipeline import ingest_mails
+from bot.sync.pipeline import ingest_mails
 from ingest.sources import iter_raw_mails
 from storage.db import open_db
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot.pipeline import ingest_mails
+from bot.sync.pipeline import ingest_mails
 from ingest.sources import RawMail
 from storage.db import open_db
 

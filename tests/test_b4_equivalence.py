@@ -17,10 +17,10 @@ import zlib
 import b4
 import pytest
 
-from bot.pipeline import ingest_mails
+from bot.sync.pipeline import ingest_mails
 from ingest import bodies
 from ingest import parse as P
-from ingest.lore.parsing import _candidate_lines, find_trailers
+from ingest.b4rules import _candidate_lines, find_trailers
 from ingest.parse import is_bot
 from ingest.records import Person
 from ingest.sources import iter_raw_mails

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.pipeline import ingest_mails
+from bot.sync.pipeline import ingest_mails
 from ingest.sources import iter_raw_mails
 from storage.db import open_db
 from storage.views import series_json
@@ -173,7 +173,7 @@ def test_naked_cover_detection(name: str, tmp_path: Path) -> None:
 
 def test_parse_trailers_samples() -> None:
     """b4's trailer parsing cases (type, name, value, extinfo) on its sample texts."""
-    from ingest.lore.parsing import find_trailers
+    from ingest.b4rules import find_trailers
     from ingest.parse import parse_mail
 
     samples, spec = _cases()

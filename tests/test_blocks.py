@@ -6,17 +6,18 @@ import json
 
 import pytest
 
+from bot.blockkit import MAX_BLOCKS
 from bot.commands.grammar import Command, UsageError, parse_command
 from bot.commands.layout import Layout, Section, Span
 from bot.commands.results import Help, NoMatch
+from bot.mrkdwn import escape_mrkdwn
 from bot.slack.blocks import (
-    MAX_BLOCKS,
     SHARE_ACTION,
     answer_message,
     error_message,
     layout_message,
 )
-from bot.slack.escape import escape_mrkdwn, link, unescape_incoming
+from bot.slack.escape import link, unescape_incoming
 
 
 def test_escape_is_slacks_rule():

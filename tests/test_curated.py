@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.pipeline import ingest_mails
+from bot.sync.pipeline import ingest_mails
 from ingest.sources import iter_raw_mails
 from storage.db import open_db
 from storage.views import series_json, threads_json

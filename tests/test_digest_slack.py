@@ -7,12 +7,10 @@ import json
 
 import pytest
 
-from bot.digest import build_digest, escape_mrkdwn, period_for_week, render_slack
+from bot.blockkit import MAX_BLOCKS, MAX_HEADER, MAX_SECTION
+from bot.digest import build_digest, period_for_week, render_slack
 from bot.digest.render_slack import (
     DETAILS_ACTION,
-    MAX_BLOCKS,
-    MAX_HEADER,
-    MAX_SECTION,
     PARENT_BLOCKS,
     PARENT_CHARS,
     REPLY_BLOCKS,
@@ -20,6 +18,7 @@ from bot.digest.render_slack import (
     message_chars,
     render_details,
 )
+from bot.mrkdwn import escape_mrkdwn
 from tests.digest_support import NOW, WEEK, fixture_db
 
 

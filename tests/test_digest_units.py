@@ -7,7 +7,7 @@ import pytest
 from bot.digest.collate import clean_text, collate, render_document
 from bot.digest.extractive import ranges
 from bot.digest.grounding import Allowed, Directory, check_summary, outsiders, versions_named
-from bot.digest.summarize import Facts, Person, Summary, SummaryRequest
+from bot.digest.summary import EntryPerson, Facts, Summary, SummaryRequest
 from storage.digests import MailRow
 
 
@@ -84,7 +84,9 @@ DIRECTORY = Directory.from_pairs(
         ("kvm", "kvm@vger.kernel.org"),
     ]
 )
-ALLOWED = Allowed.of([Person("Marc Zyngier", "maz@kernel.org"), Person("Ann Example", "a@x.org")])
+ALLOWED = Allowed.of(
+    [EntryPerson("Marc Zyngier", "maz@kernel.org"), EntryPerson("Ann Example", "a@x.org")]
+)
 
 
 @pytest.mark.parametrize(
@@ -105,7 +107,7 @@ def test_outsiders(text, named):
 
 
 def test_an_address_the_person_used_elsewhere_counts_as_them():
-    allowed = Allowed.of([Person("M. Zyngier", "marc.zyngier@arm.com")])
+    allowed = Allowed.of([EntryPerson("M. Zyngier", "marc.zyngier@arm.com")])
     assert outsiders("Marc Zyngier acked it.", allowed, DIRECTORY) == []
 
 
@@ -127,7 +129,7 @@ def test_check_summary_reports_every_problem():
         last_msgid="m1",
         facts=Facts(kind="series", title="t"),
         mails=collate([_mail("m1")], {"m1": "text"}),
-        people=(Person("Marc Zyngier", "maz@kernel.org"),),
+        people=(EntryPerson("Marc Zyngier", "maz@kernel.org"),),
         versions=(1, 2),
         directory=DIRECTORY,
     )

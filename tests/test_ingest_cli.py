@@ -120,7 +120,7 @@ def test_reindex_reparses_stored_mail_and_keeps_facts(tmp_path: Path) -> None:
 
 
 def test_reindex_writes_while_reading_and_still_reads_each_mail_once(tmp_path: Path) -> None:
-    from bot.pipeline import ingest_mails, reindex
+    from bot.sync.pipeline import ingest_mails, reindex
     from ingest.sources import iter_raw_mails
     from storage.db import open_db
     from storage.views import series_json

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.pipeline import ingest_mails
+from bot.sync.pipeline import ingest_mails
 from ingest.derive import derive
 from ingest.notices import parse_pull_request
 from ingest.parse import parse_mail

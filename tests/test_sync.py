@@ -18,7 +18,8 @@ from click.testing import CliRunner
 
 from bot.cli import main
 from bot.config import load_config
-from bot.sync import SyncError, sync, sync_git
+from bot.sync.git import SyncError, sync_git
+from bot.sync.lore import sync
 from ingest.lore.client import LoreClient, LoreError, LoreHTTPError, LoreUnreachable
 from ingest.sources import git_env
 from storage.db import open_db

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import sqlite_utils
-
 from bot.commands.grammar import Command
 from bot.commands.history import diff_steps
 from bot.commands.results import (
@@ -33,8 +31,8 @@ from bot.commands.results import (
     SeriesThread,
     Status,
     Summarize,
-    Summary,
     SummaryNote,
+    TargetSummary,
     TrailerInfo,
     VersionInfo,
     VersionStep,
@@ -42,8 +40,9 @@ from bot.commands.results import (
     WhoReviewed,
 )
 from bot.config import DEFAULT_LORE_URL
-from bot.digest.entries import lore_link  # one way to link a Message-ID on lore
+from bot.links import lore_link
 from storage import search
+from storage.db import Database
 from storage.search import REVIEW_KINDS, Target
 from storage.views import status_json
 
@@ -61,7 +60,7 @@ class Sources:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
-def answer(db: sqlite_utils.Database, command: Command, sources: Sources = Sources()) -> Answer:
+def answer(db: Database, command: Command, sources: Sources = Sources()) -> Answer:
     """The answer to a parsed command (``digest`` is answered by the digest module)."""
     if command.name == "help":
         return Help()
@@ -94,10 +93,10 @@ def summary_target(result: object) -> Target | None:
     return None
 
 
-def summary_note(db: sqlite_utils.Database, result: object, summarize: Summarize):
+def summary_note(db: Database, result: object, summarize: Summarize) -> SummaryNote | None:
     """The follow-up for a `thread` answer: ``summarize``'s text, or None."""
     target = summary_target(result)
-    if target is None:
+    if target is None or not isinstance(result, SeriesThread | PlainThread):
         return None
     summary = summarize(db, target)
     if summary is None:
@@ -109,7 +108,7 @@ def summary_note(db: sqlite_utils.Database, result: object, summarize: Summarize
 
 
 def answer_series_thread(
-    db: sqlite_utils.Database, target: Target, sources: Sources, others: tuple[Target, ...] = ()
+    db: Database, target: Target, sources: Sources, others: tuple[Target, ...] = ()
 ) -> SeriesThread:
     s = search.series_detail(db, target.id, sources.clock())
     assert s is not None, target
@@ -136,7 +135,7 @@ def answer_series_thread(
 
 
 def answer_plain_thread(
-    db: sqlite_utils.Database, target: Target, sources: Sources, others: tuple[Target, ...] = ()
+    db: Database, target: Target, sources: Sources, others: tuple[Target, ...] = ()
 ) -> PlainThread:
     root = target.id
     facts = search.message_facts(db, [root]).get(root)
@@ -164,7 +163,7 @@ def answer_plain_thread(
 
 
 def answer_series(
-    db: sqlite_utils.Database, series_id: str, sources: Sources, others: tuple[Target, ...] = ()
+    db: Database, series_id: str, sources: Sources, others: tuple[Target, ...] = ()
 ) -> SeriesHistory:
     s = search.series_detail(db, series_id, sources.clock())
     assert s is not None, series_id
@@ -193,7 +192,7 @@ def answer_series(
 
 
 def answer_who_reviewed(
-    db: sqlite_utils.Database, series_id: str, sources: Sources, others: tuple[Target, ...] = ()
+    db: Database, series_id: str, sources: Sources, others: tuple[Target, ...] = ()
 ) -> WhoReviewed:
     s = search.series_detail(db, series_id, sources.clock())
     assert s is not None, series_id
@@ -249,7 +248,7 @@ def answer_who_reviewed(
 MAX_REVIEW_ITEMS = 15
 
 
-def answer_reviews(db: sqlite_utils.Database, command: Command, sources: Sources) -> Answer:
+def answer_reviews(db: Database, command: Command, sources: Sources) -> Answer:
     people = search.find_reviewers(db, command.query)
     if not people:
         return NoMatch(command, "reviewer", ())
@@ -287,7 +286,7 @@ def answer_reviews(db: sqlite_utils.Database, command: Command, sources: Sources
 # ---- shared pieces ----------------------------------------------------------------------
 
 
-def version_infos(db: sqlite_utils.Database, s: dict, lore_url: str) -> tuple[VersionInfo, ...]:
+def version_infos(db: Database, s: dict, lore_url: str) -> tuple[VersionInfo, ...]:
     """Every version of a series (from ``series_detail``) with its status in words."""
     evidence_ids = [e["msgid"] for v in s["versions"] for e in v["evidence"] if e.get("msgid")]
     names = {k: f["name"] for k, f in search.message_facts(db, evidence_ids).items()}
@@ -400,7 +399,7 @@ def _participants(rows: list[dict]) -> tuple[Participant, ...]:
     return tuple(Participant(r["name"], r["email"], r["messages"]) for r in rows)
 
 
-def _patch_titles(db: sqlite_utils.Database, s: dict) -> dict[str, str]:
+def _patch_titles(db: Database, s: dict) -> dict[str, str]:
     msgids = [p["msgid"] for v in s["versions"] for p in v["patches"]]
     return {k: f["title"] for k, f in search.message_facts(db, msgids).items()}
 
@@ -415,8 +414,8 @@ def _cover_or_first(postings: list[dict]) -> tuple[str | None, str]:
 
 
 def _summary(
-    db: sqlite_utils.Database, target: Target, sources: Sources, postings: list[dict]
-) -> Summary | None:
+    db: Database, target: Target, sources: Sources, postings: list[dict]
+) -> TargetSummary | None:
     msgid, where = _cover_or_first(postings)
     facts = search.message_facts(db, [msgid]).get(msgid) if msgid else None
     if facts is None:
@@ -425,12 +424,12 @@ def _summary(
 
 
 def _summary_from(
-    db: sqlite_utils.Database, target: Target, sources: Sources, body: str, where: str
-) -> Summary | None:
+    db: Database, target: Target, sources: Sources, body: str, where: str
+) -> TargetSummary | None:
     if sources.summarize is not None and (given := sources.summarize(db, target)) is not None:
         return given
     text = extract_summary(body)
-    return Summary(text, f"from the {where}") if text else None
+    return TargetSummary(text, f"from the {where}") if text else None
 
 
 def extract_summary(body: str, limit: int = SUMMARY_CHARS) -> str:

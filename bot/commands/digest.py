@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import sqlite_utils
-
 from bot.config import Config
 from bot.digest import (
     Period,
@@ -20,6 +18,7 @@ from bot.digest import (
     period_this_week,
     render_markdown,
 )
+from storage.db import Database
 
 
 def digest_period(spec: str, now: datetime) -> Period:
@@ -35,7 +34,7 @@ def digest_period(spec: str, now: datetime) -> Period:
 
 
 def markdown_digest(
-    db: sqlite_utils.Database,
+    db: Database,
     spec: str,
     config: Config,
     summarizer: Summarizer,

@@ -69,7 +69,7 @@ def layout(answer: object) -> Layout:
 
 
 @layout.register
-def _(answer: a.SeriesThread) -> Layout:
+def _layout_series_thread(answer: a.SeriesThread) -> Layout:
     latest = answer.latest[-1]
     head = " · ".join(
         (
@@ -110,7 +110,7 @@ def _closing(summary, link: str, command: tuple[str, str], others) -> list[Secti
 
 
 @layout.register
-def _(answer: a.PlainThread) -> Layout:
+def _layout_plain_thread(answer: a.PlainThread) -> Layout:
     who = (
         f"by {answer.author.label} <{answer.author.email}>" if answer.author else "root not stored"
     )
@@ -135,7 +135,7 @@ def _(answer: a.PlainThread) -> Layout:
 
 
 @layout.register
-def _(answer: a.SeriesHistory) -> Layout:
+def _layout_series_history(answer: a.SeriesHistory) -> Layout:
     lines: list[Line] = []
     for step in answer.steps:
         for v in step.versions:
@@ -181,7 +181,7 @@ def _(answer: a.SeriesHistory) -> Layout:
 
 
 @layout.register
-def _(answer: a.WhoReviewed) -> Layout:
+def _layout_who_reviewed(answer: a.WhoReviewed) -> Layout:
     sections: list[Section] = []
     for posting in answer.latest:
         v = posting.version
@@ -234,7 +234,7 @@ def _(answer: a.WhoReviewed) -> Layout:
 
 
 @layout.register
-def _(answer: a.Reviews) -> Layout:
+def _layout_reviews(answer: a.Reviews) -> Layout:
     lines: list[Line] = []
     for item in answer.items:
         what = "every patch (on the cover letter)" if item.on_cover else _patch_list(item.patches)
@@ -269,7 +269,7 @@ def _patch_list(patches: tuple[int, ...]) -> str:
 
 
 @layout.register
-def _(answer: a.Status) -> Layout:
+def _layout_status(answer: a.Status) -> Layout:
     f = answer.facts
     lines = [
         (_s(f"{f['messages']} mails from {day(f['first_date'])} to {day(f['last_date'])}"),),
@@ -287,7 +287,7 @@ def _(answer: a.Status) -> Layout:
 
 
 @layout.register
-def _(answer: a.Help) -> Layout:
+def _layout_help(answer: a.Help) -> Layout:
     return Layout(
         (_s("kvmarm-bot", bold=True),),
         (Section(None, ((_s(answer.usage, code=True),),)),),
@@ -296,7 +296,7 @@ def _(answer: a.Help) -> Layout:
 
 
 @layout.register
-def _(answer: a.SummaryNote) -> Layout:
+def _layout_summary_note(answer: a.SummaryNote) -> Layout:
     return Layout(
         (_s("Summary: "), _s(answer.title, answer.link, bold=True)),
         (
@@ -308,7 +308,7 @@ def _(answer: a.SummaryNote) -> Layout:
 
 
 @layout.register
-def _(answer: a.NoMatch) -> Layout:
+def _layout_no_match(answer: a.NoMatch) -> Layout:
     what = {"reviewer": "No reviewer matches"}.get(answer.what, f"No {answer.what} matches")
     sections = [Section(None, ((_s(f"{what} “{answer.command.query}”."),),))]
     if answer.suggestions:

@@ -9,15 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import sqlite_utils
-
 from bot.commands.grammar import USAGE, Command
 from bot.commands.history import VersionChange
 from storage import search
+from storage.db import Database
 from storage.search import Target
 
 # A summariser: (db, target) → (text, where it came from), or None to use the extract.
-Summarize = Callable[[sqlite_utils.Database, Target], "Summary | None"]
+Summarize = Callable[[Database, Target], "TargetSummary | None"]
 
 SUMMARY_CHARS = 400
 
@@ -70,7 +69,7 @@ class VersionInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class Summary:
+class TargetSummary:
     text: str
     source: str  # "v8 cover letter", "LLM (model)", …
 
@@ -98,7 +97,7 @@ class SeriesThread:
     first_date: str | None
     last_date: str | None
     reviews: tuple[ReviewTally, ...]
-    summary: Summary | None
+    summary: TargetSummary | None
     b4: str
     others: tuple[Target, ...] = ()
 
@@ -120,7 +119,7 @@ class PlainThread:
     first_date: str | None
     last_date: str | None
     series: tuple[tuple[str, str], ...]  # (series id, title) carried in the thread
-    summary: Summary | None
+    summary: TargetSummary | None
     b4: str
     others: tuple[Target, ...] = ()
 
@@ -220,7 +219,7 @@ class Reviews:
     items: tuple[ReviewItem, ...]  # given on the list, newest first
     given: int  # trailers given on the list (replies to patches or covers)
     collected: int  # trailers authors put into their postings (given earlier or off-list)
-    others: tuple[search.Person, ...] = ()
+    others: tuple[search.Reviewer, ...] = ()
 
     @property
     def share(self) -> str:
@@ -246,7 +245,7 @@ class SummaryNote:
 
     title: str
     link: str
-    summary: Summary
+    summary: TargetSummary
     share = ""
 
 

@@ -16,15 +16,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import sqlite_utils
-
-from bot.commands.results import Summarize, Summary
+from bot.commands.results import Summarize, TargetSummary
 from bot.config import Config
 from bot.digest.entries import build_entry, load_context
 from bot.digest.grounding import Directory
 from bot.digest.period import period_between
-from bot.digest.summarize import Summarizer, make_summarizer, summarise_entries
+from bot.digest.summarise import make_summarizer, summarise_entries
+from bot.digest.summary import Summarizer
 from storage import digests as store
+from storage.db import Database
 from storage.messages import from_iso
 from storage.search import Target
 
@@ -40,15 +40,15 @@ def llm_summarize(
     if not summarizer.name.startswith("llm"):  # "extractive" or "llm:<model>"
         return None
 
-    def summarize(db: sqlite_utils.Database, target: Target) -> Summary | None:
+    def summarize(db: Database, target: Target) -> TargetSummary | None:
         return summarise_target(db, target, summarizer, config, now())
 
     return summarize
 
 
 def summarise_target(
-    db: sqlite_utils.Database, target: Target, summarizer: Summarizer, config: Config, now
-) -> Summary | None:
+    db: Database, target: Target, summarizer: Summarizer, config: Config, now
+) -> TargetSummary | None:
     """The summariser's text for everything said in ``target`` so far (None: no mail)."""
     last = from_iso(target.last_date)
     if last is None:
@@ -64,9 +64,11 @@ def summarise_target(
     period = period_between(min(dated), until)
     key = f"{target.kind}:{target.id}"
     ctx = load_context(db, period, config.lang, config.lore_url, mails)
-    _, request = build_entry(ctx, key, mails)
+    _, built = build_entry(ctx, key, mails)
+    if built is None:  # no mail to summarise (cannot happen: mails is not empty)
+        return None
     request = replace(
-        request,
+        built,
         entry_key=f"answer:{key}",
         directory=Directory.from_pairs(store.sender_directory(db)),
     )
@@ -78,4 +80,4 @@ def summarise_target(
         return None
     text = " ".join(part for part in (made.background, made.this_week) if part)
     model = made.model.removeprefix("llm:")
-    return Summary(text, f"LLM summary by {model} of all {len(mails)} mails")
+    return TargetSummary(text, f"LLM summary by {model} of all {len(mails)} mails")

@@ -20,8 +20,9 @@ from bot.digest.period import (
     period_this_week,
 )
 from bot.digest.render_markdown import render_markdown
-from bot.digest.render_slack import escape_mrkdwn, render_slack
-from bot.digest.summarize import Summarizer, SummaryError, make_summarizer
+from bot.digest.render_slack import render_slack
+from bot.digest.summarise import make_summarizer
+from bot.digest.summary import Summarizer, SummaryError
 
 __all__ = [
     "Period",
@@ -29,7 +30,6 @@ __all__ = [
     "Summarizer",
     "SummaryError",
     "build_digest",
-    "escape_mrkdwn",
     "make_summarizer",
     "period_between",
     "period_for_week",

@@ -61,7 +61,8 @@ def render_chart(model: dict) -> bytes | None:
     fig = Figure(figsize=(7, top + bottom + 0.5), dpi=100, layout="constrained")
     fig.suptitle(f"kvmarm — {model['period']['key']}", fontsize=20, fontweight="bold")
     if rows:
-        upper, lower = fig.subfigures(2, 1, height_ratios=(top, bottom))
+        parts = fig.subfigures(2, 1, height_ratios=(top, bottom))
+        upper, lower = parts[0], parts[1]  # type: ignore[index]  # 2 rows: an array
         _mails_per_day(upper.subplots(), days)
         lower.suptitle("Patches per series: reviewed / not yet", fontsize=17, x=0.02, ha="left")
         _review_bars(lower.subplots(), rows)

@@ -8,17 +8,16 @@ know now) but each evidence item says ``after_period``.
 from __future__ import annotations
 
 import re
-import urllib.parse
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from bot.digest.collate import collate, mail_kind
 from bot.digest.period import Period
-from bot.digest.summarize import Facts, Person, Posted, Review, SummaryRequest
+from bot.digest.summary import EntryPerson, Facts, Posted, Review, SummaryRequest
+from bot.links import lore_link
 from storage import digests as store
+from storage.db import Database
 from storage.digests import MailRow
 from storage.messages import iso
 
@@ -27,19 +26,13 @@ SECTIONS = ("PATCH", "RFC", "PULL", "kvmtool", "kvm-unit-tests", "stable", "Othe
 _TAG_SECTIONS = ("kvmtool", "kvm-unit-tests", "stable")
 _REPLY_PREFIX_RE = re.compile(r"^(?:\s*(?:re|fwd?|aw)\s*:\s*)+", re.I)
 EARLIER_BUDGET = 3000
-_MSGID_SAFE = "@!$&*+,;=:~-._"  # everything else (/, ?, #, %, parentheses, …) is %-escaped
-
-
-def lore_link(base: str, msgid: str) -> str:
-    """https://lore.kernel.org/kvmarm/<msgid>/ with the Message-ID escaped like public-inbox."""
-    return f"{base.rstrip('/')}/{urllib.parse.quote(msgid, safe=_MSGID_SAFE)}/"
 
 
 @dataclass(frozen=True)
-class Context:
+class DigestContext:
     """What every entry of one digest needs, loaded once."""
 
-    db: sqlite_utils.Database
+    db: Database
     period: Period
     lang: str
     lore_url: str
@@ -56,19 +49,19 @@ class Context:
 
 
 def load_context(
-    db: sqlite_utils.Database,
+    db: Database,
     period: Period,
     lang: str,
     lore_url: str,
     mails: Sequence[MailRow],
     extra_series: Sequence[str] = (),
-) -> Context:
+) -> DigestContext:
     """``extra_series``: series to build entries for although quiet (the review queue)."""
     series_ids = sorted({m.series_id for m in mails if m.series_id} | set(extra_series))
     versions = store.version_rows(db, series_ids)
     keys = [v["key"] for vs in versions.values() for v in vs]
     evidence = [e["msgid"] for vs in versions.values() for v in vs for e in v["evidence"]]
-    return Context(
+    return DigestContext(
         db=db,
         period=period,
         lang=lang,
@@ -94,7 +87,9 @@ def group_mails(mails: Sequence[MailRow]) -> dict[str, list[MailRow]]:
     return dict(groups)
 
 
-def build_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest | None]:
+def build_entry(
+    ctx: DigestContext, key: str, mails: list[MailRow]
+) -> tuple[dict, SummaryRequest | None]:
     """The entry of ``key`` and what to summarise (None: no mail this period to summarise —
     a series in the review queue that was quiet)."""
     if key.startswith("series:"):
@@ -106,7 +101,7 @@ def build_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, Sum
 
 
 def _series_entry(
-    ctx: Context, key: str, mails: list[MailRow]
+    ctx: DigestContext, key: str, mails: list[MailRow]
 ) -> tuple[dict, SummaryRequest | None]:
     sid = key.split(":", 1)[1]
     until, since = iso(ctx.period.until), iso(ctx.period.since)
@@ -184,7 +179,7 @@ def _series_entry(
     return entry, request
 
 
-def _status(ctx: Context, version: dict, patches: list[dict]) -> dict:
+def _status(ctx: DigestContext, version: dict, patches: list[dict]) -> dict:
     since, until = iso(ctx.period.since), iso(ctx.period.until)
     evidence = []
     for e in version["evidence"]:
@@ -214,7 +209,7 @@ def _section_of(version: dict) -> tuple[str, str, list[str]]:
     return section, kind, tags
 
 
-def _version_ref(ctx: Context, v: dict) -> dict:
+def _version_ref(ctx: DigestContext, v: dict) -> dict:
     return {
         "number": v["version"],
         "key": v["key"],
@@ -227,7 +222,7 @@ def _version_ref(ctx: Context, v: dict) -> dict:
     }
 
 
-def _patch_trailers(ctx: Context, version: dict) -> list[dict]:
+def _patch_trailers(ctx: DigestContext, version: dict) -> list[dict]:
     given: dict[int, list[dict]] = defaultdict(list)
     for t in ctx.trailers.get(version["key"], []):
         given[t["n"]].append(
@@ -255,7 +250,7 @@ def _patch_trailers(ctx: Context, version: dict) -> list[dict]:
     ]
 
 
-def _reviews(ctx: Context, versions: list[dict]) -> list[Review]:
+def _reviews(ctx: DigestContext, versions: list[dict]) -> list[Review]:
     """Trailers given in replies during the period, grouped per reviewer, kind and version."""
     grouped: dict[tuple, tuple[set[int], str, str, bool]] = {}
     for v in versions:
@@ -284,12 +279,15 @@ def review_coverage(trailers: list[dict], patches: list[dict]) -> dict:
         _name, ns = given.setdefault((t["kind"], t["email"]), (t["name"], set()))
         ns.add(t["n"])
     reviewed = {n for _name, ns in given.values() for n in ns}
+    order = {k: i for i, k in enumerate(REVIEW_ORDER)}
+    ranked = sorted(
+        given.items(),
+        key=lambda item: (order.get(item[0][0], 9), -len(item[1][1]), item[1][0].casefold()),
+    )
     by = [
         {"type": kind, "name": name, "email": email, "patches": sorted(ns)}
-        for (kind, email), (name, ns) in given.items()
+        for (kind, email), (name, ns) in ranked
     ]
-    order = {k: i for i, k in enumerate(REVIEW_ORDER)}
-    by.sort(key=lambda b: (order.get(b["type"], 9), -len(b["patches"]), b["name"].casefold()))
     return {
         "patches": len(numbers),
         "reviewed": sum(1 for n in numbers if n in reviewed),
@@ -351,7 +349,9 @@ def _earlier_picks(earlier: list[MailRow], versions: list[dict]) -> list[MailRow
 # ---- threads outside any series -------------------------------------------------------------
 
 
-def _thread_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest]:
+def _thread_entry(
+    ctx: DigestContext, key: str, mails: list[MailRow]
+) -> tuple[dict, SummaryRequest]:
     root = key.split(":", 1)[1]
     since = iso(ctx.period.since)
     history = store.thread_mails(ctx.db, root, ctx.period.until) or mails
@@ -402,7 +402,7 @@ def _thread_entry(ctx: Context, key: str, mails: list[MailRow]) -> tuple[dict, S
 # ---- shared ---------------------------------------------------------------------------------
 
 
-def _activity(ctx: Context, mails: list[MailRow], history: list[MailRow]) -> dict:
+def _activity(ctx: DigestContext, mails: list[MailRow], history: list[MailRow]) -> dict:
     counts = Counter(m.email for m in mails if not m.is_bot)
     names = _names(mails)
     participants = sorted(counts, key=lambda e: (-counts[e], names[e].casefold(), e))
@@ -416,7 +416,7 @@ def _activity(ctx: Context, mails: list[MailRow], history: list[MailRow]) -> dic
     }
 
 
-def _mail_dict(ctx: Context, m: MailRow) -> dict:
+def _mail_dict(ctx: DigestContext, m: MailRow) -> dict:
     return {
         "msgid": m.msgid,
         "date": m.date,
@@ -444,13 +444,13 @@ def _person(row: dict, prefix: str) -> dict | None:
     return {"name": row[f"{prefix}_name"], "email": row[f"{prefix}_email"]}
 
 
-def _people(history, trailers, series: dict | None, evidence) -> tuple[Person, ...]:
+def _people(history, trailers, series: dict | None, evidence) -> tuple[EntryPerson, ...]:
     people = {(m.name, m.email) for m in history if not m.is_bot}
     people |= {(t["name"], t["email"]) for t in trailers}
     people |= {(e["by_name"], e["by"]) for e in evidence}
     if series:
         people.add((series["author_name"], series["author_email"]))
-    return tuple(Person(n, e) for n, e in sorted(people))
+    return tuple(EntryPerson(n, e) for n, e in sorted(people))
 
 
 def _request(ctx, key, mails, earlier_mails, facts, people, versions) -> SummaryRequest:

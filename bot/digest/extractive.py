@@ -14,10 +14,11 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.digest.collate import CollatedMail
 from bot.digest.grounding import Allowed, Directory, outsiders
-from bot.digest.summarize import Facts, Review, Summary, SummaryRequest
+from bot.digest.summary import Facts, Review, Summary, SummaryRequest
 
 PROMPT_VERSION = "extractive-1"
 MAX_QUOTES = 3
@@ -35,7 +36,7 @@ _KEYWORDS = re.compile(
     re.I,
 )
 
-_EN = {
+_EN: dict[str, Any] = {
     "posted": "{name} posted v{version} ({patches}) on {date}",
     "resent": "{name} resent v{version} ({patches}) on {date}",
     "pull_sent": "{name} sent the pull request on {date}",
@@ -75,7 +76,7 @@ _EN = {
     "list": ", ",
     "paren": " ({})",
 }
-_ZH = {
+_ZH: dict[str, Any] = {
     "posted": "{name} 于 {date} 发布 v{version}（{patches}）",
     "resent": "{name} 于 {date} 重发 v{version}（{patches}）",
     "pull_sent": "{name} 于 {date} 发出 pull request",
@@ -294,7 +295,7 @@ def ranges(numbers: Sequence[int]) -> str:
     for n in numbers:
         if start is None:
             start = prev = n
-        elif n == prev + 1:
+        elif prev is not None and n == prev + 1:
             prev = n
         else:
             out.append(f"{start}" if start == prev else f"{start}-{prev}")

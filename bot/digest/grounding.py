@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.digest.summarize import Summary, SummaryRequest
+    from bot.digest.summary import Summary, SummaryRequest
 
 _EMAIL_RE = re.compile(r"[A-Za-z0-9.+_-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _LETTER = "A-Za-z\u00c0-\u024f'’-"

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from bot.digest.extractive import ranges
+from storage.messages import from_iso
 
 _VERSION_RE = re.compile(r"v\d+")
 
@@ -305,27 +305,23 @@ def labels(lang: str) -> dict:
     return ZH if lang == "zh" else EN
 
 
-def parse_iso(value: str) -> datetime:
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-
-
 def utc_minute(value: str | None) -> str:
     """ "2022-02-07T15:20:29Z" → "2022-02-07 15:20 UTC"."""
     if not value:
         return "?"
-    return parse_iso(value).strftime("%Y-%m-%d %H:%M UTC")
+    return from_iso(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def utc_short(value: str | None) -> str:
     """ "2022-02-07T15:20:29Z" → "02-07 15:20" (the mail lists; the period says UTC)."""
     if not value:
         return "?"
-    return parse_iso(value).strftime("%m-%d %H:%M")
+    return from_iso(value).strftime("%m-%d %H:%M")
 
 
 def period_text(period: dict) -> str:
     """ "2022-W06: Mon 2022-02-07 00:00 – Mon 2022-02-14 00:00 UTC" (half-open)."""
-    since, until = parse_iso(period["since"]), parse_iso(period["until"])
+    since, until = from_iso(period["since"]), from_iso(period["until"])
     span = f"{since:%a %Y-%m-%d %H:%M} – {until:%a %Y-%m-%d %H:%M} UTC"
     return f"{period['iso_week']}: {span}" if period.get("iso_week") else span
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import openai
 
 from bot.digest.collate import render_document
-from bot.digest.summarize import Summary, SummaryError, SummaryRequest, Usage
+from bot.digest.summary import Summary, SummaryError, SummaryRequest, Usage
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -109,7 +109,8 @@ class OpenAISummarizer:
     def _ask(self, messages: list[dict], chars: int, used: Usage) -> tuple[str, Usage]:
         extra = {"response_format": {"type": "json_object"}} if self.json_mode else {}
         try:
-            response = self.client.chat.completions.create(
+            # Plain {"role", "content"} dicts: openai types them as TypedDicts per role.
+            response = self.client.chat.completions.create(  # type: ignore[call-overload]
                 model=self.model,
                 messages=messages,
                 temperature=0,

@@ -26,8 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-import sqlite_utils
-
 from bot.config import DEFAULT_LORE_URL
 from bot.digest.buckets import assign_buckets
 from bot.digest.entries import (
@@ -42,8 +40,10 @@ from bot.digest.extractive import ExtractiveSummarizer
 from bot.digest.grounding import Directory
 from bot.digest.period import Period
 from bot.digest.reports import link_reports
-from bot.digest.summarize import RunStats, Summarizer, summarise_entries
+from bot.digest.summarise import RunStats, summarise_entries
+from bot.digest.summary import Summarizer
 from storage import digests as store
+from storage.db import Database
 from storage.digests import MailRow
 from storage.messages import iso
 from storage.queue import DONE_STATES, WaitingVersion, idle_series, waiting_versions
@@ -60,7 +60,7 @@ class DigestRun:
 
 
 def build_digest(
-    db: sqlite_utils.Database,
+    db: Database,
     period: Period,
     *,
     lang: str = "en",
@@ -76,7 +76,7 @@ def build_digest(
 
 
 def run_digest(
-    db: sqlite_utils.Database,
+    db: Database,
     period: Period,
     *,
     lang: str = "en",
@@ -140,7 +140,7 @@ def run_digest(
     return DigestRun(model, stats)
 
 
-def _mark_idle(db: sqlite_utils.Database, entries: list[dict], period: Period) -> None:
+def _mark_idle(db: Database, entries: list[dict], period: Period) -> None:
     """A series whose latest version is idle as of the period end says so in its status
     (``idle`` with ``idle_since``) — never "new" — unless a decision is known by now."""
     series = [e for e in entries if e["kind"] == "series"]
@@ -161,7 +161,7 @@ def _mark_waiting(entries: list[dict], queue: dict[str, WaitingVersion]) -> None
         )
 
 
-def _link_reports(db: sqlite_utils.Database, period: Period, entries: list[dict], ctx) -> None:
+def _link_reports(db: Database, period: Period, entries: list[dict], ctx) -> None:
     """Each report says which series it is about when that is known (bot.digest.reports)."""
     reports = [e for e in entries if e["bucket"] == "reports"]
     about = link_reports(db, period, reports)
@@ -183,7 +183,7 @@ def _link_reports(db: sqlite_utils.Database, period: Period, entries: list[dict]
         }
 
 
-def _latest_key(db: sqlite_utils.Database, sid: str, period: Period) -> str:
+def _latest_key(db: Database, sid: str, period: Period) -> str:
     versions = store.version_rows(db, [sid]).get(sid, [])
     before = [v for v in versions if v["date"] is None or v["date"] < iso(period.until)]
     return (before or versions)[-1]["key"]

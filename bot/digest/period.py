@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from storage.messages import iso
+
 _WEEK_RE = re.compile(r"^\s*(\d{4})-?W(\d{1,2})\s*$", re.I)
 _DAYS_RE = re.compile(r"^\s*(\d{1,3})\s*d\s*$", re.I)
 
@@ -34,7 +36,7 @@ class Period:
     @property
     def key(self) -> str:
         """Stable name of the period: the ISO week, else ``since/until`` in ISO UTC."""
-        return self.iso_week or f"{_iso(self.since)}/{_iso(self.until)}"
+        return self.iso_week or f"{iso(self.since)}/{iso(self.until)}"
 
     @property
     def last_day(self) -> date:
@@ -46,14 +48,14 @@ class Period:
 
     def contains_iso(self, when: str) -> bool:
         """Same for an ISO UTC string as stored ("2022-02-07T15:20:29Z")."""
-        return _iso(self.since) <= when < _iso(self.until)
+        return iso(self.since) <= when < iso(self.until)
 
     def as_dict(self) -> dict:
         return {
             "key": self.key,
             "iso_week": self.iso_week,
-            "since": _iso(self.since),
-            "until": _iso(self.until),
+            "since": iso(self.since),
+            "until": iso(self.until),
             "first_day": self.since.date().isoformat(),
             "last_day": self.last_day.isoformat(),
         }
@@ -138,7 +140,3 @@ def _utc(when: datetime) -> datetime:
     if when.tzinfo is None:
         raise PeriodError(f"naive datetime {when!r}: pass an aware time (UTC)")
     return when.astimezone(UTC)
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

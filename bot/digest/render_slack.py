@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 
+from bot.blockkit import MAX_BLOCKS, MAX_CONTEXT, MAX_HEADER, MAX_SECTION, MAX_VALUE
 from bot.digest.buckets import BUCKETS
 from bot.digest.extractive import ranges
 from bot.digest.labels import (
@@ -32,12 +33,8 @@ from bot.digest.labels import (
     utc_minute,
     utc_short,
 )
+from bot.mrkdwn import cut_mrkdwn, escape_mrkdwn
 
-MAX_BLOCKS = 50
-MAX_SECTION = 3000
-MAX_HEADER = 150
-MAX_FIELD = 2000
-MAX_FIELDS = 10
 MAX_TEXT = 3000  # the notification fallback ``text`` we send (Slack allows more)
 PARENT_BLOCKS = 20
 PARENT_CHARS = 3000
@@ -68,14 +65,6 @@ BUCKET_EMOJI = {
     "discussion": "💬",
     "reports": "🚨",
 }
-
-
-def escape_mrkdwn(text: str | None) -> str:
-    """Mail text as literal Slack text: ``&``, ``<``, ``>`` escaped, so no mention, channel
-    link, special command (``<!channel>``) or link from a mail can take effect."""
-    if not text:
-        return ""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _link(url: str, label: str) -> str:
@@ -268,7 +257,7 @@ def card_blocks(e: dict, t: dict, number: int, period_key: str, lang: str) -> li
     lines.append(_links(e))
     section = _section(_fit(lines[:6]))
     value = json.dumps({"p": period_key, "e": e["key"], "l": lang}, separators=(",", ":"))
-    if len(value) <= MAX_FIELD:
+    if len(value) <= MAX_VALUE:
         section["accessory"] = {
             "type": "button",
             "text": {"type": "plain_text", "text": t["details"], "emoji": False},
@@ -463,7 +452,7 @@ def _header(text: str) -> dict:
 
 
 def _context(text: str) -> dict:
-    return {"type": "context", "elements": [_mrkdwn(cut_mrkdwn(text, MAX_FIELD))]}
+    return {"type": "context", "elements": [_mrkdwn(cut_mrkdwn(text, MAX_CONTEXT))]}
 
 
 def _fit(lines: list[str], limit: int = MAX_SECTION) -> str:
@@ -490,20 +479,3 @@ def _fit_count(lines: list[str], room: int) -> int:
         if used > room:
             return i
     return len(lines)
-
-
-def cut_mrkdwn(text: str, limit: int) -> str:
-    """At most ``limit`` characters (with "…"), never splitting a ``<link|label>``, an
-    ``&entity;`` or a code span/fence (Slack would render the rest wrong)."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    for opener, closer in (("<", ">"), ("&", ";")):
-        start = cut.rfind(opener)
-        if start > cut.rfind(closer):
-            cut = cut[:start]
-    if cut.count("```") % 2:
-        cut = cut[: cut.rfind("```")]
-    elif cut.count("`") % 2:
-        cut = cut[: cut.rfind("`")]
-    return cut.rstrip() + "…"

@@ -12,11 +12,10 @@ import urllib.parse
 from collections.abc import Sequence
 from datetime import timedelta
 
-import sqlite_utils
-
 from bot.digest.period import Period
 from ingest.subjects import normalise_title, parse_subject
 from storage import digests as store
+from storage.db import Database
 
 LOOKBACK = timedelta(days=365)
 MIN_TITLE = 16  # shorter titles ("Fix typo") name nothing reliably
@@ -24,9 +23,7 @@ _LINK_RE = re.compile(r"lore\.kernel\.org/(?:[\w.-]+/)?([^/\s<>\"']+@[^/\s<>\"']
 _MSGID_RE = re.compile(r"<([^<>\s@]+@[^<>\s@]+)>")
 
 
-def link_reports(
-    db: sqlite_utils.Database, period: Period, reports: Sequence[dict]
-) -> dict[str, str]:
+def link_reports(db: Database, period: Period, reports: Sequence[dict]) -> dict[str, str]:
     """Entry key → the id of the series it is about, for the reports where that is known."""
     if not reports:
         return {}
@@ -52,7 +49,7 @@ def _by_subject(entry: dict, by_title: dict[str, str]) -> str | None:
     return None
 
 
-def _by_words(db: sqlite_utils.Database, entry: dict, by_title: dict[str, str]) -> str | None:
+def _by_words(db: Database, entry: dict, by_title: dict[str, str]) -> str | None:
     texts = store.bodies(db, [m["msgid"] for m in entry["mails"]])
     words = " ".join(" ".join(t.split()) for t in texts.values())
     linked = {urllib.parse.unquote(m) for m in _LINK_RE.findall(words)}

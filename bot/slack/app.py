@@ -17,7 +17,6 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import sqlite_utils
 from slack_bolt import App
 from slack_sdk import WebClient
 
@@ -25,8 +24,9 @@ from bot.commands.answers import Sources
 from bot.commands.results import Summarize
 from bot.config import Config
 from bot.slack.digest import DigestGlue
+from storage.db import Database
 
-DbFactory = Callable[[], sqlite_utils.Database]
+DbFactory = Callable[[], Database]
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def per_thread(open_db: DbFactory) -> DbFactory:
     """One database connection per thread (sqlite3 connections are not shared safely)."""
     local = threading.local()
 
-    def get() -> sqlite_utils.Database:
+    def get() -> Database:
         db = getattr(local, "db", None)
         if db is None:
             db = local.db = open_db()

@@ -6,13 +6,11 @@ context element and per button value.  Links point only at URLs we built (lore).
 
 from __future__ import annotations
 
+from bot.blockkit import MAX_BLOCKS, MAX_CONTEXT, MAX_SECTION, MAX_VALUE
 from bot.commands.layout import Layout, Line, Section, Span, layout, usage_error
-from bot.slack.escape import cut_mrkdwn, escape_mrkdwn, link
+from bot.mrkdwn import cut_mrkdwn, escape_mrkdwn
+from bot.slack.escape import link
 
-MAX_BLOCKS = 50
-SECTION_CHARS = 3000
-CONTEXT_CHARS = 2000
-VALUE_CHARS = 2000
 SPAN_CHARS = 1500
 
 SHARE_ACTION = "kvmarm_share"
@@ -30,15 +28,15 @@ def error_message(err) -> dict:
 
 
 def layout_message(lay: Layout, *, shareable: bool = True) -> dict:
-    blocks = [_section(cut_mrkdwn(mrkdwn_line(lay.title), SECTION_CHARS))]
+    blocks = [_section(cut_mrkdwn(mrkdwn_line(lay.title), MAX_SECTION))]
     for section in lay.sections:
         blocks.extend(_section_blocks(section))
     actions = []
-    if shareable and lay.share and not lay.error and len(lay.share) <= VALUE_CHARS:
+    if shareable and lay.share and not lay.error and len(lay.share) <= MAX_VALUE:
         actions.append(button("Share in channel", SHARE_ACTION, lay.share))
     return {
         "response_type": "ephemeral",
-        "text": escape_mrkdwn(lay.fallback)[:CONTEXT_CHARS],
+        "text": escape_mrkdwn(lay.fallback)[:MAX_CONTEXT],
         "blocks": fit_blocks(blocks, actions),
     }
 
@@ -48,7 +46,7 @@ def button(text: str, action_id: str, value: str, *, primary: bool = False) -> d
         "type": "button",
         "text": {"type": "plain_text", "text": text, "emoji": False},
         "action_id": action_id,
-        "value": value[:VALUE_CHARS],
+        "value": value[:MAX_VALUE],
     }
     if primary:
         element["style"] = "primary"
@@ -84,7 +82,7 @@ def _section_blocks(section: Section) -> list[dict]:
     lines = [mrkdwn_line(line) for line in section.lines]
     if section.heading:
         lines.insert(0, f"*{escape_mrkdwn(section.heading)}*")
-    limit = CONTEXT_CHARS if section.small else SECTION_CHARS
+    limit = MAX_CONTEXT if section.small else MAX_SECTION
     make = _context if section.small else _section
     return [make(chunk) for chunk in _chunks(lines, limit)]
 

@@ -17,6 +17,7 @@ from logging import Logger
 from slack_bolt import Respond
 from slack_sdk import WebClient
 
+from bot.blockkit import MAX_BLOCKS
 from bot.commands.digest import digest_period
 from bot.commands.grammar import Command
 from bot.config import Config
@@ -30,8 +31,8 @@ from bot.digest import (
     render_slack,
 )
 from bot.digest.render_slack import render_details
-from bot.slack.blocks import MAX_BLOCKS, POST_DIGEST_ACTION, button
-from bot.slack.escape import escape_mrkdwn
+from bot.mrkdwn import escape_mrkdwn
+from bot.slack.blocks import POST_DIGEST_ACTION, button
 from bot.slack.post import PostError, post_digest
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class DigestGlue:
     summarizer: Summarizer
     db_factory: Callable
     now: Callable[[], datetime]
-    # Pulls a period's mail from lore before the scheduled post (serve wires bot.sync).
+    # Pulls a period's mail from lore before the scheduled post (serve wires bot.sync.lore).
     pull: Callable[[object, Period], object] | None = None
 
     # ---- /kvmarm digest … -----------------------------------------------------------------

@@ -1,20 +1,16 @@
-"""Text to and from Slack mrkdwn.
+"""Links in and text from Slack mrkdwn.
 
-Slack treats ``<…>`` as links and mentions (``<!channel>``, ``<!here>``, ``<@U123>``,
-``<#C123>``) and ``&``-entities as markup.  Mail text goes through ``escape_mrkdwn`` (the
-digest renderer's: exactly ``&``, ``<`` and ``>``, Slack's own rule), so mentions are shown
-as typed and never notify anyone.  We never set ``link_names``, so a bare ``@here`` stays
-text too.  ``unescape_incoming`` undoes Slack's formatting of what users type.
+Mail text goes through ``bot.mrkdwn.escape_mrkdwn`` (exactly ``&``, ``<`` and ``>``, Slack's
+own rule), so mentions are shown as typed and never notify anyone.  We never set
+``link_names``, so a bare ``@here`` stays text too.  ``unescape_incoming`` undoes Slack's
+formatting of what users type.
 """
 
 from __future__ import annotations
 
 import re
 
-# One escaping rule for all mail text we send to Slack: the digest renderer's.
-from bot.digest.render_slack import cut_mrkdwn, escape_mrkdwn
-
-__all__ = ["cut_mrkdwn", "escape_mrkdwn", "link", "unescape_incoming"]
+from bot.mrkdwn import escape_mrkdwn  # the one escaping rule for mail text sent to Slack
 
 _UNESCAPE = {"&amp;": "&", "&lt;": "<", "&gt;": ">"}
 

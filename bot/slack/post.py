@@ -24,15 +24,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import sqlite_utils
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.config import DEFAULT_LORE_URL
 from bot.digest import Period, Summarizer, build_digest, render_slack
 from bot.digest.chart import render_chart
-from bot.digest.labels import parse_iso
 from storage import digests as store
+from storage.db import Database
+from storage.messages import from_iso
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class PostResult:
 
 
 def post_digest(
-    db: sqlite_utils.Database,
+    db: Database,
     client: WebClient,
     channel: str,
     period: Period,
@@ -116,7 +116,7 @@ def _post(db, client, channel, period, *, lang, summarizer, force, chart, now, l
             f"no mail dated in {period.key} in the database: nothing posted (sync or ingest first)"
         )
     resumed = previous is not None and previous.state != "done" and not force
-    run = _take_over(db, previous) if resumed else _start(db, period, channel, now)
+    run = _take_over(db, previous) if resumed and previous else _start(db, period, channel, now)
     poster = _Poster(db, client, run, now)
     messages = render_slack(model)
     parent = poster.message(0, "parent", messages[0], thread_ts=None)
@@ -255,7 +255,7 @@ class _Poster:
         """The ts of a message this run already posted as ``part``, from Slack itself."""
         try:
             if thread_ts is None:
-                oldest = parse_iso(self.run.started_at).timestamp() - 60
+                oldest = from_iso(self.run.started_at).timestamp() - 60
                 response = self.client.conversations_history(
                     channel=self.run.channel, oldest=str(oldest), include_all_metadata=True
                 )

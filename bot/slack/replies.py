@@ -7,8 +7,9 @@ from collections.abc import Iterator
 
 from bot.commands.answers import answer, summary_note
 from bot.commands.grammar import Command, UsageError, parse_command
+from bot.mrkdwn import escape_mrkdwn
 from bot.slack.blocks import answer_message, error_message
-from bot.slack.escape import escape_mrkdwn, unescape_incoming
+from bot.slack.escape import unescape_incoming
 from storage.db import StorageError
 
 

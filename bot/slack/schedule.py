@@ -74,7 +74,9 @@ class Schedule:
         )
 
     @staticmethod
-    def _utc(local: datetime) -> datetime:
+    def _utc(local: datetime | None) -> datetime:
+        if local is None:  # cannot happen: the rule starts 8 days back and never ends
+            raise ScheduleError("the schedule has no occurrence there")
         return tz.resolve_imaginary(local).astimezone(UTC)
 
     def describe(self) -> str:
@@ -101,7 +103,7 @@ def run_schedule(
     job: Callable[[datetime], None],
     *,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    sleep: Callable[[float], None] | None = None,
+    sleep: Callable[[float], object] | None = None,
     stop: threading.Event | None = None,
     catch_up: timedelta = timedelta(hours=12),
     retry_delay: timedelta = timedelta(minutes=10),
@@ -130,7 +132,7 @@ def run_schedule(
 
 
 def _wait_until(
-    due: datetime, now: Callable[[], datetime], sleep: Callable[[float], None], stop
+    due: datetime, now: Callable[[], datetime], sleep: Callable[[float], object], stop
 ) -> bool:
     while not stop.is_set():
         left = (due - now()).total_seconds()

@@ -30,7 +30,7 @@ DEFAULT_SYNC_EVERY = timedelta(hours=1)
 
 def _pull(config) -> Callable:
     """Pull a week's mail from lore before it is posted (a day early: received vs Date)."""
-    from bot.sync import sync
+    from bot.sync.lore import sync
 
     def pull(db, period) -> None:
         sync(db, config, since=period.since - timedelta(days=1))
@@ -117,7 +117,7 @@ def serve(
     from bot.slack.client import make_web_client
     from bot.slack.digest import DigestGlue
     from bot.slack.schedule import parse_schedule, run_schedule
-    from bot.sync import sync
+    from bot.sync.lore import sync
     from storage.db import open_db
 
     if not config.slack_bot_token:

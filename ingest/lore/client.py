@@ -340,7 +340,7 @@ class _Transport(requests.adapters.HTTPAdapter):
         self._on_send = on_send
         self.retry_after: float | None = None
 
-    def send(self, request, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def send(self, request, *args, **kwargs):
         self._on_send()
         self.retry_after = None
         response = super().send(request, *args, **kwargs)

@@ -15,12 +15,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import sqlite_utils
-
-from bot.pipeline import IngestReport, default_workers, ingest_mails
 from bot.progress import Progress, Silent
+from bot.sync.pipeline import IngestReport, default_workers, ingest_mails
 from ingest.lore.client import default_user_agent
 from ingest.sources import SourceError, count_bytes, git_env, iter_git_epoch
+from storage.db import Database, transaction
 from storage.messages import iso
 from storage.sync import get_git_mark, record_sync, set_git_mark
 
@@ -54,7 +53,7 @@ def _advance(bar: Progress) -> Callable[[object], None]:
 
 
 def sync_git(
-    db: sqlite_utils.Database,
+    db: Database,
     repo_dir: Path,
     *,
     clone_url: str | None = None,
@@ -84,7 +83,7 @@ def sync_git(
 
 
 def _sync_git(
-    db: sqlite_utils.Database, repo: Path, clone_url: str | None, fetch: bool, bar: Progress
+    db: Database, repo: Path, clone_url: str | None, fetch: bool, bar: Progress
 ) -> GitSyncReport:
     clock = time.monotonic()
     fetched = _update_mirror(repo, clone_url, fetch, bar)
@@ -99,7 +98,7 @@ def _sync_git(
 
     bar.update(f"ingest {repo.name}")
     workers = default_workers(count_bytes(repo)) if since is None else 0
-    with db.atomic():
+    with transaction(db):
         report = ingest_mails(db, mails(), workers=workers, on_mail=_advance(bar))
         if last:
             set_git_mark(db, str(repo), last[0])

@@ -1,5 +1,4 @@
-"""Pull new mail from lore (``sync``) or from a public-inbox git mirror (``sync_git``, in
-bot/sync_git.py, re-exported here).
+"""Pull new mail from lore's HTTP API (``sync``; a public-inbox git mirror is bot/sync/git.py).
 
 ``sync`` works in two phases, so a sync that dies leaves nothing half-written:
 
@@ -27,14 +26,12 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 
-import sqlite_utils
-
 from bot.config import Config
-from bot.pipeline import IngestReport, default_workers, ingest_mails
 from bot.progress import Progress, Silent
-from bot.sync_git import GitSyncReport, SyncError, sync_git
+from bot.sync.pipeline import IngestReport, default_workers, ingest_mails
 from ingest.lore.client import LoreClient, LoreError, LoreMail, SeriesHead
 from ingest.subjects import parse_subject
+from storage.db import Database, transaction
 from storage.messages import iso
 from storage.sync import (
     LoreMark,
@@ -45,7 +42,7 @@ from storage.sync import (
     stored_msgids,
 )
 
-__all__ = ["FIRST_RUN", "OVERLAP", "GitSyncReport", "SyncError", "SyncReport", "sync", "sync_git"]
+__all__ = ["FIRST_RUN", "OVERLAP", "SyncReport", "sync"]
 
 OVERLAP = timedelta(days=2)
 FIRST_RUN = timedelta(days=14)
@@ -97,7 +94,7 @@ class _Pulled:
 
 
 def sync(
-    db: sqlite_utils.Database,
+    db: Database,
     config: Config,
     *,
     since: datetime | None = None,
@@ -136,7 +133,7 @@ def sync(
 
 
 def _store(
-    db: sqlite_utils.Database,
+    db: Database,
     lore: LoreClient,
     pulled: _Pulled,
     start: datetime,
@@ -147,7 +144,7 @@ def _store(
 ) -> SyncReport:
     """Phase 2: the mail, the mark and ``last_sync`` in one transaction."""
     bar.update(f"storing {len(pulled.mails)} messages")
-    with db.atomic():
+    with transaction(db):
         mails = [m.raw for m in pulled.mails.values()]
         workers = default_workers(sum(len(m.data) for m in mails))  # as `kvmarm ingest`
         report = ingest_mails(db, mails, workers=workers, on_mail=_advance(bar))
@@ -194,7 +191,7 @@ def _high_water(window: Sequence[LoreMail], until: datetime) -> datetime | None:
 
 
 def _move_lore_mark(
-    db: sqlite_utils.Database, url: str, start: datetime, high_water: datetime | None
+    db: Database, url: str, start: datetime, high_water: datetime | None
 ) -> LoreMark | None:
     """Extend the covered range by this window; read inside the transaction (concurrent runs).
 
@@ -215,7 +212,7 @@ def _move_lore_mark(
 
 
 def _pull(
-    db: sqlite_utils.Database, lore: LoreClient, start: datetime, until: datetime, bar: Progress
+    db: Database, lore: LoreClient, start: datetime, until: datetime, bar: Progress
 ) -> _Pulled:
     bar.update(f"lore: mail received since {iso(start)}")
     pulled = _Pulled(window=lore.received_between(start, until))
@@ -238,7 +235,7 @@ def _pull(
     return pulled
 
 
-def _new_mails(db: sqlite_utils.Database, mails: Sequence[LoreMail]) -> list[LoreMail]:
+def _new_mails(db: Database, mails: Sequence[LoreMail]) -> list[LoreMail]:
     stored = stored_msgids(db, (m.msgid for m in mails if m.msgid))
     return [m for m in mails if m.msgid and m.msgid not in stored]
 
@@ -314,7 +311,7 @@ class _Versions:
         return low
 
 
-def _lacks_first_version(db: sqlite_utils.Database, head: _Head, fetched: _Versions) -> bool:
+def _lacks_first_version(db: Database, head: _Head, fetched: _Versions) -> bool:
     """Is no version 1 of the head's series known (stored or just fetched)?
 
     Looking up whenever the chain does not reach v1 (not only when vN-1 is missing) lets a
@@ -351,7 +348,7 @@ def _last_sync(report: SyncReport) -> dict:
 
 
 def _record_failure(
-    db: sqlite_utils.Database,
+    db: Database,
     lore: LoreClient,
     start: datetime,
     mark: datetime | None,

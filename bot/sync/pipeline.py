@@ -20,17 +20,17 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-import sqlite_utils
-
 from ingest.derive import derive
 from ingest.parse import parse_mail, peek_header
 from ingest.patchid import compute_patch_ids
 from ingest.records import MalformedMail, Message, Quarantined
 from ingest.sources import RawMail
+from storage.db import Database
 from storage.derived import save_derived
 from storage.messages import (
     StoredMail,
     count_messages,
+    iso,
     iter_raw,
     known_messages,
     known_quarantine,
@@ -92,7 +92,7 @@ def workers_for_mails(count: int) -> int:
 
 
 def ingest_mails(
-    db: sqlite_utils.Database,
+    db: Database,
     mails: Iterable[RawMail],
     *,
     workers: int = 0,
@@ -130,12 +130,12 @@ def ingest_mails(
     changed = bool(report.added or report.replaced)
     if rebuild and (changed or _derive_outdated(db)):
         rebuild_derived(db, None if had_messages else list(new.values()))
-    set_state(db, "last_ingest", {"at": _iso(now()), **report.as_dict()})
+    set_state(db, "last_ingest", {"at": iso(now()), **report.as_dict()})
     return report
 
 
 def reindex(
-    db: sqlite_utils.Database,
+    db: Database,
     *,
     workers: int = 0,
     on_mail: Callable[[RawMail], None] | None = None,
@@ -161,7 +161,7 @@ def reindex(
     return count
 
 
-def parse_outdated(db: sqlite_utils.Database) -> bool:
+def parse_outdated(db: Database) -> bool:
     """Stored mails were parsed by older rules than this version's."""
     return count_messages(db) > 0 and get_state(db, "parse_version", 1) != PARSE_VERSION
 
@@ -173,13 +173,13 @@ def _counted(mails: Iterable[RawMail], on_mail) -> Iterator[RawMail]:
         yield mail
 
 
-def rebuild_derived(db: sqlite_utils.Database, messages: list[Message] | None = None) -> None:
+def rebuild_derived(db: Database, messages: list[Message] | None = None) -> None:
     """Recompute threads/series/trailers from all stored messages (or the ones given)."""
     save_derived(db, derive(messages if messages is not None else list(load_messages(db))))
     set_state(db, "derive_version", DERIVE_VERSION)
 
 
-def _derive_outdated(db: sqlite_utils.Database) -> bool:
+def _derive_outdated(db: Database) -> bool:
     return get_state(db, "derive_version") != DERIVE_VERSION
 
 
@@ -267,7 +267,3 @@ def _quarantine(db, item: _Failed, bad: set[str], report: IngestReport, now) -> 
     bad.add(digest)
     report.quarantined += 1
     save_quarantined(db, [Quarantined(item.origin, item.reason, item.raw)], now())
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -6,14 +6,14 @@ from datetime import timedelta
 
 import click
 
-from bot.cli_context import Context, pass_ctx
+from bot.cli.context import CliContext, pass_ctx
 from bot.commands.grammar import USAGE, UsageError, parse_command
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("words", nargs=-1, required=True)
 @pass_ctx
-def ask(ctx: Context, words: tuple[str, ...]) -> None:
+def ask(ctx: CliContext, words: tuple[str, ...]) -> None:
     """Answer a /kvmarm command in the terminal (same words as in Slack).
 
     Exit status: 0 answered, 1 nothing matched, 2 not a command (usage shown).
@@ -87,7 +87,7 @@ def ctx_exit(code: int) -> None:
 )
 @pass_ctx
 def serve(
-    ctx: Context,
+    ctx: CliContext,
     http: str | None,
     schedule_text: str | None,
     channels: tuple[str, ...],

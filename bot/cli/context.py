@@ -1,7 +1,7 @@
 """What every `kvmarm` command shares: the lazily opened config and database, window options.
 
 Command modules (sync, digest, Slack) import ``pass_ctx`` from here and register themselves
-in bot/cli.py with ``main.add_command``.
+in bot/cli/__init__.py with ``main.add_command``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import click
 
 from bot.config import Config, ConfigError, load_config
 from bot.dates import parse_when
-from storage.db import StorageError, open_db
+from storage.db import Database, StorageError, open_db
 
 
-class Context:
+class CliContext:
     def __init__(self, db_path: str | None) -> None:
         self._db_path = db_path
         self._config: Config | None = None
-        self._db = None
+        self._db: Database | None = None
 
     @property
     def config(self) -> Config:
@@ -31,7 +31,7 @@ class Context:
         return self._config
 
     @property
-    def db(self):
+    def db(self) -> Database:
         if self._db is None:
             try:
                 self._db = open_db(self.config.db)
@@ -40,7 +40,7 @@ class Context:
         return self._db
 
 
-pass_ctx = click.make_pass_decorator(Context)
+pass_ctx = click.make_pass_decorator(CliContext)
 
 
 def window_options(func):

@@ -1,8 +1,4 @@
-"""`kvmarm` — the command line.  A thin layer: open the DB, call library functions, print.
-
-Errors from the core (ingest, storage, config) become a one-line message and exit code 1;
-usage errors exit 2 (click's convention).
-"""
+"""`kvmarm ingest|status|reindex|series|threads`: the commands over the stored mail."""
 
 from __future__ import annotations
 
@@ -13,36 +9,15 @@ from pathlib import Path
 
 import click
 
-from bot.cli_context import Context, parse_window, pass_ctx, window_options
+from bot.cli.context import CliContext, parse_window, pass_ctx, window_options
 from bot.progress import progress
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--db",
-    "db_path",
-    metavar="PATH",
-    help="SQLite database (default: $KVMARM_DB or $XDG_DATA_HOME/kvmarm/kvmarm.db).",
-)
-@click.version_option(package_name="kvmarm-bot")
-@click.pass_context
-def main(ctx: click.Context, db_path: str | None) -> None:
-    """kvmarm-bot: the kvmarm mailing list as facts — series, versions, reviews, status.
-
-    \b
-    Quick start:
-      kvmarm ingest ../shared/data/kvmarm-archive/kvmarm-2022-02.mbox.gz
-      kvmarm status
-      kvmarm series --json --since 2022-02-01 --until 2022-02-08
-    """
-    ctx.obj = Context(db_path)
-
-
-@main.command()
+@click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_ctx
-def ingest(ctx: Context, paths: tuple[Path, ...], as_json: bool) -> None:
+def ingest(ctx: CliContext, paths: tuple[Path, ...], as_json: bool) -> None:
     """Store mails from mbox, mbox.gz, maildir, .eml or public-inbox git epochs.
 
     Mails already stored (same Message-ID) are skipped; unparseable ones are quarantined
@@ -53,7 +28,7 @@ def ingest(ctx: Context, paths: tuple[Path, ...], as_json: bool) -> None:
       kvmarm ingest ~/mail/kvmarm-2022-0*.mbox.gz
       kvmarm ingest /srv/lore/kvmarm/git/0.git
     """
-    from bot.pipeline import default_workers, ingest_mails
+    from bot.sync.pipeline import default_workers, ingest_mails
     from ingest.sources import SourceError, count_bytes, iter_raw_mails
 
     db = ctx.db
@@ -87,17 +62,17 @@ def ingest(ctx: Context, paths: tuple[Path, ...], as_json: bool) -> None:
         )
 
 
-@main.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (stable contract).")
 @pass_ctx
-def status(ctx: Context, as_json: bool) -> None:
+def status(ctx: CliContext, as_json: bool) -> None:
     """Counts, date range, quarantined mails, last sync and the database path.
 
     \b
     Example:
       kvmarm status --json | jq .messages
     """
-    from bot.pipeline import parse_outdated
+    from bot.sync.pipeline import parse_outdated
     from storage.views import status_json
 
     info = status_json(ctx.db, ctx.config.db)
@@ -122,9 +97,9 @@ def status(ctx: Context, as_json: bool) -> None:
     click.echo(f"last ingest: {_describe(info['last_ingest'])}")
 
 
-@main.command()
+@click.command()
 @pass_ctx
-def reindex(ctx: Context) -> None:
+def reindex(ctx: CliContext) -> None:
     """Re-parse every stored mail from its raw bytes, then rebuild threads and series.
 
     Needed after an upgrade that changed how mail is parsed (`kvmarm status` says so);
@@ -134,8 +109,8 @@ def reindex(ctx: Context) -> None:
     Example:
       kvmarm reindex
     """
-    from bot.pipeline import reindex as reindex_all
-    from bot.pipeline import workers_for_mails
+    from bot.sync.pipeline import reindex as reindex_all
+    from bot.sync.pipeline import workers_for_mails
     from storage.messages import count_messages
 
     db = ctx.db
@@ -151,11 +126,11 @@ def _describe(state: dict | None) -> str:
     return ", ".join(f"{k}={v}" for k, v in state.items())
 
 
-@main.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (stable contract).")
 @window_options
 @pass_ctx
-def series(ctx: Context, as_json: bool, since: str | None, until: str | None) -> None:
+def series(ctx: CliContext, as_json: bool, since: str | None, until: str | None) -> None:
     """Patch series with their versions, patches, trailers and status.
 
     \b
@@ -173,11 +148,11 @@ def series(ctx: Context, as_json: bool, since: str | None, until: str | None) ->
         click.echo(f"{s['status']:<18} {s['title']}  [{versions}]  <{s['author']['email']}>")
 
 
-@main.command()
+@click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (stable contract).")
 @window_options
 @pass_ctx
-def threads(ctx: Context, as_json: bool, since: str | None, until: str | None) -> None:
+def threads(ctx: CliContext, as_json: bool, since: str | None, until: str | None) -> None:
     """Threads with their messages in the window.
 
     \b
@@ -197,20 +172,3 @@ def threads(ctx: Context, as_json: bool, since: str | None, until: str | None) -
 def _print_json(value) -> None:
     json.dump(value, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
-
-
-from bot.sync_cli import sync as _sync_cmd  # noqa: E402
-
-main.add_command(_sync_cmd)
-
-from bot.slack_cli import ask as _ask_cmd  # noqa: E402
-from bot.slack_cli import serve as _serve_cmd  # noqa: E402
-
-main.add_command(_ask_cmd)
-main.add_command(_serve_cmd)
-
-from bot.digest.cli import digest as _digest_cmd  # noqa: E402
-from bot.digest.cli import post as _post_cmd  # noqa: E402
-
-main.add_command(_digest_cmd)
-main.add_command(_post_cmd)

@@ -1,4 +1,5 @@
-"""b4's trailer parsing, used per mail: inline trailers of a patch, follow-up trailers of a reply.
+"""b4's rules, used per mail by the pure parser: inline trailers of a patch, follow-up
+trailers of a reply, and what a diff / diffstat looks like.
 
 b4 is the reference for what counts as a trailer on the kernel lists, so we call its own
 ``LoreMessage.get_body_parts`` / ``find_trailers`` and its sender check ``get_trailers``
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import re
 from types import SimpleNamespace
+from typing import Any
 
 import b4
 
@@ -95,7 +97,7 @@ def followup_trailers(text: str, sender_name: str, sender_email: str) -> list[Tr
     if not ltrs:
         return []
     # b4's sender check is an instance method reading only these three attributes.
-    sender = SimpleNamespace(
+    sender: Any = SimpleNamespace(
         trailers=ltrs, fromemail=sender_email, fromname=sender_name or sender_email
     )
     _accepted, mismatched = b4.LoreMessage.get_trailers(sender, sloppy=False)

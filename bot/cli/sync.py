@@ -1,4 +1,4 @@
-"""`kvmarm sync`: the command line over bot.sync (lore) and bot.sync.sync_git (git mirror)."""
+"""`kvmarm sync`: the command line over bot.sync.lore (lore) and bot.sync.git (git mirror)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bot.cli_context import Context, parse_window, pass_ctx
+from bot.cli.context import CliContext, parse_window, pass_ctx
 
 
 @click.command("sync")
@@ -26,7 +26,7 @@ from bot.cli_context import Context, parse_window, pass_ctx
 @click.option("--no-fetch", is_flag=True, help="With --git: do not `git fetch` first.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pass_ctx
-def sync(ctx: Context, since: str | None, git_dir: Path | None, no_fetch: bool, as_json: bool):
+def sync(ctx: CliContext, since: str | None, git_dir: Path | None, no_fetch: bool, as_json: bool):
     """Pull new mail from lore (KVMARM_LORE_URL) into the database.
 
     Asks lore for every message it received since the last sync, with a two-day overlap
@@ -51,7 +51,7 @@ def sync(ctx: Context, since: str | None, git_dir: Path | None, no_fetch: bool, 
         _sync_git(ctx, git_dir, fetch=not no_fetch, as_json=as_json)
         return
     start, _ = parse_window(since, None)
-    from bot.sync import sync as sync_lore
+    from bot.sync.lore import sync as sync_lore
     from ingest.lore.client import LoreError
 
     try:
@@ -78,9 +78,9 @@ def sync(ctx: Context, since: str | None, git_dir: Path | None, no_fetch: bool, 
     )
 
 
-def _sync_git(ctx: Context, git_dir: Path, *, fetch: bool, as_json: bool) -> None:
+def _sync_git(ctx: CliContext, git_dir: Path, *, fetch: bool, as_json: bool) -> None:
     from bot.progress import progress
-    from bot.sync import SyncError, sync_git
+    from bot.sync.git import SyncError, sync_git
     from ingest.sources import SourceError
 
     try:

@@ -1,5 +1,5 @@
 """`kvmarm digest` (print) and `kvmarm post` (to Slack), thin layers over bot.digest and
-bot.slack.post.  Registered in bot/cli.py."""
+bot.slack.post.  Registered in bot/cli/__init__.py."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from bot.cli_context import Context, pass_ctx
+from bot.cli.context import CliContext, pass_ctx
 from bot.dates import parse_when
 from bot.digest.period import (
     Period,
@@ -61,7 +61,7 @@ def resolve_period(
         raise click.BadParameter(str(exc)) from exc
 
 
-def pull_before_digest(ctx: Context, period: Period, offline: bool, *, required: bool) -> None:
+def pull_before_digest(ctx: CliContext, period: Period, offline: bool, *, required: bool) -> None:
     """Pull the period's mail from lore before a digest, unless ``--offline``.
 
     A day early: the sync selects by received time, the digest by Date.  When lore cannot
@@ -71,7 +71,7 @@ def pull_before_digest(ctx: Context, period: Period, offline: bool, *, required:
     if offline:
         return
     from bot.progress import progress
-    from bot.sync import sync
+    from bot.sync.lore import sync
     from ingest.lore.client import LoreError
 
     try:
@@ -120,7 +120,7 @@ def pull_before_digest(ctx: Context, period: Period, offline: bool, *, required:
 )
 @pass_ctx
 def digest(
-    ctx: Context,
+    ctx: CliContext,
     week: str | None,
     since: str | None,
     until: str | None,
@@ -150,7 +150,7 @@ def digest(
     from bot.digest.model import run_digest
     from bot.digest.render_markdown import render_markdown
     from bot.digest.render_slack import render_slack
-    from bot.digest.summarize import make_summarizer
+    from bot.digest.summarise import make_summarizer
     from storage.digests import forget_summaries
 
     now = datetime.now(UTC)
@@ -192,7 +192,7 @@ def digest(
 @click.option("--offline", is_flag=True, help="Do not pull from lore first.")
 @pass_ctx
 def post(
-    ctx: Context,
+    ctx: CliContext,
     channel: str | None,
     week: str | None,
     since: str | None,
@@ -215,7 +215,7 @@ def post(
       kvmarm post --channel C0123456789 --week 2022-W06
       kvmarm post                      # last week, to $KVMARM_CHANNEL
     """
-    from bot.digest.summarize import make_summarizer
+    from bot.digest.summarise import make_summarizer
     from bot.slack.client import make_web_client
     from bot.slack.post import PostError, post_digest
 
@@ -260,7 +260,7 @@ def post(
         click.echo(f"warning: {warning}", err=True)
 
 
-def _report(ctx: Context, model: dict, stats) -> None:
+def _report(ctx: CliContext, model: dict, stats) -> None:
     """One line on stderr: what was covered and what the summaries cost."""
     n = model["totals"]
     line = (
