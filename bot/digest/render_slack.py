@@ -181,7 +181,7 @@ def _bucket_overview(name: str, entries: list[dict], t: dict, top: int) -> str:
 
 def one_line(e: dict, t: dict, number: int | None = None) -> str:
     """emoji, linked title, vN, author, "R-b 12/40", mails this week — one line."""
-    title = e["title"] if len(e["title"]) <= TITLE_CHARS else e["title"][: TITLE_CHARS - 1] + "…"
+    title = _cut(e["title"], TITLE_CHARS)
     bits = [f"{emoji_of(e)} {_link(e['link'], escape_mrkdwn(title))}"]
     if e["version"] and e["type"] != "PULL":
         bits.append(f"v{e['version']['number']}")
@@ -209,35 +209,51 @@ def emoji_of(e: dict) -> str:
 
 
 def _bucket_message(model: dict, name: str, entries: list[dict], t: dict) -> dict:
+    """The bucket's reply: cards while they fit with one line left for every later entry,
+    then those lines; whatever still does not fit is counted."""
     period_key = model["period"]["key"]
+    lang = model.get("lang", "en")
     head = _section(f"*{BUCKET_EMOJI[name]} {t['buckets'][name]}* · {len(entries)}")
     blocks = [head]
-    used = _block_chars(head)
-    rest: list[tuple[int, dict]] = []
+    used = _block_chars(head) + 300  # the fallback text and the closing count
+    lines = [one_line(e, t, number) for number, e in enumerate(entries, start=1)]
+    after = [0] * (len(lines) + 1)  # characters of the one-line items from i on
+    for i in range(len(lines) - 1, -1, -1):
+        after[i] = after[i + 1] + len(lines[i]) + 1
+    cards = 0
     for number, e in enumerate(entries, start=1):
-        card = card_blocks(e, t, number, period_key, model.get("lang", "en"))
+        card = card_blocks(e, t, number, period_key, lang)
         cost = sum(_block_chars(b) for b in card)
-        # keep room for one block of one-liners and the closing count
+        rest_blocks = -(-after[number] // (MAX_SECTION - 10)) + 1
         if (
-            not rest
-            and len(blocks) + len(card) <= REPLY_BLOCKS - 2
-            and used + cost <= REPLY_CHARS - 600
+            len(blocks) + len(card) + rest_blocks > REPLY_BLOCKS
+            or used + cost + min(after[number], REPLY_CHARS // 2) > REPLY_CHARS
         ):
-            blocks += card
-            used += cost
-        else:
-            rest.append((number, e))
-    if rest:
-        lines = [one_line(e, t, number) for number, e in rest]
-        room = min(MAX_SECTION, REPLY_CHARS - used - 200)
-        shown = _fit_count(lines, room)
-        if shown:
-            blocks.append(_section("\n".join(lines[:shown])))
-        if shown < len(lines):
-            more = t["in_bucket_more"].format(n=len(lines) - shown, week=period_key)
-            blocks.append(_context(more))
+            break
+        blocks += card
+        used += cost
+        cards += 1
+    rest = lines[cards:]
+    shown = _fit_count(rest, REPLY_CHARS - used)
+    for chunk in _chunks("", rest[:shown]):
+        if chunk.strip() and len(blocks) < REPLY_BLOCKS - 1:
+            blocks.append(_section(chunk.strip("\n")))
+    listed = sum(len(b["text"]["text"].splitlines()) for b in blocks[1 + _card_blocks(blocks) :])
+    if cards + listed < len(entries):
+        more = t["in_bucket_more"].format(n=len(entries) - cards - listed, week=period_key)
+        blocks.append(_context(more))
     text = f"{t['buckets'][name]} ({len(entries)}) — {notification_text(model, t)}"
     return {"text": text[:MAX_TEXT], "blocks": blocks[:REPLY_BLOCKS]}
+
+
+def _card_blocks(blocks: list[dict]) -> int:
+    """How many of a reply's blocks (after its heading) belong to cards."""
+    n = 0
+    for b in blocks[1:]:
+        if "accessory" not in b and b["type"] != "context":
+            break
+        n += 1
+    return n
 
 
 def card_blocks(e: dict, t: dict, number: int, period_key: str, lang: str) -> list[dict]:
