@@ -308,3 +308,22 @@ def test_days_waiting_counts_from_the_posting(tmp_path):
     e = entry(digest(db), "Count the days")
     assert e["waiting"]["days"] == (at("2022-02-14", 0) - at("2022-01-31", 12)).days == 13
     db.close()
+
+
+def test_a_report_names_its_series_by_a_prefixed_title_not_by_a_generic_phrase(tmp_path):
+    kit = MailKit()
+    kit.posting("cul", "KVM: arm64: Expose the culprit to the guest", ANN, at("2022-02-01"), 1)
+    kit.posting("gen", "Remove unneeded semicolon", BOB, at("2022-02-02"), 1)
+    kit.mail(
+        "lkp-2@intel.com",
+        "[PATCH] KVM: arm64: fix semicolon.cocci warnings",
+        ROBOT,
+        at("2022-02-09"),
+        " Remove unneeded semicolon.\n\n"
+        'Fixes: d43583b890e7 ("KVM: arm64: Expose the culprit to the guest part 1")\n',
+    )
+    db = kit.store(tmp_path / "fixes.db", at("2022-06-01"))
+    report = entry(digest(db), "semicolon.cocci")
+    assert report["bucket"] == "reports"
+    assert report["about"]["title"] == "KVM: arm64: Expose the culprit to the guest"
+    db.close()

@@ -25,16 +25,21 @@ from collections.abc import Iterable
 BUCKETS = ("applied", "new_series", "new_versions", "waiting", "discussion", "reports")
 _DONE_STATES = ("applied", "pulled", "partially-applied")
 _REPORT_RE = re.compile(
-    r"regress|\bBUG\b|\bWARNING\b|KASAN|UBSAN|KCSAN|syzbot|lockdep|\boops\b|\bpanic|"
+    r"regress|\bBUG\b|\bWARNING\b|(?-i:\b(?:KASAN|UBSAN|KCSAN)\b)|syzbot|lockdep|\boops\b|\bpanic|"
     r"\bcrash|splat|\bhang|\bfail(?:s|ed|ing|ure)?\b|FAILed|build (?:error|warning)|"
     r"\bwarning:|\berror:|\[\w+(?:-\w+)*:[\w./-]+ \d+/\d+\]",  # "[kvmarm:next 29/32] …"
     re.I,
 )
 
 
+_PATCH_RE = re.compile(r"^\s*\[(?:PATCH|RFC)\b", re.I)
+
+
 def is_report_title(title: str) -> bool:
     """A subject that reports a problem: regression, BUG/WARNING/KASAN splat, build or boot
-    failure, a robot's "[tree:branch n/N] file: warning: …"."""
+    failure, a robot's "[tree:branch n/N] file: warning: …" — not a patch about one."""
+    if _PATCH_RE.match(title):
+        return False
     return bool(_REPORT_RE.search(title))
 
 

@@ -1,7 +1,9 @@
 """Which series a report is about: a robot's build failure, a syzbot splat, a regression mail.
 
-Known when the report (its subject or the words of its mails) names a patch or a version
-posted in the year before the period end, or links to a mail of a series.  Unknown stays
+Known when the report's subject is the title of a patch or version posted in the year before
+the period end, when the words of its mails name such a title with its subsystem prefix
+("KVM: arm64: …", as in ``Fixes:`` and robots' ``commit:`` lines; the longest title named
+wins), or else when they link to a mail of a series.  Unknown stays
 unknown: a report is never guessed onto a series.
 """
 
@@ -52,14 +54,17 @@ def _by_subject(entry: dict, by_title: dict[str, str]) -> str | None:
 def _by_words(db: Database, entry: dict, by_title: dict[str, str]) -> str | None:
     texts = store.bodies(db, [m["msgid"] for m in entry["mails"]])
     words = " ".join(" ".join(t.split()) for t in texts.values())
+    lowered = words.casefold()
+    # "Fixes: abc ("KVM: arm64: Foo")", "commit: abc [2/3] KVM: arm64: Foo": the series that
+    # brought the problem, named by a title with its subsystem prefix; the longest one named
+    # wins ("Remove unneeded semicolon" alone names nothing).
+    named = [title for title in by_title if ": " in title and title in lowered]
+    if named:
+        return by_title[max(named, key=len)]
     linked = {urllib.parse.unquote(m) for m in _LINK_RE.findall(words)}
     linked |= set(_MSGID_RE.findall(words))
     own = {m["msgid"] for m in entry["mails"]}
     series = store.series_of_msgids(db, sorted(linked - own))
     for msgid in sorted(series):
         return series[msgid]
-    lowered = words.casefold()
-    for title, hit in by_title.items():
-        if title in lowered:
-            return hit
     return None
