@@ -21,7 +21,16 @@ from email.message import Message as EmailMessage
 
 from ingest import bodies, notices
 from ingest.b4rules import DIFF_RE, DIFFSTAT_RE, followup_trailers, patch_trailers
-from ingest.records import Content, MalformedMail, Message, ParsedMail, Person, Subject
+from ingest.records import (
+    Content,
+    MalformedMail,
+    Message,
+    ParsedMail,
+    Person,
+    Subject,
+    Trailer,
+)
+from ingest.scope import find_scopes
 from ingest.subjects import parse_subject
 
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
@@ -140,6 +149,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
         pull=notices.parse_pull_request(text) if subject.pull and not is_reply else None,
         send_id=send_id(msgid),
         problems=tuple(problems),
+        author=in_body_author(parts.message) if is_patch else None,
     )
     body = own if not parts.notes else f"{own}\n\n---\n{parts.notes}"
     return ParsedMail(message, Content(body=body.strip(), diff=parts.diff, raw=raw))
@@ -448,10 +458,34 @@ def _trailers(subject: Subject, parts: bodies.BodyParts, sender: Person, is_patc
         # paragraph) is the inline patch's, not a follow-up to the patch answered; what
         # the sender wrote above it ("you may add Tested-by: …") is.
         prose = parts.message.strip("\n").rsplit("\n\n", 1)[0] if "\n\n" in parts.message else ""
-        return followup_trailers(prose, sender.name, sender.email)
+        return _scoped(prose, followup_trailers(prose, sender.name, sender.email))
     if subject.counter == 0 and not subject.is_reply:
         return []  # a cover letter's own text is not a review
-    return followup_trailers(parts.message, sender.name, sender.email)
+    return _scoped(parts.message, followup_trailers(parts.message, sender.name, sender.email))
+
+
+def _scoped(text: str, trailers: list[Trailer]) -> list[Trailer]:
+    """Follow-up trailers with what the words around them say they cover."""
+    if not trailers:
+        return trailers
+    scopes = find_scopes(text, [(t.kind, t.email) for t in trailers])
+    return [
+        replace(t, scope=s) if s is not None else t for t, s in zip(trailers, scopes, strict=True)
+    ]
+
+
+_IN_BODY_FROM_RE = re.compile(r"\A\s*From:[ \t]*(\S[^\n]*)\n")
+
+
+def in_body_author(message: str) -> Person | None:
+    """The author a patch names in its first line (``From: Name <address>``), as b4 reads it."""
+    m = _IN_BODY_FROM_RE.match(message)
+    if m is None:
+        return None
+    name, address = email.utils.parseaddr(_decoded(m.group(1)))
+    if "@" not in address:
+        return None
+    return Person(name.strip() or address.lower(), address.strip().lower())
 
 
 def _is_unmarked_reply(subject: Subject, parts: bodies.BodyParts, trailers, references) -> bool:

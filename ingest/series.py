@@ -225,5 +225,5 @@ def carry_trailers(slots: dict[int, SlotFacts], earlier: list[tuple[int, dict[in
                 if old.message.patch_id != pid:
                     continue
                 for t in old.trailers:
-                    if t.source == "reply" and not t.mismatch:
+                    if t.source == "reply" and not t.mismatch and not t.unresolved:
                         slot.add(replace(t, source="carried", from_version=version))

@@ -60,6 +60,8 @@ def save_derived(db: sqlite_utils.Database, derived: Derived) -> None:
                             "from_version": t.from_version,
                             "mismatch": int(t.mismatch),
                             "position": i,
+                            "scope": t.scope,
+                            "unresolved": int(t.unresolved),
                         }
                     )
     memberships = [

@@ -182,9 +182,9 @@ def review_trailers(
     for part in _chunks(list(dict.fromkeys(version_keys))):
         sql = f"""
             SELECT t.version_key, t.n, t.kind, t.name, t.email, t.msgid, t.source,
-                   t.from_version, g.date
+                   t.from_version, t.scope, g.date
             FROM trailers t LEFT JOIN messages g ON g.msgid = t.msgid
-            WHERE t.version_key IN ({_marks(part)}) AND t.mismatch = 0
+            WHERE t.version_key IN ({_marks(part)}) AND t.mismatch = 0 AND t.unresolved = 0
               AND t.kind IN ({_marks(kinds)}) AND (g.date IS NULL OR g.date < ?)
             ORDER BY t.version_key, t.n, t.position
         """

@@ -6,9 +6,9 @@ import hashlib
 import json
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import overload
+from typing import Any, overload
 
 import sqlite_utils
 
@@ -19,6 +19,7 @@ from ingest.records import (
     Person,
     PullRequest,
     Quarantined,
+    Scope,
     Subject,
     Trailer,
 )
@@ -114,6 +115,7 @@ _COLUMNS = (
     "body",
     "origin",
     "ingested_at",
+    "author",
 )
 _INSERT_MESSAGE = (
     f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -186,7 +188,7 @@ def quarantine_reasons(db: sqlite_utils.Database, limit: int = 20) -> list[dict]
 _LOAD_COLUMNS = (
     "msgid, subject, title, subject_key, from_name, from_email, date, received, list_id, "
     "in_reply_to, refs, is_reply, is_bot, has_diff, has_diffstat, subject_info, trailers, "
-    "change_id, version_links, applied, respin, pull, patch_id, send_id, problems"
+    "change_id, version_links, applied, respin, pull, patch_id, send_id, problems, author"
 )
 
 
@@ -263,7 +265,7 @@ def _message_row(m: Message, body: str, origin: str, stamp: str | None) -> tuple
         int(m.has_diff),
         int(m.has_diffstat),
         json.dumps(info),
-        json.dumps([[t.kind, t.name, t.email, t.mismatch] for t in m.trailers]),
+        json.dumps([_trailer_row(t) for t in m.trailers]),
         m.change_id,
         json.dumps(m.version_links),
         json.dumps([applied.where, applied.items, applied.counters, applied.verb])
@@ -277,6 +279,7 @@ def _message_row(m: Message, body: str, origin: str, stamp: str | None) -> tuple
         body,
         origin,
         stamp,
+        json.dumps([m.author.name, m.author.email]) if m.author else None,
     )
 
 
@@ -307,6 +310,7 @@ def _row_message(row: tuple) -> Message:
         patch_id,
         send_id,
         problems,
+        author,
     ) = row
     prefixes, version, explicit, counter, total, rfc, resend, patch, is_pull, tags = json.loads(
         info
@@ -338,7 +342,7 @@ def _row_message(row: tuple) -> Message:
         has_diff=bool(has_diff),
         has_diffstat=bool(has_diffstat),
         is_bot=bool(is_bot),
-        trailers=tuple(Trailer(k, n, e, bool(mm)) for k, n, e, mm in json.loads(trailers)),
+        trailers=tuple(_row_trailer(t) for t in json.loads(trailers)),
         change_id=change_id,
         version_links=tuple(json.loads(version_links)),
         applied=_applied(applied),
@@ -347,7 +351,26 @@ def _row_message(row: tuple) -> Message:
         patch_id=patch_id,
         send_id=send_id,
         problems=tuple(json.loads(problems)),
+        author=Person(*json.loads(author)) if author else None,
     )
+
+
+def _trailer_row(t: Trailer) -> list:
+    row: list = [t.kind, t.name, t.email, t.mismatch]
+    if t.scope is not None:
+        row.append({k: v for k, v in asdict(t.scope).items() if v not in (False, (), 0, None)})
+    return row
+
+
+def _row_trailer(row: list) -> Trailer:
+    kind, name, email, mismatch = row[:4]
+    scope = None
+    if len(row) > 4 and row[4]:
+        fields: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in row[4].items()
+        }
+        scope = Scope(**fields)
+    return Trailer(kind, name, email, bool(mismatch), scope)
 
 
 def _applied(value: str | None) -> AppliedNotice | None:

@@ -342,3 +342,18 @@ def m005_search_bulk(db: sqlite_utils.Database) -> None:
         for event in ("ai", "ad", "au"):
             db.execute(f"DROP TRIGGER IF EXISTS search_{table}_{event}")
     refresh_search_index(db)
+
+
+@MIGRATIONS(name="m010_trailer_scope")
+def m010_trailer_scope(db: sqlite_utils.Database) -> None:
+    """A follow-up trailer's scope words (shown) and whether they could not be mapped to
+    patches (then it is shown but never counted)."""
+    db.execute("ALTER TABLE trailers ADD COLUMN scope TEXT")
+    db.execute("ALTER TABLE trailers ADD COLUMN unresolved INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS(name="m011_message_author")
+def m011_message_author(db: sqlite_utils.Database) -> None:
+    """A patch's in-body From: (JSON [name, address]) when it names someone other than the
+    sender: the author, whose own trailers never count on it."""
+    db.execute("ALTER TABLE messages ADD COLUMN author TEXT")

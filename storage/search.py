@@ -276,7 +276,7 @@ def find_reviewers(db: sqlite_utils.Database, text: str, *, limit: int = 5) -> l
     """People who gave review trailers, matched by address or by every word of their name."""
     rows = db.execute(
         f"""SELECT name, email, count(*) FROM trailers
-            WHERE kind IN ({_marks(REVIEW_KINDS)}) AND mismatch = 0
+            WHERE kind IN ({_marks(REVIEW_KINDS)}) AND mismatch = 0 AND unresolved = 0
             GROUP BY email, name""",
         REVIEW_KINDS,
     ).fetchall()
@@ -308,19 +308,19 @@ def reviews_by(
     """
     sql = f"""
         SELECT t.kind, t.n, t.source, t.msgid, t.name, t.email, g.date,
-               v.key, v.version, v.series_id, s.title, p.subject
+               v.key, v.version, v.series_id, s.title, p.subject, t.scope
         FROM trailers t
         JOIN versions v ON v.key = t.version_key
         JOIN series s ON s.id = v.series_id
         LEFT JOIN patches p ON p.version_key = t.version_key AND p.n = t.n
         LEFT JOIN messages g ON g.msgid = t.msgid
         WHERE t.email IN ({_marks(emails)}) AND t.kind IN ({_marks(REVIEW_KINDS)})
-          AND t.mismatch = 0 AND t.source IN ({_marks(sources)})
+          AND t.mismatch = 0 AND t.unresolved = 0 AND t.source IN ({_marks(sources)})
         ORDER BY g.date DESC, v.key, t.n
         LIMIT ?
     """
     cols: tuple[str, ...] = ("kind", "n", "source", "msgid", "name", "email", "date")
-    cols += ("version_key", "version", "series_id", "series_title", "subject")
+    cols += ("version_key", "version", "series_id", "series_title", "subject", "scope")
     rows = db.execute(sql, [*emails, *REVIEW_KINDS, *sources, limit])
     return [dict(zip(cols, r, strict=True)) for r in rows]
 
@@ -329,7 +329,8 @@ def review_counts(db: sqlite_utils.Database, emails: list[str]) -> dict[str, int
     """How many review trailers these addresses have, by source (inline, reply, cover, carried)."""
     sql = f"""
         SELECT source, count(*) FROM trailers
-        WHERE email IN ({_marks(emails)}) AND kind IN ({_marks(REVIEW_KINDS)}) AND mismatch = 0
+        WHERE email IN ({_marks(emails)}) AND kind IN ({_marks(REVIEW_KINDS)})
+          AND mismatch = 0 AND unresolved = 0
         GROUP BY source
     """
     return dict(db.execute(sql, [*emails, *REVIEW_KINDS]).fetchall())

@@ -255,7 +255,7 @@ def _version_dict(v: dict, patches: list[dict], trailers) -> dict:
 
 def _patch_dict(p: dict, trailers: list[dict]) -> dict:
     def trailer(t: dict) -> dict:
-        return {
+        out = {
             "type": t["kind"],
             "name": t["name"],
             "email": t["email"],
@@ -263,6 +263,9 @@ def _patch_dict(p: dict, trailers: list[dict]) -> dict:
             "source": t["source"],
             "from_version": t["from_version"],
         }
+        if t.get("scope"):
+            out["scope"] = t["scope"]
+        return out
 
     return {
         "n": p["n"],
@@ -272,6 +275,10 @@ def _patch_dict(p: dict, trailers: list[dict]) -> dict:
         "from_version": p["from_version"],
         "applied": json.loads(p["applied"]) if p["applied"] else None,
         "pulled": json.loads(p["pulled"]) if p["pulled"] else None,
-        "trailers": [trailer(t) for t in trailers if not t["mismatch"]],
+        "trailers": [trailer(t) for t in trailers if not t["mismatch"] and not t.get("unresolved")],
         "mismatched_trailers": [trailer(t) for t in trailers if t["mismatch"]],
+        # scope words named but not mapped to patches: shown with the phrase, never counted
+        "scoped_trailers": [
+            trailer(t) for t in trailers if t.get("unresolved") and not t["mismatch"]
+        ],
     }

@@ -34,6 +34,7 @@ from bot.commands.results import (
     SummaryNote,
     TargetSummary,
     TrailerInfo,
+    UncountedTrailer,
     VersionInfo,
     VersionStep,
     Who,
@@ -219,7 +220,12 @@ def answer_who_reviewed(
     latest_keys = [v["key"] for v in latest_raw]
     givers = {t["email"] for v in latest_raw for p in v["patches"] for t in _reviews_of(p)}
     authors = {v["sender"]["email"] for v in latest_raw}
-    without = [r for r in search.repliers(db, latest_keys) if r["email"] not in givers | authors]
+    unresolved = _uncounted(
+        [t for v in latest_raw for p in v["patches"] for t in p.get("scoped_trailers", [])], base
+    )
+    other_address = _other_address(db, latest_raw, base)
+    shown = givers | authors | {u.email for u in unresolved} | {u.sender for u in other_address}
+    without = [r for r in search.repliers(db, latest_keys) if r["email"] not in shown]
     earlier = tuple(
         EarlierReviews(infos[v["key"]], _names_by_kind(v))
         for v in s["versions"]
@@ -238,9 +244,77 @@ def answer_who_reviewed(
             for p in v["patches"]
             for t in p["mismatched_trailers"]
             if t["type"] in REVIEW_KINDS
+            and (t["type"], t["email"], t["msgid"]) not in {_key(o) for o in other_address}
         ),
         others=others,
+        unresolved=unresolved,
+        other_address=other_address,
     )
+
+
+def _key(u: UncountedTrailer) -> tuple[str, str, str]:
+    return (u.kind, u.email, u.msgid)
+
+
+def _uncounted(trailers: list[dict], base: str) -> tuple[UncountedTrailer, ...]:
+    """One line per (kind, person, mail) of trailers shown but not counted."""
+    seen: dict[tuple, UncountedTrailer] = {}
+    for t in trailers:
+        if t["type"] in REVIEW_KINDS:
+            key = (t["type"], t["email"], t["msgid"])
+            seen.setdefault(
+                key,
+                UncountedTrailer(
+                    t["type"],
+                    t["name"],
+                    t["email"],
+                    t["msgid"],
+                    lore_link(base, t["msgid"]),
+                    scope=t.get("scope"),
+                ),
+            )
+    return tuple(seen.values())
+
+
+def _other_address(db: Database, versions: list[dict], base: str) -> tuple[UncountedTrailer, ...]:
+    """Mismatched follow-up trailers whose name is the sender's own: one person writing from
+    two addresses.  Still not counted (b4's rule), but said so instead of "no trailer"."""
+    mismatched = [
+        t
+        for v in versions
+        for p in v["patches"]
+        for t in p["mismatched_trailers"]
+        if t["type"] in REVIEW_KINDS and t["source"] in ("reply", "cover")
+    ]
+    facts = search.message_facts(db, sorted({t["msgid"] for t in mismatched}))
+    out: dict[tuple, UncountedTrailer] = {}
+    for t in mismatched:
+        sender = facts.get(t["msgid"])
+        if sender is None or not _same_person(
+            sender["name"], sender["email"], t["name"], t["email"]
+        ):
+            continue
+        out.setdefault(
+            (t["type"], t["email"], t["msgid"]),
+            UncountedTrailer(
+                t["type"],
+                t["name"],
+                t["email"],
+                t["msgid"],
+                lore_link(base, t["msgid"]),
+                sender=sender["email"],
+            ),
+        )
+    return tuple(out.values())
+
+
+def _same_person(sender_name: str, sender_email: str, name: str, email: str) -> bool:
+    """The trailer names the sender under another address: the same display name, or (the
+    sender showing no name) the same mailbox name ("zhangfei.gao@foxmail.com" giving
+    "Zhangfei Gao <zhangfei.gao@linaro.org>")."""
+    if sender_name.strip() and sender_name.strip().lower() != sender_email:
+        return " ".join(sender_name.casefold().split()) == " ".join(name.casefold().split())
+    return bool(email) and sender_email.split("@")[0] == email.split("@")[0]
 
 
 # ---- reviews <person> -------------------------------------------------------------------
@@ -271,7 +345,7 @@ def answer_reviews(db: Database, command: Command, sources: Sources) -> Answer:
                 series_title=i["series_title"],
                 version=i["version"],
                 patches=tuple(sorted(set(i["patches"]))),
-                on_cover=i["source"] == "cover",
+                on_cover=i["source"] == "cover" and not i.get("scope"),
                 msgid=i["msgid"],
                 link=lore_link(sources.lore_url, i["msgid"]),
             )
@@ -362,6 +436,7 @@ def _trailer_info(t: dict, base: str) -> TrailerInfo:
         from_version=t["from_version"],
         msgid=t["msgid"],
         link=lore_link(base, t["msgid"]),
+        scope=t.get("scope"),
     )
 
 

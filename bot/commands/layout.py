@@ -200,6 +200,26 @@ def _layout_who_reviewed(answer: a.WhoReviewed) -> Layout:
         if len(answer.latest) > 1:
             heading += f": {v.title}"
         sections.append(Section(heading, tuple(lines) or ((_s("no patches received"),),)))
+    if answer.unresolved:
+        lines = [
+            (
+                _s(f"{u.kind} {u.name or u.email} — for '{u.scope}', not resolved ("),
+                _s("mail", u.link),
+                _s(")"),
+            )
+            for u in answer.unresolved
+        ]
+        sections.append(Section("Given for a part we could not map (not counted)", tuple(lines)))
+    if answer.other_address:
+        lines = [
+            (
+                _s(f"{u.name or u.sender}: {u.kind} given from another address ({u.email}, "),
+                _s("mail", u.link),
+                _s(f"; sent from {u.sender}), not counted"),
+            )
+            for u in answer.other_address
+        ]
+        sections.append(Section("Trailers from another address", tuple(lines)))
     if answer.without_trailer:
         people = ", ".join(f"{p.name or p.email} ({p.messages})" for p in answer.without_trailer)
         sections.append(Section("Replied without a trailer", ((_s(people),),)))
@@ -376,7 +396,8 @@ def _people(people: tuple[a.Participant, ...]) -> Line:
 
 def _trailer_span(t: a.TrailerInfo) -> tuple[Span, ...]:
     source = t.source + (f" from v{t.from_version}" if t.from_version else "")
-    return (_s(f"{t.kind} {t.name or t.email} ("), _s(source, t.link), _s(")"))
+    scope = f" — for '{t.scope}'" if t.scope else ""
+    return (_s(f"{t.kind} {t.name or t.email}{scope} ("), _s(source, t.link), _s(")"))
 
 
 def _change_lines(change) -> list[Line]:

@@ -254,13 +254,16 @@ def _reviews(ctx: DigestContext, versions: list[dict]) -> list[Review]:
     """Trailers given in replies during the period, grouped per reviewer, kind and version."""
     grouped: dict[tuple, tuple[set[int], str, str, bool]] = {}
     for v in versions:
+        every = {p["n"] for p in ctx.patches.get(v["key"], [])}
         for t in ctx.trailers.get(v["key"], []):
             if t["source"] not in ("reply", "cover") or t["msgid"] not in ctx.window:
                 continue
             k = (t["kind"], t["email"], v["version"], v["key"])
             patches, msgid, name, whole = grouped.get(k, (set(), t["msgid"], t["name"], False))
             patches.add(t["n"])
-            grouped[k] = (patches, msgid, name, whole or t["source"] == "cover")
+            # a cover trailer is for the whole version unless its words narrowed it
+            on_all = t["source"] == "cover" and (not t.get("scope") or patches >= every)
+            grouped[k] = (patches, msgid, name, whole or on_all)
     out = []
     for (kind, email, version, _key), (patches, msgid, name, whole) in grouped.items():
         numbers = () if whole else tuple(sorted(patches))
