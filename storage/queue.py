@@ -11,8 +11,8 @@ are left out, so the queue of an old week reads the same later.
 - **waiting**: the latest version of a series, posted ≥ ``WAIT_DAYS`` before ``as_of``, not
   done as of then (see ``DONE_STATES``), not a pull request, not idle (mail in its thread
   within the last ``IDLE_DAYS``), and with patches that carry no counted
-  Reviewed/Acked/Tested-by (a trailer counts when it is not ``mismatch``ed and was given in
-  a mail dated before ``as_of``).
+  Reviewed/Acked/Tested-by (a trailer counts when it is not ``mismatch``ed, its scope was
+  resolved to patches, and it was given in a mail dated before ``as_of``).
 """
 
 from __future__ import annotations
@@ -207,7 +207,8 @@ def reviewed_patches(
         sql = f"""SELECT DISTINCT t.version_key, t.n FROM trailers t
                   LEFT JOIN messages g ON g.msgid = t.msgid
                   WHERE t.version_key IN ({_marks(part)}) AND t.mismatch = 0
-                    AND t.kind IN ({_marks(kinds)}) AND (g.date IS NULL OR g.date < ?)"""
+                    AND t.unresolved = 0 AND t.kind IN ({_marks(kinds)})
+                    AND (g.date IS NULL OR g.date < ?)"""
         for key, n in db.execute(sql, [*part, *kinds, iso(as_of)]):
             out[key].add(n)
     return dict(out)
