@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from ingest.postings import Draft
 from ingest.records import REVIEW_KINDS, Evidence, GivenTrailer, Message, Scope, Trailer
 from ingest.scope import resolve
-from ingest.subjects import normalise_title
 from ingest.threads import sort_key
 
 
@@ -111,6 +110,9 @@ class DraftEvents:
 
     notices: list[Evidence] = field(default_factory=list)
     respins: list[Evidence] = field(default_factory=list)
+    # Status statements, in date order: (reply, the slots it answers, said on the cover);
+    # ingest.applies decides which count and replays them onto the slots.
+    said: list[tuple[Message, list[SlotFacts], bool]] = field(default_factory=list)
 
 
 def apply_replies(
@@ -141,9 +143,7 @@ def apply_replies(
                 slot.add(given)
         drafted = events.setdefault(id(target.draft), DraftEvents())
         if m.applied is not None and not target.via_fixup:
-            _apply_notice(m, slots, aimed)
-            if on_cover:
-                drafted.notices.append(_evidence(m, m.applied.where, kind=m.applied.verb))
+            drafted.said.append((m, aimed, on_cover))
         if m.respin is not None:
             drafted.respins.append(_evidence(m, m.respin, kind="respin"))
     return events
@@ -215,24 +215,3 @@ def cover_trailers_for(slots: dict[int, SlotFacts], donor: Draft, donor_slots) -
 
 def _slot_for(slots: dict[int, SlotFacts], member: Message) -> list[SlotFacts]:
     return [s for s in slots.values() if s.message is member]
-
-
-def _apply_notice(m: Message, slots: dict[int, SlotFacts], aimed: list[SlotFacts]) -> None:
-    notice = m.applied
-    assert notice is not None
-    named: list[tuple[SlotFacts, str | None]] = []
-    if notice.items:
-        by_title = {normalise_title(s.message.subject.title): s for s in slots.values()}
-        for counter, subject, commit in notice.items:
-            slot = by_title.get(normalise_title(subject))
-            if slot is None and len(notice.items) == len(slots) and counter in slots:
-                slot = slots[counter]  # subject reworded when applied; numbering still agrees
-            if slot is not None:
-                named.append((slot, commit))
-    elif notice.counters:
-        named = [(slots[n], None) for n in notice.counters if n in slots]
-    else:
-        named = [(slot, None) for slot in aimed]
-    for slot, commit in named:
-        if slot.applied is None:
-            slot.applied = _evidence(m, notice.where, commit, kind=notice.verb)

@@ -48,7 +48,7 @@ _BARE_MSGID_RE = re.compile(r"^\s*([^<>\s]+@[^<>\s]+)\s*$")
 _CHANGE_ID_RE = re.compile(r"(?m)^change-id:[ \t]*(\S+)")
 _LINK_RE = re.compile(
     r"https?://(?:lore\.kernel\.org/(?:[\w.+-]+/)?|lkml\.kernel\.org/r/|patch\.msgid\.link/"
-    r"|lore\.kernel\.org/r/)<?(?P<id>[^\s/<>\"']+(?:@|%40)[^\s/<>\"']+)"
+    r"|lore\.kernel\.org/r/|patchwork\.[\w.]+/project/[\w.+-]+/(?:cover|patch)/)<?(?P<id>[^\s/<>\"']+(?:@|%40)[^\s/<>\"']+)"
 )
 # Words that make a lore link a link to an earlier version ("v1: https://…", "Link to v2").
 # Not "previous"/"series": "applies on top of the previous fix at https://…" names a
@@ -144,7 +144,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
         trailers=tuple(trailers),
         change_id=_change_id(parts.message, parts.notes, parts.diff),
         version_links=_version_links(own + "\n" + parts.notes, msgid),
-        applied=notices.find_applied_notice(own) if is_reply else None,
+        applied=notices.find_stable_notice(facts.subject)
+        or (notices.find_applied_notice(own) if is_reply else None),
         respin=notices.find_respin(own) if is_reply else None,
         pull=notices.parse_pull_request(text) if subject.pull and not is_reply else None,
         send_id=send_id(msgid),

@@ -89,7 +89,13 @@ class AppliedNotice:
     # patch (or whole series, when replying to a cover) the reply answers.
     items: tuple[tuple[int | None, str, str | None], ...] = ()
     counters: tuple[int, ...] = ()  # "Queued patches 1-5" → (1, 2, 3, 4, 5)
-    verb: str = "applied"  # applied | queued | pulled
+    excluded: tuple[int, ...] = ()  # "… apart from patch 12", "minus #17" → (12,) / (17,)
+    verb: str = "applied"  # applied | queued | pulled | dropped | reverted | stable
+    # "queued", "applied to -next for now", "only locally until …": may still change.
+    tentative: bool = False
+    # Says it took the whole series ("Applied the series", "all of these") even when it
+    # answers one patch.
+    whole: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +221,8 @@ class Evidence:
     where: str | None = None  # branch / tree / pull request URL / "v3" / the sentence
     commit: str | None = None
     when: datetime | None = None
-    kind: str = "applied"  # applied | queued | pulled | newer-version | respin
+    # applied | queued | pulled | stable | dropped | reverted | newer-version | respin
+    kind: str = "applied"
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,7 +243,9 @@ class Posting:
     change_id: str | None = None
     resend: bool = False
     partial_reroll_of: int | None = None
-    status: str = "new"  # applied | pulled | superseded | changes-requested | new
+    # applied | partially-applied | pulled | dropped | reverted | superseded | changes-requested
+    # | idle | new
+    status: str = "new"
     evidence: tuple[Evidence, ...] = ()
     thread_root: str | None = None
 

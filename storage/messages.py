@@ -268,7 +268,17 @@ def _message_row(m: Message, body: str, origin: str, stamp: str | None) -> tuple
         json.dumps([_trailer_row(t) for t in m.trailers]),
         m.change_id,
         json.dumps(m.version_links),
-        json.dumps([applied.where, applied.items, applied.counters, applied.verb])
+        json.dumps(
+            [
+                applied.where,
+                applied.items,
+                applied.counters,
+                applied.verb,
+                applied.tentative,
+                applied.whole,
+                applied.excluded,
+            ]
+        )
         if applied
         else None,
         m.respin,
@@ -376,9 +386,16 @@ def _row_trailer(row: list) -> Trailer:
 def _applied(value: str | None) -> AppliedNotice | None:
     if not value:
         return None
-    where, items, counters, verb = json.loads(value)
+    where, items, counters, verb, *flags = json.loads(value)
+    tentative, whole, excluded = [*flags, False, False, []][:3]  # older rows: fewer
     return AppliedNotice(
-        where=where, items=tuple(tuple(i) for i in items), counters=tuple(counters), verb=verb
+        where=where,
+        items=tuple(tuple(i) for i in items),
+        counters=tuple(counters),
+        verb=verb,
+        tentative=bool(tentative),
+        whole=bool(whole),
+        excluded=tuple(excluded),
     )
 
 

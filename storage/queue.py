@@ -87,7 +87,17 @@ def idle_since(last_mail: str | None, state: str, as_of: datetime) -> str | None
 
 def status_as_of(state: str, evidence: Sequence[dict], as_of: datetime) -> str:
     """A version's status as it stood at ``as_of``: a decision whose every evidence is dated
-    at or after ``as_of`` had not happened yet (the version was ``new`` then)."""
+    at or after ``as_of`` had not happened yet (the version was ``new`` then).
+
+    A stored ``idle`` (derivation's view as of the end of the data) is not a decision: it
+    reads as what lies under it — ``changes-requested`` when such evidence is dated before
+    ``as_of``, else ``new`` — and idleness as of ``as_of`` is this module's rule.
+    """
+    if state == "idle":  # derivation marks only new or changes-requested versions idle
+        asked = [e for e in evidence if e.get("kind") != "idle"]
+        if asked and status_as_of("changes-requested", asked, as_of) == "changes-requested":
+            return "changes-requested"
+        return "new"
     if state == "new" or not evidence:
         return state
     cut = iso(as_of) or ""

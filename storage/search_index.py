@@ -8,6 +8,8 @@ sender), per patch (title: FEAT_ names live there) and per thread (subject, firs
 
 from __future__ import annotations
 
+import re
+
 import sqlite_utils
 
 PATCH_ROWS = 1 << 40  # rowid ranges: versions, patches, threads
@@ -33,3 +35,31 @@ def refresh_search_index(db: sqlite_utils.Database) -> None:
     db.execute("DELETE FROM search_fts")
     for sql in _FILL:
         db.execute(sql)
+    _spell_out_braces(db)
+
+
+_BRACES_RE = re.compile(r"(\w*)\{([^{}]{1,80})\}(\w*)")
+
+
+def spelled_out(title: str) -> list[str]:
+    """Names a title writes with braces, spelled out: "KVM_{GET,SET}_CLOCK" →
+    KVM_GET_CLOCK, KVM_SET_CLOCK; "kvm_{un}share_hyp" → kvm_unshare_hyp, kvm_share_hyp."""
+    out: list[str] = []
+    for m in _BRACES_RE.finditer(title):
+        head, tail = m.group(1), m.group(3)
+        options = [o.strip() for o in m.group(2).split(",")]
+        if len(options) == 1:
+            options.append("")
+        out.extend(head + o + tail for o in options if head + o + tail)
+    return out
+
+
+def _spell_out_braces(db: sqlite_utils.Database) -> None:
+    """Index rows whose title has "{a,b}" also match each spelled-out name."""
+    rows = db.execute("SELECT rowid, title FROM search_fts WHERE title LIKE '%{%}%'").fetchall()
+    for rowid, title in rows:
+        if names := spelled_out(title):
+            db.execute(
+                "UPDATE search_fts SET title = ? WHERE rowid = ?",
+                [title + " " + " ".join(names), rowid],
+            )

@@ -152,3 +152,11 @@ def test_answers_say_idle_since_never_new(queue_db):
     sooner = Sources(clock=lambda: T0 + timedelta(days=10))
     text = render_text(answer(queue_db, parse_command("thread Widget support"), sooner))
     assert "idle since" not in text and "new" in text
+
+
+def test_a_stored_idle_reads_as_what_lies_under_it_as_of_earlier():
+    idle = {"kind": "idle", "date": "2022-05-01T00:00:00Z", "where": "no mail since 2022-01-31"}
+    asked = {"kind": "respin", "date": "2022-01-20T00:00:00Z"}
+    assert status_as_of("idle", [idle], at("2022-01-25")) == "new"
+    assert status_as_of("idle", [idle, asked], at("2022-01-25")) == "changes-requested"
+    assert status_as_of("idle", [idle, asked], at("2022-01-10")) == "new"

@@ -8,7 +8,7 @@ into text; they escape, these do not.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from bot.commands.grammar import Command
@@ -76,13 +76,16 @@ def answer(db: Database, command: Command, sources: Sources = Sources()) -> Answ
         what = "series" if series_only else "series or thread"
         return NoMatch(command, what, tuple(t.title for t in found))
     best, others = targets[0], tuple(targets[1:])
+    result: SeriesHistory | WhoReviewed | SeriesThread | PlainThread
     if command.name == "series":
-        return answer_series(db, best.id, sources, others)
-    if command.name == "who reviewed":
-        return answer_who_reviewed(db, best.id, sources, others)
-    if best.kind == "series":
-        return answer_series_thread(db, best, sources, others)
-    return answer_plain_thread(db, best, sources, others)
+        result = answer_series(db, best.id, sources, others)
+    elif command.name == "who reviewed":
+        result = answer_who_reviewed(db, best.id, sources, others)
+    elif best.kind == "series":
+        result = answer_series_thread(db, best, sources, others)
+    else:
+        result = answer_plain_thread(db, best, sources, others)
+    return replace(result, note=best.note) if best.note else result
 
 
 def summary_target(result: object) -> Target | None:
@@ -388,16 +391,25 @@ def _evidence(v: dict, e: dict, names: dict[str, str], base: str) -> EvidenceInf
     who = names.get(e.get("msgid") or "") or e.get("by") or "someone"
     day = (e.get("date") or "")[:10]
     where, commit = e.get("where"), e.get("commit")
-    status = v["status"]
-    if status == "superseded":
+    status, kind = v["status"], e.get("kind") or "applied"
+    if kind == "idle":
+        text = f"idle: {where or 'no mail for 90 days'}"
+    elif kind in ("dropped", "reverted"):
+        text = f"{kind} from {where or 'the tree'} by {who}" + (f", {day}" if day else "")
+    elif kind != "newer-version" and status in ("dropped", "reverted"):
+        text = f"earlier applied to {where or '?'} by {who}" + (f", {day}" if day else "")
+    elif status == "superseded":
         text = f"superseded by {where or 'a newer version'}" + (f" ({day})" if day else "")
     elif status == "changes-requested":
         text = f"changes requested: {who}" + (f", {day}" if day else "")
         text += f': "{where}"' if where else ""
     elif where and (where.startswith(("git://", "http")) or "tags/" in where):
         text = f"in a pull request by {who}: {where}" + (f" ({day})" if day else "")
+    elif kind == "stable":
+        text = f"added to the {where} tree by {who}" + (f", {day}" if day else "")
     else:
-        text = "applied" + (f" to {where}" if where else "") + f" by {who}"
+        verb = "queued (tentative, may still change)" if kind == "queued" else "applied"
+        text = verb + (f" to {where}" if where else "") + f" by {who}"
         text += (f", {day}" if day else "") + (f", commit {commit[:12]}" if commit else "")
     if status == "partially-applied":
         done = sum(1 for p in v["patches"] if p["applied"] or p["pulled"])

@@ -82,6 +82,7 @@ def _layout_series_thread(answer: a.SeriesThread) -> Layout:
         )
     )
     sections = [
+        *_note(answer.note),
         Section(None, ((_s(head),),), small=True),
         Section(
             "Status", tuple(_status_lines(v) for v in answer.latest) + _evidence(answer.latest)
@@ -119,7 +120,7 @@ def _layout_plain_thread(answer: a.PlainThread) -> Layout:
         f"{plural(len(answer.participants), 'participant')} · "
         f"first {minute(answer.first_date)} · last activity {minute(answer.last_date)}"
     )
-    sections = [Section(None, ((_s(head),),), small=True)]
+    sections = [*_note(answer.note), Section(None, ((_s(head),),), small=True)]
     if answer.series:
         sections.append(
             Section("Series in this thread", tuple((_s(title),) for _, title in answer.series))
@@ -156,6 +157,7 @@ def _layout_series_history(answer: a.SeriesHistory) -> Layout:
         lines.extend(_change_lines(step.change))
     chained = ", ".join(answer.linked_by) or "a single version"
     sections = [
+        *_note(answer.note),
         Section(
             None,
             (
@@ -182,7 +184,7 @@ def _layout_series_history(answer: a.SeriesHistory) -> Layout:
 
 @layout.register
 def _layout_who_reviewed(answer: a.WhoReviewed) -> Layout:
-    sections: list[Section] = []
+    sections: list[Section] = [*_note(answer.note)]
     for posting in answer.latest:
         v = posting.version
         lines: list[Line] = []
@@ -418,6 +420,11 @@ def _change_lines(change) -> list[Line]:
     if change.unchanged:
         lines.append((_s(f"    {change.unchanged} unchanged"),))
     return lines
+
+
+def _note(note: str | None) -> list[Section]:
+    """A weak match says so first ("FEAT_X appears only in the text of one mail of …")."""
+    return [Section(None, ((_s(f"Note: {note}."),),), small=True)] if note else []
 
 
 def _others(others: tuple) -> list[Section]:

@@ -100,6 +100,7 @@ class SeriesThread:
     summary: TargetSummary | None
     b4: str
     others: tuple[Target, ...] = ()
+    note: str | None = None  # how weak the match was ("FEAT_X appears only in the text of …")
 
     @property
     def share(self) -> str:
@@ -122,6 +123,7 @@ class PlainThread:
     summary: TargetSummary | None
     b4: str
     others: tuple[Target, ...] = ()
+    note: str | None = None  # how weak the match was ("FEAT_X appears only in the text of …")
 
     @property
     def share(self) -> str:
@@ -143,6 +145,7 @@ class SeriesHistory:
     linked_by: tuple[str, ...]
     steps: tuple[VersionStep, ...]
     others: tuple[Target, ...] = ()
+    note: str | None = None  # how weak the match was ("FEAT_X appears only in the text of …")
 
     @property
     def share(self) -> str:
@@ -209,6 +212,7 @@ class WhoReviewed:
     unresolved: tuple[UncountedTrailer, ...] = ()
     # the sender's own name with another address ("Tested-by given from another address")
     other_address: tuple[UncountedTrailer, ...] = ()
+    note: str | None = None  # how weak the match was ("FEAT_X appears only in the text of …")
 
     @property
     def share(self) -> str:

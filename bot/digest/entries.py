@@ -20,6 +20,7 @@ from storage import digests as store
 from storage.db import Database
 from storage.digests import MailRow
 from storage.messages import iso
+from storage.queue import status_as_of
 
 REVIEW_ORDER = ("Reviewed-by", "Acked-by", "Tested-by")
 SECTIONS = ("PATCH", "RFC", "PULL", "kvmtool", "kvm-unit-tests", "stable", "Other")
@@ -180,9 +181,16 @@ def _series_entry(
 
 
 def _status(ctx: DigestContext, version: dict, patches: list[dict]) -> dict:
+    """The version's status with its evidence.  A stored ``idle`` (derivation's view as of
+    the end of the data) is read back to what lies under it: idleness depends on time and is
+    decided as of the period end (storage/queue.py, bot/digest/model.py)."""
     since, until = iso(ctx.period.since), iso(ctx.period.until)
+    state, proofs = version["status"], version["evidence"]
+    if state == "idle":
+        state = status_as_of(state, proofs, ctx.period.until)
+        proofs = [e for e in proofs if e.get("kind") != "idle"]
     evidence = []
-    for e in version["evidence"]:
+    for e in proofs:
         name, email = ctx.names.get(e["msgid"], (e["by"], e["by"]))
         when = e.get("date")
         evidence.append(
@@ -199,7 +207,7 @@ def _status(ctx: DigestContext, version: dict, patches: list[dict]) -> dict:
             }
         )
     done = [p["n"] for p in patches if p["applied"] or p["pulled"]]
-    return {"state": version["status"], "evidence": evidence, "patches_done": done}
+    return {"state": state, "evidence": evidence, "patches_done": done}
 
 
 def _section_of(version: dict) -> tuple[str, str, list[str]]:

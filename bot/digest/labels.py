@@ -78,6 +78,9 @@ EN = {
         "partially-applied": "partially applied",
         "superseded": "superseded",
         "changes-requested": "changes requested",
+        "dropped": "dropped after being applied",
+        "idle": "idle — no mail for 90 days",
+        "reverted": "reverted after being applied",
         "new": "new — no maintainer decision yet",
     },
     "empty": "No mail in this period.",
@@ -151,6 +154,9 @@ ZH = {
         "partially-applied": "部分合入",
         "superseded": "已被新版本取代",
         "changes-requested": "需要修改",
+        "dropped": "合入后又被撤下",
+        "idle": "闲置（90 天无邮件）",
+        "reverted": "合入后又被回退",
         "new": "新提交，维护者尚未处理",
     },
     "empty": "本周期内没有邮件。",
@@ -258,8 +264,8 @@ def count_text(t: dict, bucket: str, n: int) -> str:
 def state_words(status: dict, t: dict) -> str:
     """A status in words, ``idle since <date>`` included."""
     state = status["state"]
-    if state == "idle":
-        return t["statuses_extra"]["idle"].format(date=status.get("idle_since") or "?")
+    if state == "idle" and status.get("idle_since"):
+        return t["statuses_extra"]["idle"].format(date=status["idle_since"])
     return t["statuses"].get(state) or t["statuses_extra"].get(state) or state
 
 

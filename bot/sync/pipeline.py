@@ -48,10 +48,10 @@ CHUNK = 256  # mails per worker task
 BATCH = 2048  # mails per SQLite transaction
 PARALLEL_MIN_BYTES = 8 << 20  # below this, worker start-up costs more than it saves
 # Bump when derivation rules change: stored derived facts are then rebuilt on the next run.
-DERIVE_VERSION = 2
+DERIVE_VERSION = 3
 # Bump when parse rules change: `kvmarm reindex` re-parses the stored raw mails, and
 # `kvmarm status` says when that is due.
-PARSE_VERSION = 5
+PARSE_VERSION = 6
 
 
 @dataclass
