@@ -245,11 +245,12 @@ class StoredSummary:
     cited: tuple[str, ...]
     note: str | None
     period_key: str
+    retry: bool = False  # stands in for a failed LLM call: ask again next run
 
 
 def get_summary(db: sqlite_utils.Database, key: CacheKey) -> StoredSummary | None:
     row = db.execute(
-        "SELECT background, this_week, source, summary_model, cited, note, period_key "
+        "SELECT background, this_week, source, summary_model, cited, note, period_key, retry "
         "FROM digest_summaries WHERE cache_key = ?",
         [key.digest],
     ).fetchone()
@@ -264,13 +265,19 @@ def save_summary(
     period_until: datetime,
     now: datetime,
 ) -> None:
-    """Upsert on the cache key: saving the same summary twice changes nothing."""
+    """Upsert on the cache key: saving the same summary twice changes nothing, and a stored
+    summary is replaced only while it is marked ``retry`` (a good one is never overwritten)."""
     db.execute(
         """INSERT INTO digest_summaries (cache_key, entry_key, last_msgid, lang, model,
                prompt_version, period_key, period_until, background, this_week, source,
-               summary_model, cited, note, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT(cache_key) DO NOTHING""",
+               summary_model, cited, note, created_at, retry)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(cache_key) DO UPDATE SET
+               background = excluded.background, this_week = excluded.this_week,
+               source = excluded.source, summary_model = excluded.summary_model,
+               cited = excluded.cited, note = excluded.note, created_at = excluded.created_at,
+               retry = excluded.retry
+           WHERE digest_summaries.retry = 1""",
         [
             key.digest,
             key.entry_key,
@@ -287,6 +294,7 @@ def save_summary(
             json.dumps(list(summary.cited)),
             summary.note,
             iso(now),
+            int(summary.retry),
         ],
     )
     db.conn.commit()
@@ -297,7 +305,7 @@ def earlier_summary(
 ) -> StoredSummary | None:
     """The newest stored summary of the same entry for a period that ended by ``before``."""
     row = db.execute(
-        """SELECT background, this_week, source, summary_model, cited, note, period_key
+        """SELECT background, this_week, source, summary_model, cited, note, period_key, retry
            FROM digest_summaries WHERE entry_key = ? AND lang = ? AND period_until <= ?
            ORDER BY period_until DESC, source = 'llm' DESC, created_at DESC LIMIT 1""",
         [entry_key, lang, iso(before)],
@@ -313,7 +321,7 @@ def forget_summaries(db: sqlite_utils.Database, period_key: str) -> int:
 
 
 def _stored(row: tuple) -> StoredSummary:
-    background, this_week, source, model, cited, note, period_key = row
+    background, this_week, source, model, cited, note, period_key, retry = row
     return StoredSummary(
         background=background,
         this_week=this_week,
@@ -322,6 +330,7 @@ def _stored(row: tuple) -> StoredSummary:
         cited=tuple(json.loads(cited)),
         note=note,
         period_key=period_key,
+        retry=bool(retry),
     )
 
 

@@ -357,3 +357,25 @@ def m011_message_author(db: sqlite_utils.Database) -> None:
     """A patch's in-body From: (JSON [name, address]) when it names someone other than the
     sender: the author, whose own trailers never count on it."""
     db.execute("ALTER TABLE messages ADD COLUMN author TEXT")
+
+
+@MIGRATIONS(name="m025_summary_retry")
+def m025_summary_retry(db: sqlite_utils.Database) -> None:
+    """A cached summary that stands in for a failed LLM call (error, timeout, time budget)
+    is marked ``retry = 1``: the next run asks the LLM again and replaces it."""
+    db.execute("ALTER TABLE digest_summaries ADD COLUMN retry INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS(name="m026_slack_events")
+def m026_slack_events(db: sqlite_utils.Database) -> None:
+    """Events API deliveries already handled (by event_id), so a Slack retry — also after a
+    restart — is acknowledged without being answered twice."""
+    db.executescript(
+        """
+        CREATE TABLE slack_events (
+            event_id TEXT PRIMARY KEY,
+            received_at TEXT NOT NULL
+        );
+        CREATE INDEX slack_events_received ON slack_events(received_at);
+        """
+    )

@@ -45,6 +45,7 @@ class FakeSlack(LoopbackServer):
         self.calls: list[Call] = []
         self._scripts: dict[str, list[Reply]] = defaultdict(list)
         self._ts = itertools.count(1)
+        self.socket_mode_url: str | None = None  # what apps.connections.open answers
         super().__init__(_handler(self))
 
     @property
@@ -118,6 +119,10 @@ class FakeSlack(LoopbackServer):
                 "ok": True,
                 "files": [{"id": f["id"], "title": f.get("title")} for f in files or []],
             }
+        if method == "apps.connections.open":
+            if self.socket_mode_url is None:
+                return {"ok": False, "error": "invalid_auth"}
+            return {"ok": True, "url": self.socket_mode_url}
         if method == "conversations.info":
             return {"ok": True, "channel": {"id": channel, "name": "kvmarm", "is_member": True}}
         return {"ok": True}

@@ -269,8 +269,12 @@ def _report(ctx: CliContext, model: dict, stats) -> None:
     )
     if stats.prompt_tokens or stats.completion_tokens:
         line += f" (LLM tokens: {stats.prompt_tokens} in, {stats.completion_tokens} out)"
+    if stats.retried:
+        line += f", {stats.retried} asked again after a failed LLM call"
     if stats.fallbacks:
         line += f", {stats.fallbacks} fell back to extractive"
+    if stats.out_of_time:
+        line += f" ({stats.out_of_time} when the LLM time budget ran out)"
     click.echo(line, err=True)
     if not n["mails"]:
         from storage.views import status_json

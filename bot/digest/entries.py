@@ -166,6 +166,10 @@ def _series_entry(
         earlier_reviews=sum(
             1 for t in trailers if t["source"] in ("reply", "cover") and (t["date"] or "") < since
         ),
+        ledger=tuple(_ledger(versions, ctx)),
+        status_people=tuple(
+            dict.fromkeys(EntryPerson(e["by_name"], e["by"]) for e in status["evidence"])
+        ),
     )
     people = _people(history, trailers, ctx.series.get(sid), status["evidence"])
     request = _request(
@@ -310,6 +314,15 @@ def review_coverage(trailers: list[dict], patches: list[dict]) -> dict:
 def _carried_over(trailers: list[dict]) -> int:
     """Patches of a version that came with review trailers from before it was posted."""
     return len({t["n"] for t in trailers if t["n"] >= 1 and t["source"] in ("inline", "carried")})
+
+
+def _ledger(versions: list[dict], ctx: DigestContext) -> list[Review]:
+    """Every review trailer of the versions (in patches as posted, in replies, on covers)."""
+    return [
+        Review(t["kind"], t["name"], t["email"], v["version"], (t["n"],), t["msgid"])
+        for v in versions
+        for t in ctx.trailers.get(v["key"], [])
+    ]
 
 
 def _review_dict(r: Review) -> dict:

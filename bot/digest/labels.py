@@ -24,6 +24,7 @@ EN = {
     "entry_mails": "Mails",
     "how": "{name} — {llm} by the LLM, {extractive} extractive",
     "fallbacks": "{n} LLM summaries replaced by extractive ones (see notes)",
+    "out_of_time": "the LLM time budget ran out: {n} entries summarised extractively",
     "bots": "{n} from bots",
     "threads": "Threads",
     "series": "Series",
@@ -102,6 +103,7 @@ ZH = {
     "entry_mails": "邮件数",
     "how": "{name}：LLM {llm} 条，抽取式 {extractive} 条",
     "fallbacks": "{n} 条 LLM 总结被替换为抽取式总结（见各条说明）",
+    "out_of_time": "LLM 时间预算已用完：{n} 条改用抽取式总结",
     "bots": "其中机器人 {n} 封",
     "threads": "总 Thread 数",
     "series": "补丁系列",
@@ -340,4 +342,6 @@ def summaries_text(model: dict, t: dict) -> str:
     )
     if counts["fallbacks"]:
         text += " · " + t["fallbacks"].format(n=counts["fallbacks"])
+    if counts.get("out_of_time"):
+        text += " · " + t["out_of_time"].format(n=counts["out_of_time"])
     return text

@@ -9,7 +9,7 @@ renderers read.  Nothing here formats text for people; it states facts.
                  types: {PATCH|RFC|PULL|Other: {entries, mails}}},   # entries with mail
       "buckets": {applied, new_series, new_versions, waiting, discussion, reports: [entry
                   key, …]},   # every entry in exactly one (bot.digest.buckets), as shown
-      "summaries": {llm, extractive, fallbacks},
+      "summaries": {llm, extractive, fallbacks, out_of_time},
       "participants": [{name, email, mails}],          # by address, bots excluded
       "activity": {"per_day": [{date, mails}]},
       "entries": [ … most active first, see bot.digest.entries; each with "bucket",
@@ -131,7 +131,7 @@ def run_digest(
         "summarizer": {"name": summarizer.name, "prompt_version": summarizer.prompt_version},
         "totals": _totals(mails, active, late),
         "buckets": buckets,
-        "summaries": _summary_counts(active),
+        "summaries": {**_summary_counts(active), "out_of_time": stats.out_of_time},
         "participants": _participants(mails),
         "activity": {"per_day": _per_day(mails, period)},
         "entries": entries,
