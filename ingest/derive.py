@@ -9,9 +9,9 @@ with the message that proves it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from ingest.applies import Undone, find_appliers, settle_notices
 from ingest.ledger import (
@@ -32,10 +32,25 @@ from ingest.series import (
     is_pull,
 )
 from ingest.subjects import normalise_title
-from ingest.threads import group_threads
+from ingest.threads import _EPOCH, group_threads
 
 
-def derive(messages: Sequence[Message]) -> Derived:
+@dataclass(frozen=True)
+class DeriveContext:
+    """What deriving some mails takes from all stored mail: when the data ends (idle
+    status) and who applies patches (whose notices count).  Deriving a part of the archive
+    (incremental derivation) passes the whole archive's."""
+
+    as_of: datetime | None
+    appliers: frozenset[str]
+
+
+def derive_context(messages: Iterable[Message]) -> DeriveContext:
+    found = list(messages)
+    return DeriveContext(_as_of(found), find_appliers(found))
+
+
+def derive(messages: Sequence[Message], context: DeriveContext | None = None) -> Derived:
     by_id = {m.msgid: m for m in messages}
     threads = group_threads(by_id.values())
     thread_of = {msgid: t.root for t in threads for msgid in t.msgids}
@@ -45,7 +60,8 @@ def derive(messages: Sequence[Message]) -> Derived:
     slots_of = {id(d): build_slots(d) for d in drafts}
     replies = [by_id[msgid] for msgid in targets]
     events = apply_replies(replies, targets, slots_of)
-    undone = settle_notices(events, slots_of, find_appliers(by_id.values()))
+    ctx = context if context is not None else derive_context(by_id.values())
+    undone = settle_notices(events, slots_of, ctx.appliers)
     chains = chain_drafts(drafts, member_of, by_id)
     partial: dict[int, int] = {}
     for members, _how in chains:
@@ -88,12 +104,9 @@ def derive(messages: Sequence[Message]) -> Derived:
         posting_of[msgid] = key
         series_of[msgid] = series_of[target.draft.first.msgid]
     series_list = _with_last_activity(series_list, series_of, by_id)
-    series_list = _with_idle(series_list, _as_of(by_id.values()))
+    series_list = _with_idle(series_list, ctx.as_of)
     series_list.sort(key=lambda s: (s.versions[0].date is None, s.versions[0].date, s.id))
     return Derived(threads, series_list, thread_of, series_of, posting_of)
-
-
-_UNDATED = datetime.min.replace(tzinfo=UTC)  # sorts before every real date
 
 
 def _dated_by(date: datetime | None, when: datetime) -> bool:
@@ -114,11 +127,14 @@ IDLE_AFTER = timedelta(days=90)
 _WAITING = ("new", "changes-requested")
 
 
+AS_OF_RANK = 5
+
+
 def _as_of(messages) -> datetime | None:
     """When the data ends: the fifth newest Date, so a few mails dated in the future (a
     wrong clock) do not make everything else look idle."""
     dates = sorted(m.date for m in messages if m.date is not None)
-    return dates[-min(len(dates), 5)] if dates else None
+    return dates[-min(len(dates), AS_OF_RANK)] if dates else None
 
 
 def _with_idle(series_list: list[Series], as_of: datetime | None) -> list[Series]:
@@ -185,28 +201,29 @@ def _mark_pulled(drafts: list[Draft], slots_of, chains) -> None:
     series were not pulled just because v7's identical patch was.
     """
     chain_of = {id(d): i for i, (members, _how) in enumerate(chains) for d in members}
+    position = {id(d): j for members, _how in chains for j, d in enumerate(members)}
     by_title: dict[str, list[tuple[Draft, SlotFacts]]] = defaultdict(list)
     for d in drafts:
         if not is_pull(d):
             for slot in slots_of[id(d)].values():
                 by_title[normalise_title(slot.message.subject.title)].append((d, slot))
+    dates = {id(d): posting_date(d) for d in drafts}
     for d in drafts:
         cover = d.cover
         if cover is None or cover.pull is None or not cover.pull.shortlog:
             continue
-        when = posting_date(d)
+        when = dates[id(d)]
         for author, subject in cover.pull.shortlog:
             candidates = [
                 (pd, slot)
                 for pd, slot in by_title.get(normalise_title(subject), ())
-                if when is None or _dated_by(posting_date(pd), when)
+                if when is None or _dated_by(dates[id(pd)], when)
             ]
             named = [c for c in candidates if _same_name(c[0].first.sender.name, author)]
             pool = named or candidates
             if len({chain_of[id(pd)] for pd, _slot in pool}) != 1:
                 continue  # nobody by that name, and several series have that patch title
-            # The newest posting of that patch; undated ones only when nothing is dated.
-            _pd, slot = max(pool, key=lambda c: posting_date(c[0]) or _UNDATED)
+            _pd, slot = max(pool, key=lambda c: _recency(c[0], pool, position))
             if slot.pulled is None:
                 slot.pulled = Evidence(
                     kind="pulled",
@@ -215,6 +232,14 @@ def _mark_pulled(drafts: list[Draft], slots_of, chains) -> None:
                     where=cover.pull.url,
                     when=cover.date,
                 )
+
+
+def _recency(d: Draft, pool, position: dict[int, int]) -> tuple[datetime, int]:
+    """How recent a posting is among ``pool`` (one series): by date when every posting
+    has one, else by its place in the series (version order) — never None against a date."""
+    if all(posting_date(c[0]) is not None for c in pool):
+        return (posting_date(d) or _EPOCH, 0)  # ties: the first posted, as before
+    return (_EPOCH, position[id(d)])
 
 
 def _same_name(a: str, b: str) -> bool:

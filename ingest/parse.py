@@ -9,6 +9,7 @@ refused (``MalformedMail``), because nothing could ever refer to it.
 from __future__ import annotations
 
 import binascii
+import codecs
 import email
 import email.header
 import email.parser
@@ -191,7 +192,10 @@ def parse_date(value: str | None) -> tuple[datetime | None, str | None]:
         return None, f"out of range {value.strip()[:60]!r}"
     if abs(offset) > 14 * 3600:
         return naive.replace(tzinfo=UTC), f"timezone out of range {value.strip()[:60]!r}"
-    when = naive.replace(tzinfo=UTC) - timedelta(seconds=offset)
+    try:
+        when = naive.replace(tzinfo=UTC) - timedelta(seconds=offset)
+    except OverflowError:  # year 1 or 9999 shifted past datetime's range by the offset
+        return None, f"out of range {value.strip()[:60]!r}"
     if abs(when - datetime(2000, 1, 1, tzinfo=UTC)) > _MAX_DATE_SKEW:
         return None, f"implausible year {value.strip()[:60]!r}"
     return when, None
@@ -260,10 +264,17 @@ def _decoded(value: str | None) -> str:
 
 
 def _decode_bytes(data: bytes, charset: str) -> str:
+    """An RFC 2047 word's bytes → text (an unknown charset: UTF-8, else Latin-1)."""
+    codec = text_codec(charset)
+    if codec is not None:
+        try:
+            return data.decode(codec, "replace")
+        except (UnicodeError, ValueError):
+            pass
     try:
-        return data.decode(charset, "replace")
-    except (LookupError, ValueError):
-        return data.decode("utf-8", "replace")
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def _msgid(value: str | None) -> str | None:
@@ -420,15 +431,50 @@ def _part_text(part: EmailMessage, problems: list[str]) -> str | None:
 
 
 def _decode_text(payload: bytes, charset: str, problems: list[str]) -> str:
+    """Bytes in the declared charset → text.  Bytes that are not valid in it are replaced
+    (and said so); an unknown or bogus charset (``unknown-8bit``, a made-up name, a codec
+    that is not a text encoding) is read as UTF-8, else Latin-1, and recorded."""
+    codec = text_codec(charset)
+    if codec is not None:
+        try:
+            return payload.decode(codec)
+        except (UnicodeError, ValueError):
+            pass
     try:
-        return payload.decode(charset)
-    except (LookupError, ValueError):  # unknown charset, bad bytes, NUL in the charset name
-        pass
-    try:
-        return payload.decode("utf-8")
+        text = payload.decode("utf-8")
     except UnicodeDecodeError:
+        if codec is not None and codec != "ascii":
+            problems.append(f"body: not valid {charset}, decoded with replacement characters")
+            return payload.decode(codec, "replace")
+        if codec is None:
+            problems.append(f"body: unknown charset {charset[:40]!r}, decoded as Latin-1")
+            return payload.decode("latin-1")
         problems.append(f"body: not valid {charset}, decoded with replacement characters")
-        return payload.decode("utf-8" if charset == "ascii" else _safe_charset(charset), "replace")
+        return payload.decode("utf-8", "replace")
+    if codec is None:
+        problems.append(f"body: unknown charset {charset[:40]!r}, decoded as UTF-8")
+    return text
+
+
+# Codecs Python has that are not how mail text is encoded: transforms and oddities.
+_NOT_MAIL_CHARSETS = frozenset(
+    {"idna", "punycode", "undefined", "unicode_escape", "raw_unicode_escape", "charmap", "mbcs"}
+)
+
+
+def text_codec(charset: str) -> str | None:
+    """Python's codec for a MIME charset name, or None when there is no text codec by that
+    name (the lookup is explicit: ``b"".decode(name)`` never fails, whatever the name)."""
+    try:
+        info = codecs.lookup(charset)
+    except (LookupError, ValueError, TypeError):
+        return None
+    if (
+        not getattr(info, "_is_text_encoding", True)
+        or info.name.replace("-", "_") in _NOT_MAIL_CHARSETS
+    ):
+        return None
+    return info.name
 
 
 def _charset(part: EmailMessage) -> str:
@@ -438,14 +484,6 @@ def _charset(part: EmailMessage) -> str:
         return "utf-8"
     charset = charset.strip().lower()
     return "ascii" if charset in ("us-ascii", "") else charset
-
-
-def _safe_charset(charset: str) -> str:
-    try:
-        b"".decode(charset)
-    except (LookupError, ValueError):
-        return "utf-8"
-    return charset
 
 
 # ---- facts from the body ----------------------------------------------------------------

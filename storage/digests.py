@@ -19,6 +19,7 @@ from datetime import datetime
 import sqlite_utils
 
 from ingest.records import REVIEW_KINDS
+from storage.db import is_read_only
 from storage.messages import iso
 
 
@@ -266,7 +267,10 @@ def save_summary(
     now: datetime,
 ) -> None:
     """Upsert on the cache key: saving the same summary twice changes nothing, and a stored
-    summary is replaced only while it is marked ``retry`` (a good one is never overwritten)."""
+    summary is replaced only while it is marked ``retry`` (a good one is never overwritten).
+    A read-only database (opened with ``readonly=True``) keeps no cache: nothing is saved."""
+    if is_read_only(db):
+        return
     db.execute(
         """INSERT INTO digest_summaries (cache_key, entry_key, last_msgid, lang, model,
                prompt_version, period_key, period_until, background, this_week, source,
@@ -348,6 +352,8 @@ def record_usage(
     outcome: str,
     now: datetime,
 ) -> None:
+    if is_read_only(db):
+        return
     db.execute(
         """INSERT INTO llm_usage (at, entry_key, model, prompt_tokens, completion_tokens,
                prompt_chars, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)""",

@@ -23,6 +23,7 @@ from ingest.records import (
     Subject,
     Trailer,
 )
+from storage.db import transaction
 
 # Lists whose copy of a mail we keep when the same Message-ID also arrives via another list.
 PREFERRED_LISTS = ("kvmarm.lists.linux.dev", "kvmarm.lists.cs.columbia.edu")
@@ -36,7 +37,8 @@ def iso(when: datetime | None) -> str | None:
     """UTC datetime → '2022-03-07T18:49:35Z' (the only date format we store and print)."""
     if when is None:
         return None
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    w = when.astimezone(UTC)  # not strftime: its %Y gives "1-01-01" for the year 1
+    return f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}Z"
 
 
 @overload
@@ -47,6 +49,8 @@ def from_iso(value: str | None) -> datetime | None:
     """'2022-03-07T18:49:35Z' (as stored) → aware UTC datetime; None or '' → None."""
     if not value:
         return None
+    if len(value) == 20 and value[-1] == "Z":  # ours: fromisoformat is ~20x strptime
+        return datetime.fromisoformat(value)
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
@@ -136,10 +140,11 @@ _FTS_DELETE = (
 def save_messages(db: sqlite_utils.Database, mails: Sequence[StoredMail], now: datetime) -> None:
     """Insert messages, replacing stored ones with the same Message-ID (one transaction),
     and index them for full-text search (a replaced copy is removed from the index first).
+    They are queued for derivation in the same transaction (storage.derived).
     """
     stamp = iso(now)
     ids = [m.message.msgid for m in mails]
-    with db.atomic():
+    with transaction(db):
         existing = _existing(db, ids)
         if existing:
             db.conn.executemany(_FTS_DELETE, [(i,) for i in existing])
@@ -152,6 +157,10 @@ def save_messages(db: sqlite_utils.Database, mails: Sequence[StoredMail], now: d
         db.conn.executemany(
             "INSERT INTO message_content(msgid, diff, raw) VALUES (?, ?, ?)",
             [(m.message.msgid, m.diff_z, m.raw_z) for m in mails],
+        )
+        # Same transaction as the mail: facts are known to be stale until derived again.
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO derive_queue(msgid) VALUES (?)", [(i,) for i in ids]
         )
 
 
@@ -175,7 +184,7 @@ def save_quarantined(db: sqlite_utils.Database, items: Iterable[Quarantined], no
         }
         for q in items
     ]
-    with db.atomic():
+    with transaction(db):
         db.table("quarantine").insert_all(rows, pk="sha256", ignore=True)
     return len(rows)
 
@@ -196,6 +205,27 @@ def load_messages(db: sqlite_utils.Database) -> Iterator[Message]:
     """Every stored message as a records.Message (without bodies), for derivation."""
     for row in db.execute(f"SELECT {_LOAD_COLUMNS} FROM messages"):
         yield _row_message(row)
+
+
+def load_messages_by_id(db: sqlite_utils.Database, msgids: Iterable[str]) -> list[Message]:
+    """The stored messages with these Message-IDs (those stored), for partial derivation."""
+    ids = sorted(set(msgids))
+    out: list[Message] = []
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        sql = f"SELECT {_LOAD_COLUMNS} FROM messages WHERE msgid IN ({', '.join('?' * len(part))})"
+        out.extend(_row_message(row) for row in db.execute(sql, part))
+    return out
+
+
+def load_notice_messages(db: sqlite_utils.Database) -> list[Message]:
+    """The messages that can make their sender someone who applies patches: pull requests,
+    AUTOSEL picks and applied/queued/dropped notices (ingest.applies.find_appliers)."""
+    sql = (
+        f"SELECT {_LOAD_COLUMNS} FROM messages WHERE applied IS NOT NULL OR pull IS NOT NULL "
+        "OR subject_info LIKE '%autosel%'"
+    )
+    return [_row_message(row) for row in db.execute(sql)]
 
 
 def iter_raw(db: sqlite_utils.Database) -> Iterator[tuple[bytes, str]]:

@@ -54,12 +54,37 @@ def spelled_out(title: str) -> list[str]:
     return out
 
 
-def _spell_out_braces(db: sqlite_utils.Database) -> None:
-    """Index rows whose title has "{a,b}" also match each spelled-out name."""
-    rows = db.execute("SELECT rowid, title FROM search_fts WHERE title LIKE '%{%}%'").fetchall()
+def _spell_out_braces(
+    db: sqlite_utils.Database, where: str = "1", params: list | None = None
+) -> None:
+    """Index rows whose title has "{a,b}" also match each spelled-out name (the rows
+    ``where`` selects: all, or those just written)."""
+    sql = f"SELECT rowid, title FROM search_fts WHERE title LIKE '%{{%}}%' AND ({where})"
+    rows = db.execute(sql, params or []).fetchall()
     for rowid, title in rows:
         if names := spelled_out(title):
             db.execute(
                 "UPDATE search_fts SET title = ? WHERE rowid = ?",
                 [title + " " + " ".join(names), rowid],
             )
+
+
+def refresh_search_rows(
+    db: sqlite_utils.Database, after_version: int, after_patch: int, after_thread: int
+) -> None:
+    """Index the derived rows written after these rowids (the search rows of the rows they
+    replace were deleted with them): what an incremental derivation wrote."""
+    marks = (after_version, after_patch, after_thread)
+    for sql, mark, alias in zip(_FILL, marks, ("", "p.", "t."), strict=True):
+        db.execute(f"{sql} WHERE {alias}rowid > ?", [mark])
+    _spell_out_braces(
+        db,
+        "(rowid > ? AND rowid < ?) OR (rowid > ? AND rowid < ?) OR rowid > ?",
+        [
+            after_version,
+            PATCH_ROWS,
+            PATCH_ROWS + after_patch,
+            THREAD_ROWS,
+            THREAD_ROWS + after_thread,
+        ],
+    )

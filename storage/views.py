@@ -12,6 +12,7 @@ from datetime import datetime
 
 import sqlite_utils
 
+from storage.derived import set_aside_reasons
 from storage.messages import iso, quarantine_reasons
 from storage.queue import idle_series
 from storage.state import get_state
@@ -191,6 +192,9 @@ def status_json(db: sqlite_utils.Database, db_path: str) -> dict:
         "last_sync": get_state(db, "last_sync"),
         "last_ingest": get_state(db, "last_ingest"),
         "quarantine": quarantine_reasons(db),
+        "set_aside": count("SELECT count(*) FROM derive_set_aside"),
+        "set_aside_list": set_aside_reasons(db),
+        "facts_pending": count("SELECT count(*) FROM derive_queue"),
     }
 
 

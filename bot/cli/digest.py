@@ -74,6 +74,7 @@ def pull_before_digest(ctx: CliContext, period: Period, offline: bool, *, requir
     from bot.sync.lore import sync
     from ingest.lore.client import LoreError
 
+    # The pull stores under the write lock (bot.sync); summarising afterwards needs none.
     try:
         with progress("lore", None) as bar:
             report = sync(ctx.db, ctx.config, since=period.since - timedelta(days=1), progress=bar)
