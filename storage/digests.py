@@ -388,10 +388,15 @@ class PostRun:
 
 @dataclass(frozen=True, slots=True)
 class PostPart:
-    part: int  # 0 = the parent message, then the thread replies, then the chart
+    part: int  # 0 = the parent message, then the thread replies; the chart is CHART_PART
     kind: str  # parent | reply | chart
-    state: str  # pending (call made, answer not recorded) | posted | failed
-    ts: str | None
+    state: str  # pending (call made, outcome not known) | posted | failed (surely not posted)
+    ts: str | None  # the message's ts; for the chart, the file id once shared
+    file_id: str | None = None  # the chart's file, recorded before it is shared
+    note: str | None = None  # why the part is not posted yet
+
+
+CHART_PART = 1000  # after any number of replies
 
 
 def latest_post_run(db: sqlite_utils.Database, period_key: str, channel: str) -> PostRun | None:
@@ -445,22 +450,38 @@ def finish_post_run(db: sqlite_utils.Database, run: PostRun, now: datetime) -> N
 
 
 def post_parts(db: sqlite_utils.Database, run: PostRun) -> dict[int, PostPart]:
+    """The recorded parts of ``run`` by part number (a chart recorded before m020 as the part
+    after the last reply is returned as ``CHART_PART``)."""
     rows = db.execute(
-        """SELECT part, kind, state, ts FROM digest_post_parts
+        """SELECT part, kind, state, ts, file_id, note FROM digest_post_parts
            WHERE period_key = ? AND channel = ? AND run = ? ORDER BY part""",
         [run.period_key, run.channel, run.run],
     )
-    return {r[0]: PostPart(*r) for r in rows}
+    parts = [PostPart(*r) for r in rows]
+    return {CHART_PART if p.kind == "chart" else p.part: p for p in parts}
 
 
 def save_post_part(db: sqlite_utils.Database, run: PostRun, part: PostPart, now: datetime) -> None:
     """Record a part before the Slack call (``pending``) and again after it (``posted``)."""
     db.execute(
-        """INSERT INTO digest_post_parts (period_key, channel, run, part, kind, state, ts, at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        """INSERT INTO digest_post_parts
+               (period_key, channel, run, part, kind, state, ts, file_id, note, at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(period_key, channel, run, part) DO UPDATE SET
-               kind = excluded.kind, state = excluded.state, ts = excluded.ts, at = excluded.at""",
-        [run.period_key, run.channel, run.run, part.part, part.kind, part.state, part.ts, iso(now)],
+               kind = excluded.kind, state = excluded.state, ts = excluded.ts,
+               file_id = excluded.file_id, note = excluded.note, at = excluded.at""",
+        [
+            run.period_key,
+            run.channel,
+            run.run,
+            part.part,
+            part.kind,
+            part.state,
+            part.ts,
+            part.file_id,
+            part.note,
+            iso(now),
+        ],
     )
     db.conn.commit()
 

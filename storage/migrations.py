@@ -412,6 +412,18 @@ def m011_message_author(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN author TEXT")
 
 
+@MIGRATIONS(name="m020_post_ledger")
+def m020_post_ledger(db: sqlite_utils.Database) -> None:
+    """The posting ledger remembers the chart's file id before it is shared (so an interrupted
+    upload is looked up in the thread, not shared twice) and why a part is still open."""
+    db.executescript(
+        """
+        ALTER TABLE digest_post_parts ADD COLUMN file_id TEXT;
+        ALTER TABLE digest_post_parts ADD COLUMN note TEXT;
+        """
+    )
+
+
 @MIGRATIONS(name="m025_summary_retry")
 def m025_summary_retry(db: sqlite_utils.Database) -> None:
     """A cached summary that stands in for a failed LLM call (error, timeout, time budget)
