@@ -187,6 +187,7 @@ def _scoped(
         replied=replied,
         kind=given.kind,
         holders=holders,
+        paths={n: s.message.paths for n, s in slots.items()},
     )
     if done.unresolved:
         return replace(given, scope=scope.phrase, unresolved=True), aimed

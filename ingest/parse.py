@@ -22,6 +22,7 @@ from email.message import Message as EmailMessage
 
 from ingest import bodies, notices
 from ingest.b4rules import DIFF_RE, DIFFSTAT_RE, followup_trailers, patch_trailers
+from ingest.diffpaths import paths_of_diff
 from ingest.records import (
     Content,
     MalformedMail,
@@ -152,6 +153,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
         send_id=send_id(msgid),
         problems=tuple(problems),
         author=in_body_author(parts.message) if is_patch else None,
+        paths=paths_of_diff(parts.diff) if is_patch else (),
     )
     body = own if not parts.notes else f"{own}\n\n---\n{parts.notes}"
     return ParsedMail(message, Content(body=body.strip(), diff=parts.diff, raw=raw))

@@ -132,6 +132,8 @@ class Message:
     send_id: str | None = None  # the git-send-email/b4 run this mail belongs to, from its msgid
     # A patch's in-body "From:" (someone else's patch sent by, e.g., a maintainer): its author.
     author: Person | None = None
+    # The files a patch's diff touches (``diff --git`` paths, in order); () for non-patches.
+    paths: tuple[str, ...] = ()
     # What could not be parsed, e.g. "Date: unparseable 'Wg>'"; the rest is still stored.
     problems: tuple[str, ...] = ()
 

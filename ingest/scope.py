@@ -12,7 +12,7 @@ that patch).  ``resolve`` turns a scope into the patch numbers of one posting.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ingest.records import Scope
@@ -275,6 +275,57 @@ def area_matches(areas: Iterable[str], tokens: set[str], *, tested: bool = False
     return bool(others)
 
 
+# Architecture directories (arch/X/, tools/arch/X/, selftests/kvm/X/) → the subject words
+# that name them.
+_ARCH_DIRS = {
+    "arm64": ("arm64", "aarch64"), "aarch64": ("arm64", "aarch64"), "arm": ("arm",),
+    "x86": ("x86",), "x86_64": ("x86",), "powerpc": ("powerpc", "ppc"), "s390": ("s390",),
+    "s390x": ("s390",), "mips": ("mips",), "riscv": ("riscv", "risc-v"),
+    "loongarch": ("loongarch",),
+}  # fmt: skip
+_SELFTESTS = "tools/testing/selftests/"
+
+
+def path_tokens(paths: Iterable[str]) -> set[str]:
+    """The area words the files of a patch name: "kvm" (arch/*/kvm/, virt/kvm/, include/kvm/,
+    kvm*.h headers, selftests/kvm/), "vgic", "selftests"/"tests" and architecture names
+    (arch/X/); "generic" needs no word: it matches when no architecture is named."""
+    out: set[str] = set()
+    for path in paths:
+        parts = path.split("/")
+        name = parts[-1]
+        if parts[0] == "arch" or parts[:2] == ["tools", "arch"]:
+            at = 1 if parts[0] == "arch" else 2
+            out.update(_ARCH_DIRS.get(parts[at], ()) if len(parts) > at + 1 else ())
+            out.update(p for p in parts[at + 1 : -1] if p in _ARCHES)  # arch/x86/kvm/vmx/
+            if "kvm" in parts[at + 1 : -1] or name.startswith("kvm"):
+                out.add("kvm")
+        if path.startswith(("virt/kvm/", "include/kvm/")) or (
+            parts[0] == "include" and name.startswith("kvm")
+        ):
+            out.add("kvm")
+        if "vgic" in parts[:-1] or "vgic" in name:
+            out.add("vgic")
+        if path.startswith(_SELFTESTS):
+            out.update(("selftests", "tests"))
+            rest = parts[3:-1]
+            if rest[:1] == ["kvm"]:
+                out.add("kvm")
+                out.update(t for p in rest[1:2] for t in _ARCH_DIRS.get(p, ()))
+    return out
+
+
+def patch_in_area(
+    areas: Iterable[str], title: str, paths: tuple[str, ...], *, tested: bool = False
+) -> bool:
+    """A patch is in a named area when its subject prefixes name it or the files it touches
+    do (``path_tokens``); the wider Tested-by rule is only read from the subject."""
+    areas = tuple(areas)
+    if area_matches(areas, subject_tokens(title), tested=tested):
+        return True
+    return bool(paths) and area_matches(areas, path_tokens(paths))
+
+
 def resolve(
     scope: Scope,
     numbers: list[int],
@@ -283,12 +334,15 @@ def resolve(
     replied: int | None,
     kind: str,
     holders: frozenset[int] | set[int] = frozenset(),
+    paths: Mapping[int, tuple[str, ...]] | None = None,
 ) -> Resolved:
     """The patch numbers of one posting a scoped trailer counts on.
 
     ``replied`` is the patch the mail answers (None for the cover); ``holders`` the patches
-    that already carry this person's trailer of this kind (for "the others").
+    that already carry this person's trailer of this kind (for "the others"); ``paths`` the
+    files each patch touches (a named area matches by subject prefix or by file).
     """
+    files = paths or {}
     if scope.elsewhere:
         return Resolved((), unresolved=True)
     if scope.series:
@@ -307,7 +361,10 @@ def resolve(
         areas = scope.areas or (
             tuple(subject_tokens(titles[replied]) - {"kvm"}) if replied in titles else ()
         )
-        hit = tuple(n for n in numbers if area_matches(areas, subject_tokens(titles[n])))
+        if scope.areas:
+            hit = tuple(n for n in numbers if patch_in_area(areas, titles[n], files.get(n, ())))
+        else:
+            hit = tuple(n for n in numbers if area_matches(areas, subject_tokens(titles[n])))
         if len(hit) == scope.count and (replied is None or replied in hit):
             return Resolved(hit)
         if replied is None and not scope.areas and len(numbers) == scope.count:
@@ -318,7 +375,7 @@ def resolve(
     if replied is not None:
         return Resolved((replied,))  # an area of the one patch answered is part of it
     hit = tuple(
-        n for n in numbers if area_matches(scope.areas, subject_tokens(titles[n]), tested=tested)
+        n for n in numbers if patch_in_area(scope.areas, titles[n], files.get(n, ()), tested=tested)
     )
     if not hit and tested:
         return Resolved(tuple(numbers))  # "# on Juno", "(rk3399)": where it was tested

@@ -120,6 +120,7 @@ _COLUMNS = (
     "origin",
     "ingested_at",
     "author",
+    "paths",
 )
 _INSERT_MESSAGE = (
     f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -197,7 +198,8 @@ def quarantine_reasons(db: sqlite_utils.Database, limit: int = 20) -> list[dict]
 _LOAD_COLUMNS = (
     "msgid, subject, title, subject_key, from_name, from_email, date, received, list_id, "
     "in_reply_to, refs, is_reply, is_bot, has_diff, has_diffstat, subject_info, trailers, "
-    "change_id, version_links, applied, respin, pull, patch_id, send_id, problems, author"
+    "change_id, version_links, applied, respin, pull, patch_id, send_id, problems, author, "
+    "paths"
 )
 
 
@@ -320,6 +322,7 @@ def _message_row(m: Message, body: str, origin: str, stamp: str | None) -> tuple
         origin,
         stamp,
         json.dumps([m.author.name, m.author.email]) if m.author else None,
+        json.dumps(m.paths),
     )
 
 
@@ -351,6 +354,7 @@ def _row_message(row: tuple) -> Message:
         send_id,
         problems,
         author,
+        paths,
     ) = row
     prefixes, version, explicit, counter, total, rfc, resend, patch, is_pull, tags = json.loads(
         info
@@ -392,6 +396,7 @@ def _row_message(row: tuple) -> Message:
         send_id=send_id,
         problems=tuple(json.loads(problems)),
         author=Person(*json.loads(author)) if author else None,
+        paths=tuple(json.loads(paths)),
     )
 
 

@@ -412,6 +412,13 @@ def m011_message_author(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE messages ADD COLUMN author TEXT")
 
 
+@MIGRATIONS(name="m012_message_paths")
+def m012_message_paths(db: sqlite_utils.Database) -> None:
+    """The files a patch's diff touches (JSON list; "[]" for every other mail), so a
+    subject-area trailer scope ("for the selftest changes") can match a patch by its files."""
+    db.execute("ALTER TABLE messages ADD COLUMN paths TEXT NOT NULL DEFAULT '[]'")
+
+
 @MIGRATIONS(name="m020_post_ledger")
 def m020_post_ledger(db: sqlite_utils.Database) -> None:
     """The posting ledger remembers the chart's file id before it is shared (so an interrupted

@@ -3,7 +3,7 @@ in-body From:, and one person writing from two addresses."""
 
 from __future__ import annotations
 
-from ingest.parse import in_body_author
+from ingest.parse import in_body_author, parse_mail
 from ingest.records import Person
 from tests.test_fact_rules import SB, derived, mail
 
@@ -234,3 +234,88 @@ def test_who_reviewed_says_given_from_another_address_and_shows_unmapped_scope(
 
     reviews = answer_reviews(db, parse_command("reviews nia@example.org"), Sources())
     assert [(i.patches, i.on_cover) for i in reviews.items] == [((2,), False)]
+
+
+# ---- subject-area scope by the files a patch touches ------------------------------------
+
+
+def _diff(*paths: str) -> str:
+    return "---\n" + "".join(
+        f"diff --git a/{p} b/{p}\nindex 1111111..2222222 100644\n--- a/{p}\n+++ b/{p}\n"
+        "@@ -1 +1,2 @@\n int a;\n+int b;\n"
+        for p in paths
+    )
+
+
+def _by_files(*files: tuple[str, ...]) -> list[bytes]:
+    """A cover and one patch per entry; no subject says "selftests"."""
+    n = len(files)
+    cover = mail("c@x", f"[PATCH 0/{n}] KVM: arm64: Widgets", ANN, 0, "Cover.\n")
+    return [cover] + [
+        mail(
+            f"p{i}@x",
+            f"[PATCH {i}/{n}] KVM: arm64: Widget {i}",
+            ANN,
+            i,
+            "Add.\n\n" + SB + _diff(*paths),
+            "c@x",
+        )
+        for i, paths in enumerate(files, 1)
+    ]
+
+
+def _cover_reply(said: str) -> bytes:
+    body = f"{said}\n\nReviewed-by: Rita Reviewer <rita@example.org>\n"
+    return mail("r@x", "Re: [PATCH 0/3] KVM: arm64: Widgets", RITA, 10, body, "c@x")
+
+
+def test_a_named_area_selects_the_patch_whose_files_are_in_it() -> None:
+    """ "For the selftest changes:" on the cover counts only on the patch touching
+    tools/testing/selftests/, though its subject does not say selftests."""
+    files = (
+        ("arch/arm64/kvm/sys_regs.c",),
+        ("tools/testing/selftests/kvm/aarch64/widgets.c",),
+        ("arch/arm64/kvm/vgic/vgic-v3.c", "include/kvm/arm_vgic.h"),
+    )
+    raws = _by_files(*files)
+    assert parse_mail(raws[2]).message.paths == files[1]
+    assert parse_mail(raws[0]).message.paths == ()  # a cover touches no files
+    assert _who(_posting(*raws, _cover_reply("For the selftest changes:"))) == {
+        1: [],
+        2: ["rita@example.org"],
+        3: [],
+    }
+    assert _who(_posting(*raws, _cover_reply("For the vgic parts:"))) == {
+        1: [],
+        2: [],
+        3: ["rita@example.org"],
+    }
+
+
+def test_a_named_area_no_file_or_subject_names_stays_unresolved() -> None:
+    raws = _by_files(("arch/arm64/kvm/a.c",), ("virt/kvm/b.c",), ("arch/arm64/kvm/c.c",))
+    posting = _posting(*raws, _cover_reply("For the selftest changes:"))
+    assert _who(posting) == {1: [], 2: [], 3: []}
+    kept = [t for p in posting.patches for t in p.trailers if t.msgid == "r@x"]
+    assert len(kept) == 3
+    assert all(t.unresolved and t.scope == "For the selftest changes:" for t in kept)
+
+
+def test_without_scope_words_the_files_change_nothing() -> None:
+    raws = _by_files(("arch/arm64/kvm/a.c",), ("tools/testing/selftests/kvm/b.c",), ("c.c",))
+    assert all(v == ["rita@example.org"] for v in _who(_posting(*raws, _cover_reply(""))).values())
+
+
+def test_touched_paths_are_stored_with_the_message(tmp_path) -> None:
+    from storage.messages import load_messages
+
+    raws = _by_files(("arch/arm64/kvm/a.c",), ("tools/testing/selftests/kvm/b.c",), ("c.c",))
+    db = _answer_db(tmp_path, *raws)
+    paths = {m.msgid: m.paths for m in load_messages(db)}
+    assert len(paths) == 4
+    assert paths == {
+        "c@x": (),
+        "p1@x": ("arch/arm64/kvm/a.c",),
+        "p2@x": ("tools/testing/selftests/kvm/b.c",),
+        "p3@x": ("c.c",),
+    }

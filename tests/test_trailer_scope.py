@@ -14,7 +14,15 @@ from pathlib import Path
 import pytest
 
 from ingest.records import Scope
-from ingest.scope import area_matches, find_scopes, parse_numbers, resolve, subject_tokens
+from ingest.scope import (
+    area_matches,
+    find_scopes,
+    parse_numbers,
+    patch_in_area,
+    path_tokens,
+    resolve,
+    subject_tokens,
+)
 from storage.db import open_db
 from tests.archive import archive_db_path
 
@@ -126,6 +134,31 @@ def test_resolution_against_a_posting() -> None:
     assert _resolve(Scope("", elsewhere=True), replied=2).unresolved
     assert subject_tokens(TITLES[3]) == {"kvm", "arm64"}
     assert area_matches(("kvm", "arm"), {"arm64", "kvm"})
+
+
+def test_areas_are_matched_by_the_files_a_patch_touches() -> None:
+    assert path_tokens(["arch/arm64/kvm/vgic/vgic-its.c"]) == {"arm64", "aarch64", "kvm", "vgic"}
+    assert path_tokens(["virt/kvm/kvm_main.c", "include/linux/kvm_host.h"]) == {"kvm"}
+    assert path_tokens(["tools/testing/selftests/kvm/x86_64/a.c"]) == {
+        "selftests", "tests", "kvm", "x86"
+    }  # fmt: skip
+    assert path_tokens(["drivers/irqchip/irq-gic-v3.c"]) == set()
+    title = "KVM: Widget"  # names no area: only the files can
+    assert patch_in_area(("arm",), title, ("arch/arm64/kvm/a.c",))
+    assert patch_in_area(("x86",), title, ("arch/x86/kvm/vmx/vmx.c",))
+    assert not patch_in_area(("x86",), title, ("arch/arm64/kvm/a.c",))
+    assert patch_in_area(("generic",), "KVM: arm64: Widget", ("virt/kvm/a.c",))
+    assert not patch_in_area(("generic",), "KVM: arm64: Widget", ("arch/arm64/kvm/a.c",))
+    assert patch_in_area(("selftest",), title, ("tools/testing/selftests/kvm/a.c",))
+    assert not patch_in_area(("selftest",), title, ())
+    # The files widen a resolution only where an area is named; unnamed ones are unresolved.
+    files = {1: ("arch/arm64/kvm/a.c",), 2: ("tools/testing/selftests/kvm/b.c",)}
+    titles = {1: "KVM: Widget 1", 2: "KVM: Widget 2"}
+    hit = resolve(Scope("", areas=("selftests",)), [1, 2], titles, replied=None, kind="Acked-by",
+                  paths=files)  # fmt: skip
+    assert hit.numbers == (2,) and not hit.unresolved
+    assert resolve(Scope("", areas=("vgic",)), [1, 2], titles, replied=None, kind="Acked-by",
+                   paths=files).unresolved  # fmt: skip
 
 
 def test_gold_set_per_patch_precision_and_recall() -> None:

@@ -75,7 +75,7 @@ PARALLEL_MIN_BYTES = 8 << 20  # below this, worker start-up costs more than it s
 DERIVE_VERSION = 4
 # Bump when parse rules change: `kvmarm reindex` re-parses the stored raw mails, and
 # `kvmarm status` says when that is due.
-PARSE_VERSION = 7
+PARSE_VERSION = 8
 
 
 @dataclass
