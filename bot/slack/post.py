@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from slack_sdk import WebClient
 
 from bot.config import DEFAULT_LORE_URL
-from bot.digest import Period, Summarizer, build_digest, render_slack
+from bot.digest import Period, Summariser, build_digest, render_slack
 from bot.digest.chart import render_chart
 from bot.slack.parts import EVENT_TYPE, Poster, PostError, PostLater, Retry
 from storage import digests as store
@@ -75,7 +75,7 @@ def post_digest(
     period: Period,
     *,
     lang: str = "en",
-    summarizer: Summarizer | None = None,
+    summariser: Summariser | None = None,
     force: bool = False,
     allowed_channels: Collection[str] | None = None,
     chart: bool = True,
@@ -110,7 +110,7 @@ def post_digest(
             channel,
             period,
             lang=lang,
-            summarizer=summarizer,
+            summariser=summariser,
             force=force,
             chart=chart,
             now=now,
@@ -128,7 +128,7 @@ def _post(
     period,
     *,
     lang,
-    summarizer,
+    summariser,
     force,
     chart,
     now,
@@ -153,7 +153,7 @@ def _post(
         raise PostError(f"--thread wants a message ts such as 1700000000.000100, not {thread_ts!r}")
     if thread_ts and (previous is None or force):
         raise PostError("--thread continues an interrupted run; there is none to continue")
-    model = build_digest(db, period, lang=lang, summarizer=summarizer, now=now, lore_url=lore_url)
+    model = build_digest(db, period, lang=lang, summariser=summariser, now=now, lore_url=lore_url)
     if not model["entries"]:
         raise PostError(
             f"no mail dated in {period.key} in the database: nothing posted (sync or ingest first)"

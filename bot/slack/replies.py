@@ -51,8 +51,8 @@ def replies_for(
         return
     result = answer_for(deps, command)
     yield answer_message(result)
-    if deps.summarize is not None:
-        note = summary_note(deps.db_factory(), result, deps.summarize)
+    if deps.summarise is not None:
+        note = summary_note(deps.db_factory(), result, deps.summarise)
         if note is not None:
             yield answer_message(note, shareable=False)
 
