@@ -15,6 +15,8 @@ from pathlib import Path
 
 DEFAULT_LORE_URL = "https://lore.kernel.org/kvmarm"
 DEFAULT_LIST_ID = "kvmarm.lists.linux.dev"
+DEFAULT_LLM_BUDGET = 100.0  # the whole `kvmarm digest` stays within 2 minutes
+DEFAULT_LLM_TIMEOUT = 20.0
 _SECRETS = {"slack_bot_token", "slack_app_token", "slack_signing_secret", "openai_api_key"}
 
 
@@ -41,6 +43,8 @@ class Config:
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
     llm_model: str | None = None
+    llm_budget: float = DEFAULT_LLM_BUDGET  # seconds of LLM calls per digest, then extractive
+    llm_timeout: float = DEFAULT_LLM_TIMEOUT  # seconds per LLM request
     lang: str = "en"
 
     def __repr__(self) -> str:
@@ -86,8 +90,22 @@ def load_config(env: Mapping[str, str] | None = None, db: str | None = None) -> 
         openai_api_key=pick("openai_api_key"),
         openai_base_url=pick("openai_base_url"),
         llm_model=pick("kvmarm_llm_model"),
+        llm_budget=_seconds(pick("kvmarm_llm_budget"), "KVMARM_LLM_BUDGET", DEFAULT_LLM_BUDGET),
+        llm_timeout=_seconds(pick("kvmarm_llm_timeout"), "KVMARM_LLM_TIMEOUT", DEFAULT_LLM_TIMEOUT),
         lang=lang,
     )
+
+
+def _seconds(value: str | None, name: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 86400:
+        raise ConfigError(f"{name} must be a number of seconds (> 0), not {value!r}")
+    return seconds
 
 
 def _read_file(env: Mapping[str, str]) -> dict:

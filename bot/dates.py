@@ -15,7 +15,10 @@ def parse_when(value: str, now: datetime) -> datetime:
     """'2022-03-01', '2022-03-01T12:00+08:00' or '7d' (before ``now``) → aware UTC datetime."""
     text = value.strip()
     if m := _AGE_RE.match(text):
-        return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+        try:
+            return now - timedelta(**{_UNITS[m.group(2)]: int(m.group(1))})
+        except OverflowError as exc:
+            raise ValueError(f"{value!r} reaches back before the year 1") from exc
     try:
         when = dateparser.isoparse(text)
     except ValueError as exc:

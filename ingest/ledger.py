@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from ingest.postings import Draft
-from ingest.records import REVIEW_KINDS, Evidence, GivenTrailer, Message
-from ingest.subjects import normalise_title
+from ingest.records import REVIEW_KINDS, Evidence, GivenTrailer, Message, Scope, Trailer
+from ingest.scope import resolve
 from ingest.threads import sort_key
 
 
@@ -51,8 +51,8 @@ class SlotFacts:
 _SOURCE_ORDER = {"inline": 0, "reply": 1, "cover": 2, "carried": 3}
 
 
-def _trailer_key(t: GivenTrailer) -> tuple[str, str, str, bool]:
-    return (t.kind.lower(), t.name.casefold(), t.email, t.mismatch)
+def _trailer_key(t: GivenTrailer) -> tuple[str, str, str, bool, bool]:
+    return (t.kind.lower(), t.name.casefold(), t.email, t.mismatch, t.unresolved)
 
 
 @dataclass
@@ -110,6 +110,9 @@ class DraftEvents:
 
     notices: list[Evidence] = field(default_factory=list)
     respins: list[Evidence] = field(default_factory=list)
+    # Status statements, in date order: (reply, the slots it answers, said on the cover);
+    # ingest.applies decides which count and replays them onto the slots.
+    said: list[tuple[Message, list[SlotFacts], bool]] = field(default_factory=list)
 
 
 def apply_replies(
@@ -127,20 +130,67 @@ def apply_replies(
         on_cover = target.draft.cover is not None and target.member is target.draft.cover
         aimed = list(slots.values()) if on_cover else _slot_for(slots, target.member)
         source = "cover" if on_cover else "reply"
-        for t in () if target.via_fixup else m.trailers:
+        for t in m.trailers:
+            if target.via_fixup and (t.scope is None or not t.scope.series):
+                continue  # said about the fixup carried in the thread, not the posting
             given = GivenTrailer(t.kind, t.name, t.email, m.msgid, source, mismatch=t.mismatch)
-            for slot in aimed:
-                if t.kind in REVIEW_KINDS and t.email == slot.message.sender.email:
+            covered = aimed
+            if t.scope is not None:
+                given, covered = _scoped(given, t.scope, slots, aimed, on_cover)
+            for slot in covered:
+                if t.kind in REVIEW_KINDS and is_author(t, slot.message):
                     continue  # nobody reviews, acks or tests their own patch
                 slot.add(given)
         drafted = events.setdefault(id(target.draft), DraftEvents())
         if m.applied is not None and not target.via_fixup:
-            _apply_notice(m, slots, aimed)
-            if on_cover:
-                drafted.notices.append(_evidence(m, m.applied.where, kind=m.applied.verb))
+            drafted.said.append((m, aimed, on_cover))
         if m.respin is not None:
             drafted.respins.append(_evidence(m, m.respin, kind="respin"))
     return events
+
+
+def is_author(t: Trailer, patch: Message) -> bool:
+    """The trailer is by the patch's author: its in-body From: (by address, or by that name),
+    else its sender (by address) — whoever sent the mail."""
+    author = patch.patch_author
+    if t.email and t.email == author.email:
+        return True
+    return patch.author is not None and _same_person_name(t.name, patch.author.name)
+
+
+def _same_person_name(a: str, b: str) -> bool:
+    return bool(a.strip()) and " ".join(a.casefold().split()) == " ".join(b.casefold().split())
+
+
+def _scoped(
+    given: GivenTrailer,
+    scope: Scope,
+    slots: dict[int, SlotFacts],
+    aimed: list[SlotFacts],
+    on_cover: bool,
+) -> tuple[GivenTrailer, list[SlotFacts]]:
+    """The slots a trailer with scope words counts on; an unresolved scope stays on the slots
+    b4 would use, marked ``unresolved`` (shown with its phrase, never counted)."""
+    holders = {
+        n
+        for n, slot in slots.items()
+        if any(
+            x.email == given.email and x.kind == given.kind and not x.mismatch
+            for x in slot.trailers
+        )
+    }
+    replied = None if on_cover or not aimed else aimed[0].n
+    done = resolve(
+        scope,
+        sorted(slots),
+        {n: s.message.subject.title for n, s in slots.items()},
+        replied=replied,
+        kind=given.kind,
+        holders=holders,
+    )
+    if done.unresolved:
+        return replace(given, scope=scope.phrase, unresolved=True), aimed
+    return replace(given, scope=scope.phrase), [slots[n] for n in done.numbers]
 
 
 def _evidence(
@@ -165,24 +215,3 @@ def cover_trailers_for(slots: dict[int, SlotFacts], donor: Draft, donor_slots) -
 
 def _slot_for(slots: dict[int, SlotFacts], member: Message) -> list[SlotFacts]:
     return [s for s in slots.values() if s.message is member]
-
-
-def _apply_notice(m: Message, slots: dict[int, SlotFacts], aimed: list[SlotFacts]) -> None:
-    notice = m.applied
-    assert notice is not None
-    named: list[tuple[SlotFacts, str | None]] = []
-    if notice.items:
-        by_title = {normalise_title(s.message.subject.title): s for s in slots.values()}
-        for counter, subject, commit in notice.items:
-            slot = by_title.get(normalise_title(subject))
-            if slot is None and len(notice.items) == len(slots) and counter in slots:
-                slot = slots[counter]  # subject reworded when applied; numbering still agrees
-            if slot is not None:
-                named.append((slot, commit))
-    elif notice.counters:
-        named = [(slots[n], None) for n in notice.counters if n in slots]
-    else:
-        named = [(slot, None) for slot in aimed]
-    for slot, commit in named:
-        if slot.applied is None:
-            slot.applied = _evidence(m, notice.where, commit, kind=notice.verb)

@@ -9,6 +9,7 @@ refused (``MalformedMail``), because nothing could ever refer to it.
 from __future__ import annotations
 
 import binascii
+import codecs
 import email
 import email.header
 import email.parser
@@ -21,7 +22,16 @@ from email.message import Message as EmailMessage
 
 from ingest import bodies, notices
 from ingest.b4rules import DIFF_RE, DIFFSTAT_RE, followup_trailers, patch_trailers
-from ingest.records import Content, MalformedMail, Message, ParsedMail, Person, Subject
+from ingest.records import (
+    Content,
+    MalformedMail,
+    Message,
+    ParsedMail,
+    Person,
+    Subject,
+    Trailer,
+)
+from ingest.scope import find_scopes
 from ingest.subjects import parse_subject
 
 _HEADER_PARSER = email.parser.BytesHeaderParser(policy=email.policy.compat32)
@@ -39,7 +49,7 @@ _BARE_MSGID_RE = re.compile(r"^\s*([^<>\s]+@[^<>\s]+)\s*$")
 _CHANGE_ID_RE = re.compile(r"(?m)^change-id:[ \t]*(\S+)")
 _LINK_RE = re.compile(
     r"https?://(?:lore\.kernel\.org/(?:[\w.+-]+/)?|lkml\.kernel\.org/r/|patch\.msgid\.link/"
-    r"|lore\.kernel\.org/r/)<?(?P<id>[^\s/<>\"']+(?:@|%40)[^\s/<>\"']+)"
+    r"|lore\.kernel\.org/r/|patchwork\.[\w.]+/project/[\w.+-]+/(?:cover|patch)/)<?(?P<id>[^\s/<>\"']+(?:@|%40)[^\s/<>\"']+)"
 )
 # Words that make a lore link a link to an earlier version ("v1: https://…", "Link to v2").
 # Not "previous"/"series": "applies on top of the previous fix at https://…" names a
@@ -135,11 +145,13 @@ def parse_mail(raw: bytes) -> ParsedMail:
         trailers=tuple(trailers),
         change_id=_change_id(parts.message, parts.notes, parts.diff),
         version_links=_version_links(own + "\n" + parts.notes, msgid),
-        applied=notices.find_applied_notice(own) if is_reply else None,
+        applied=notices.find_stable_notice(facts.subject)
+        or (notices.find_applied_notice(own) if is_reply else None),
         respin=notices.find_respin(own) if is_reply else None,
         pull=notices.parse_pull_request(text) if subject.pull and not is_reply else None,
         send_id=send_id(msgid),
         problems=tuple(problems),
+        author=in_body_author(parts.message) if is_patch else None,
     )
     body = own if not parts.notes else f"{own}\n\n---\n{parts.notes}"
     return ParsedMail(message, Content(body=body.strip(), diff=parts.diff, raw=raw))
@@ -180,7 +192,10 @@ def parse_date(value: str | None) -> tuple[datetime | None, str | None]:
         return None, f"out of range {value.strip()[:60]!r}"
     if abs(offset) > 14 * 3600:
         return naive.replace(tzinfo=UTC), f"timezone out of range {value.strip()[:60]!r}"
-    when = naive.replace(tzinfo=UTC) - timedelta(seconds=offset)
+    try:
+        when = naive.replace(tzinfo=UTC) - timedelta(seconds=offset)
+    except OverflowError:  # year 1 or 9999 shifted past datetime's range by the offset
+        return None, f"out of range {value.strip()[:60]!r}"
     if abs(when - datetime(2000, 1, 1, tzinfo=UTC)) > _MAX_DATE_SKEW:
         return None, f"implausible year {value.strip()[:60]!r}"
     return when, None
@@ -249,10 +264,17 @@ def _decoded(value: str | None) -> str:
 
 
 def _decode_bytes(data: bytes, charset: str) -> str:
+    """An RFC 2047 word's bytes → text (an unknown charset: UTF-8, else Latin-1)."""
+    codec = text_codec(charset)
+    if codec is not None:
+        try:
+            return data.decode(codec, "replace")
+        except (UnicodeError, ValueError):
+            pass
     try:
-        return data.decode(charset, "replace")
-    except (LookupError, ValueError):
-        return data.decode("utf-8", "replace")
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def _msgid(value: str | None) -> str | None:
@@ -409,15 +431,50 @@ def _part_text(part: EmailMessage, problems: list[str]) -> str | None:
 
 
 def _decode_text(payload: bytes, charset: str, problems: list[str]) -> str:
+    """Bytes in the declared charset → text.  Bytes that are not valid in it are replaced
+    (and said so); an unknown or bogus charset (``unknown-8bit``, a made-up name, a codec
+    that is not a text encoding) is read as UTF-8, else Latin-1, and recorded."""
+    codec = text_codec(charset)
+    if codec is not None:
+        try:
+            return payload.decode(codec)
+        except (UnicodeError, ValueError):
+            pass
     try:
-        return payload.decode(charset)
-    except (LookupError, ValueError):  # unknown charset, bad bytes, NUL in the charset name
-        pass
-    try:
-        return payload.decode("utf-8")
+        text = payload.decode("utf-8")
     except UnicodeDecodeError:
+        if codec is not None and codec != "ascii":
+            problems.append(f"body: not valid {charset}, decoded with replacement characters")
+            return payload.decode(codec, "replace")
+        if codec is None:
+            problems.append(f"body: unknown charset {charset[:40]!r}, decoded as Latin-1")
+            return payload.decode("latin-1")
         problems.append(f"body: not valid {charset}, decoded with replacement characters")
-        return payload.decode("utf-8" if charset == "ascii" else _safe_charset(charset), "replace")
+        return payload.decode("utf-8", "replace")
+    if codec is None:
+        problems.append(f"body: unknown charset {charset[:40]!r}, decoded as UTF-8")
+    return text
+
+
+# Codecs Python has that are not how mail text is encoded: transforms and oddities.
+_NOT_MAIL_CHARSETS = frozenset(
+    {"idna", "punycode", "undefined", "unicode_escape", "raw_unicode_escape", "charmap", "mbcs"}
+)
+
+
+def text_codec(charset: str) -> str | None:
+    """Python's codec for a MIME charset name, or None when there is no text codec by that
+    name (the lookup is explicit: ``b"".decode(name)`` never fails, whatever the name)."""
+    try:
+        info = codecs.lookup(charset)
+    except (LookupError, ValueError, TypeError):
+        return None
+    if (
+        not getattr(info, "_is_text_encoding", True)
+        or info.name.replace("-", "_") in _NOT_MAIL_CHARSETS
+    ):
+        return None
+    return info.name
 
 
 def _charset(part: EmailMessage) -> str:
@@ -427,14 +484,6 @@ def _charset(part: EmailMessage) -> str:
         return "utf-8"
     charset = charset.strip().lower()
     return "ascii" if charset in ("us-ascii", "") else charset
-
-
-def _safe_charset(charset: str) -> str:
-    try:
-        b"".decode(charset)
-    except (LookupError, ValueError):
-        return "utf-8"
-    return charset
 
 
 # ---- facts from the body ----------------------------------------------------------------
@@ -448,10 +497,34 @@ def _trailers(subject: Subject, parts: bodies.BodyParts, sender: Person, is_patc
         # paragraph) is the inline patch's, not a follow-up to the patch answered; what
         # the sender wrote above it ("you may add Tested-by: …") is.
         prose = parts.message.strip("\n").rsplit("\n\n", 1)[0] if "\n\n" in parts.message else ""
-        return followup_trailers(prose, sender.name, sender.email)
+        return _scoped(prose, followup_trailers(prose, sender.name, sender.email))
     if subject.counter == 0 and not subject.is_reply:
         return []  # a cover letter's own text is not a review
-    return followup_trailers(parts.message, sender.name, sender.email)
+    return _scoped(parts.message, followup_trailers(parts.message, sender.name, sender.email))
+
+
+def _scoped(text: str, trailers: list[Trailer]) -> list[Trailer]:
+    """Follow-up trailers with what the words around them say they cover."""
+    if not trailers:
+        return trailers
+    scopes = find_scopes(text, [(t.kind, t.email) for t in trailers])
+    return [
+        replace(t, scope=s) if s is not None else t for t, s in zip(trailers, scopes, strict=True)
+    ]
+
+
+_IN_BODY_FROM_RE = re.compile(r"\A\s*From:[ \t]*(\S[^\n]*)\n")
+
+
+def in_body_author(message: str) -> Person | None:
+    """The author a patch names in its first line (``From: Name <address>``), as b4 reads it."""
+    m = _IN_BODY_FROM_RE.match(message)
+    if m is None:
+        return None
+    name, address = email.utils.parseaddr(_decoded(m.group(1)))
+    if "@" not in address:
+        return None
+    return Person(name.strip() or address.lower(), address.strip().lower())
 
 
 def _is_unmarked_reply(subject: Subject, parts: bodies.BodyParts, trailers, references) -> bool:

@@ -86,12 +86,17 @@ def group_postings(messages: Iterable[Message]) -> list[Draft]:
     drafts: list[Draft] = []
     owner: dict[str, Draft] = {}  # msgid → draft it belongs to
     by_send_id: dict[str, list[Draft]] = defaultdict(list)
+    by_sender: dict[str, list[Draft]] = defaultdict(list)  # in creation (date) order
+    answering: dict[str, list[Draft]] = defaultdict(list)  # parent msgid → drafts answering it
     for m in sorted((m for m in by_id.values() if is_candidate(m)), key=sort_key):
-        draft = _place(m, owner, by_send_id, drafts)
+        draft = _place(m, owner, by_send_id, by_sender, answering)
         if draft is None:
             draft = Draft()
             drafts.append(draft)
+            by_sender[m.sender.email].append(draft)
         _add(draft, m)
+        if not _is_cover(m) and m.parent and all(d is not draft for d in answering[m.parent]):
+            answering[m.parent].append(draft)
         owner[m.msgid] = draft
         if m.send_id and draft not in by_send_id[m.send_id]:
             by_send_id[m.send_id].append(draft)
@@ -115,14 +120,23 @@ def _number(m: Message) -> int:
     return m.subject.counter or 1
 
 
-def _place(m: Message, owner, by_send_id, drafts) -> Draft | None:
-    """The open posting ``m`` belongs to, or None to start a new one."""
+def _place(m: Message, owner, by_send_id, by_sender, answering) -> Draft | None:
+    """The open posting ``m`` belongs to, or None to start a new one.
+
+    Only the sender's own postings are looked at (every rule below needs the same sender),
+    never "the last N postings": what other people posted meanwhile changes nothing, so
+    deriving a part of the archive gives what deriving all of it gives for that part.
+    """
+    own = by_sender.get(m.sender.email, ())
     if _is_cover(m):
-        # A cover normally comes first; if its patches were dated earlier, they answer it.
-        for draft in drafts[-50:]:
-            answers = any(p.parent == m.msgid for p in draft.members.values())
-            if draft.cover is None and answers and draft.sender == m.sender.email:
-                return draft
+        # A cover normally comes first; if its patches were dated earlier, they answer it
+        # (the oldest such posting of the sender's still without a cover).
+        waiting = [
+            d for d in answering.get(m.msgid, ()) if d.cover is None and d.sender == m.sender.email
+        ]
+        if waiting:
+            created = {id(d): i for i, d in enumerate(own)}
+            return min(waiting, key=lambda d: created[id(d)])
         return None
     if m.subject.counter is None:
         return None  # an unnumbered patch is a posting of its own, even when it is a reply
@@ -136,7 +150,7 @@ def _place(m: Message, owner, by_send_id, drafts) -> Draft | None:
     if parent_draft is not None:
         return None
     if m.parent is None:
-        return _by_markers(m, drafts)
+        return _by_markers(m, own)
     return None
 
 
@@ -158,11 +172,12 @@ def _fits(m: Message, draft: Draft) -> bool:
 
 
 def _by_markers(m: Message, drafts: list[Draft]) -> Draft | None:
-    """Mail without threading headers: same sender, version, total, prefixes, close in time."""
+    """Mail without threading headers: same sender, version, total, prefixes, close in time
+    (``drafts``: the sender's postings, oldest first)."""
     when = m.date
     if when is None or (m.subject.total or 0) < 2:
         return None
-    for draft in reversed(drafts[-200:]):
+    for draft in reversed(drafts):
         first = draft.first
         if first.parent is not None or first.date is None or abs(when - first.date) > MARKER_WINDOW:
             continue

@@ -32,6 +32,23 @@ class Person:
 
 
 @dataclass(frozen=True, slots=True)
+class Scope:
+    """What a follow-up trailer says it covers (see ingest.scope); the phrase is shown."""
+
+    phrase: str  # the words that say so, as written
+    series: bool = False  # every patch of the version ("for the whole series")
+    exclude: tuple[int, ...] = ()  # … except these ("all but 5/7")
+    numbers: tuple[int, ...] = ()  # "for patches 2-5", "to patch 1 and 2"
+    first: int = 0  # "the first two"
+    last: int = 0  # "the last three"
+    others: bool = False  # "for the others": patches that do not carry it yet
+    count: int | None = None  # "for the three KVM/arm patches", "for both patches"
+    areas: tuple[str, ...] = ()  # subject-area words: "arm64", "kvm", "generic"
+    elsewhere: bool = False  # "wrong thread", "for the formal patch": not for this posting
+    tested_only: bool = False  # "tested the series": widens only a Tested-by
+
+
+@dataclass(frozen=True, slots=True)
 class Trailer:
     """One ``Kind: Name <email>`` line, as given in a patch or a reply."""
 
@@ -40,6 +57,7 @@ class Trailer:
     email: str  # lower-cased
     # True when a follow-up trailer names someone other than the sender (b4 ignores these).
     mismatch: bool = False
+    scope: Scope | None = None  # follow-ups only: what the words around it say it covers
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +89,13 @@ class AppliedNotice:
     # patch (or whole series, when replying to a cover) the reply answers.
     items: tuple[tuple[int | None, str, str | None], ...] = ()
     counters: tuple[int, ...] = ()  # "Queued patches 1-5" → (1, 2, 3, 4, 5)
-    verb: str = "applied"  # applied | queued | pulled
+    excluded: tuple[int, ...] = ()  # "… apart from patch 12", "minus #17" → (12,) / (17,)
+    verb: str = "applied"  # applied | queued | pulled | dropped | reverted | stable
+    # "queued", "applied to -next for now", "only locally until …": may still change.
+    tentative: bool = False
+    # Says it took the whole series ("Applied the series", "all of these") even when it
+    # answers one patch.
+    whole: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +130,15 @@ class Message:
     pull: PullRequest | None = None
     patch_id: str | None = None  # git patch-id --stable of the diff
     send_id: str | None = None  # the git-send-email/b4 run this mail belongs to, from its msgid
+    # A patch's in-body "From:" (someone else's patch sent by, e.g., a maintainer): its author.
+    author: Person | None = None
     # What could not be parsed, e.g. "Date: unparseable 'Wg>'"; the rest is still stored.
     problems: tuple[str, ...] = ()
+
+    @property
+    def patch_author(self) -> Person:
+        """Who wrote the patch: the in-body From: when there is one (as b4), else the sender."""
+        return self.author or self.sender
 
     @property
     def parent(self) -> str | None:
@@ -165,6 +196,8 @@ class GivenTrailer:
     source: str  # "inline" | "reply" | "cover" (reply to the cover) | "carried" (earlier version)
     from_version: int | None = None  # for "carried": the version it was given on
     mismatch: bool = False
+    scope: str | None = None  # the words that limited (or widened) it, as written
+    unresolved: bool = False  # a scope named but not mapped to patches: shown, never counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +221,8 @@ class Evidence:
     where: str | None = None  # branch / tree / pull request URL / "v3" / the sentence
     commit: str | None = None
     when: datetime | None = None
-    kind: str = "applied"  # applied | queued | pulled | newer-version | respin
+    # applied | queued | pulled | stable | dropped | reverted | newer-version | respin
+    kind: str = "applied"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +243,9 @@ class Posting:
     change_id: str | None = None
     resend: bool = False
     partial_reroll_of: int | None = None
-    status: str = "new"  # applied | pulled | superseded | changes-requested | new
+    # applied | partially-applied | pulled | dropped | reverted | superseded | changes-requested
+    # | idle | new
+    status: str = "new"
     evidence: tuple[Evidence, ...] = ()
     thread_root: str | None = None
 

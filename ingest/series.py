@@ -5,7 +5,11 @@ Two postings are versions of one series when (strongest first):
 - the newer one was sent as a reply into the older one (a v2 answering v1, a partial
   reroll's "[PATCH v3 2/7]" answering v2's 2/7);
 - the newer one's cover/notes link to the older one ("v1: https://lore.kernel.org/…");
-- same author and same subject once [PATCH vN n/N], RFC and RESEND are stripped.
+- same author and same subject once [PATCH vN n/N], RFC and RESEND are stripped;
+- a cover letter sent alone, then re-sent with its patches (same sender, title, version);
+- retitled: a [PATCH vN] whose title changed, when exactly one posting of v(N-1) by the same
+  sender in the 180 days before shares most of its patch-ids or patch titles, or two thirds
+  of its title words (after "KVM: arm64:") — and nothing else already chains it.
 Each needs the newer posting to have a higher version (or be a RESEND of the same one).
 Pull requests are never chained.
 """
@@ -16,6 +20,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
+from datetime import timedelta
 from itertools import pairwise
 
 from ingest.ledger import SlotFacts
@@ -69,6 +74,12 @@ def chain_drafts(
             link(older, newer, "subject")
     for older, newer in _sharing_patch_titles(drafts):
         link(older, newer, "patches")
+    for older, newer in _cover_only_first_sends(drafts):
+        link(older, newer, "cover-only")
+    lowest = _lowest_versions(drafts, uf, index)
+    for older, newer in _retitled(drafts):
+        if lowest[uf.find(index[id(newer)])] >= draft_version(newer):
+            link(older, newer, "retitled")  # only when nothing earlier was found for it
 
     groups: dict[str, list[Draft]] = defaultdict(list)
     for d in drafts:
@@ -110,6 +121,8 @@ def _may_link(older: Draft, newer: Draft, kind: str) -> bool:
     if d_old is not None and d_new is not None and d_old > d_new:
         older, newer = newer, older
     if kind == "change-id":
+        return True
+    if kind == "cover-only":  # same sender, title and version: found by _cover_only_first_sends
         return True
     if _send_ids(older) & _send_ids(newer):
         return False  # sent together: two halves of one send, not two versions
@@ -175,6 +188,80 @@ def _sharing_patch_titles(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
     return pairs
 
 
+def _lowest_versions(drafts: list[Draft], uf: _UnionFind, index: dict[int, str]) -> dict[str, int]:
+    lowest: dict[str, int] = {}
+    for d in drafts:
+        root = uf.find(index[id(d)])
+        lowest[root] = min(lowest.get(root, draft_version(d)), draft_version(d))
+    return lowest
+
+
+def _cover_only_first_sends(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
+    """A cover letter sent without its patches ("where are the patches?") and, within two
+    days, the same sender's posting with the same title and version: one series."""
+    pairs = []
+    waiting: dict[tuple[str, str, int], Draft] = {}
+    for d in sorted(drafts, key=lambda d: sort_key(d.first)):
+        k = (d.sender, draft_title_key(d), draft_version(d))
+        older = waiting.get(k)
+        if older is not None and not d.members:
+            continue
+        if older is not None and d.members and _within(older, d, days=2):
+            pairs.append((older, d))
+        if d.cover is not None and not d.members and not is_pull(d):
+            waiting[k] = d
+    return pairs
+
+
+_TITLE_STOP = frozenset({"a", "an", "the", "of", "for", "to", "in", "on", "and", "with", "kvm"})
+
+
+def _title_words(title: str) -> frozenset[str]:
+    """Words of a title after its subsystem prefix ("KVM: arm64:", "kvm/arm64:")."""
+    tail = title.rsplit(":", 1)[-1]
+    return frozenset(w for w in re.findall(r"[a-z0-9_]+", tail.casefold()) if w not in _TITLE_STOP)
+
+
+def _retitled(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
+    """A "[PATCH v3]" whose title changed: the same sender's version 2 posted in the
+    previous 180 days that it shares its patches (by patch-id or title) or most title
+    words with.  Only one such earlier posting may qualify — two is a guess, not a link."""
+    pairs = []
+    by_sender: dict[tuple[str, int], list[Draft]] = defaultdict(list)  # (sender, version)
+    for d in sorted(drafts, key=lambda d: sort_key(d.first)):
+        if is_pull(d):
+            continue
+        v = d.explicit_version
+        if v is not None and v >= 2:
+            earlier = by_sender.get((d.sender, v - 1), ())
+            fits = [o for o in earlier if _within(o, d, days=180) and _is_earlier_version(o, d)]
+            if len(fits) == 1:
+                pairs.append((fits[0], d))
+        by_sender[d.sender, draft_version(d)].append(d)
+    return pairs
+
+
+def _is_earlier_version(older: Draft, newer: Draft) -> bool:
+    """``older`` shares most of ``newer``'s patches (patch-id or title), or its title."""
+    new_ids = {m.patch_id for m in newer.members.values() if m.patch_id}
+    old_ids = {m.patch_id for m in older.members.values() if m.patch_id}
+    if new_ids and len(new_ids & old_ids) * 2 >= len(new_ids):
+        return True
+    new_keys = {m.subject.key for m in newer.members.values() if m.subject.key}
+    old_keys = {m.subject.key for m in older.members.values() if m.subject.key}
+    if len(new_keys) >= 2 and len(new_keys & old_keys) * 2 >= len(new_keys):
+        return True
+    a, b = _title_words(older.first.subject.title), _title_words(newer.first.subject.title)
+    return len(a) >= 2 and len(b) >= 2 and len(a & b) * 3 >= len(a | b) * 2
+
+
+def _within(older: Draft, newer: Draft, *, days: int) -> bool:
+    d_old, d_new = posting_date(older), posting_date(newer)
+    if d_old is None or d_new is None:
+        return False
+    return timedelta(0) <= d_new - d_old <= timedelta(days=days)
+
+
 def _replied_draft(
     m: Message, own: Draft, member_of: dict[str, Draft], by_id: dict[str, Message]
 ) -> Draft | None:
@@ -225,5 +312,5 @@ def carry_trailers(slots: dict[int, SlotFacts], earlier: list[tuple[int, dict[in
                 if old.message.patch_id != pid:
                     continue
                 for t in old.trailers:
-                    if t.source == "reply" and not t.mismatch:
+                    if t.source == "reply" and not t.mismatch and not t.unresolved:
                         slot.add(replace(t, source="carried", from_version=version))

@@ -19,6 +19,7 @@ from datetime import datetime
 import sqlite_utils
 
 from ingest.records import REVIEW_KINDS
+from storage.db import is_read_only
 from storage.messages import iso
 
 
@@ -182,9 +183,9 @@ def review_trailers(
     for part in _chunks(list(dict.fromkeys(version_keys))):
         sql = f"""
             SELECT t.version_key, t.n, t.kind, t.name, t.email, t.msgid, t.source,
-                   t.from_version, g.date
+                   t.from_version, t.scope, g.date
             FROM trailers t LEFT JOIN messages g ON g.msgid = t.msgid
-            WHERE t.version_key IN ({_marks(part)}) AND t.mismatch = 0
+            WHERE t.version_key IN ({_marks(part)}) AND t.mismatch = 0 AND t.unresolved = 0
               AND t.kind IN ({_marks(kinds)}) AND (g.date IS NULL OR g.date < ?)
             ORDER BY t.version_key, t.n, t.position
         """
@@ -245,11 +246,12 @@ class StoredSummary:
     cited: tuple[str, ...]
     note: str | None
     period_key: str
+    retry: bool = False  # stands in for a failed LLM call: ask again next run
 
 
 def get_summary(db: sqlite_utils.Database, key: CacheKey) -> StoredSummary | None:
     row = db.execute(
-        "SELECT background, this_week, source, summary_model, cited, note, period_key "
+        "SELECT background, this_week, source, summary_model, cited, note, period_key, retry "
         "FROM digest_summaries WHERE cache_key = ?",
         [key.digest],
     ).fetchone()
@@ -264,13 +266,22 @@ def save_summary(
     period_until: datetime,
     now: datetime,
 ) -> None:
-    """Upsert on the cache key: saving the same summary twice changes nothing."""
+    """Upsert on the cache key: saving the same summary twice changes nothing, and a stored
+    summary is replaced only while it is marked ``retry`` (a good one is never overwritten).
+    A read-only database (opened with ``readonly=True``) keeps no cache: nothing is saved."""
+    if is_read_only(db):
+        return
     db.execute(
         """INSERT INTO digest_summaries (cache_key, entry_key, last_msgid, lang, model,
                prompt_version, period_key, period_until, background, this_week, source,
-               summary_model, cited, note, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT(cache_key) DO NOTHING""",
+               summary_model, cited, note, created_at, retry)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT(cache_key) DO UPDATE SET
+               background = excluded.background, this_week = excluded.this_week,
+               source = excluded.source, summary_model = excluded.summary_model,
+               cited = excluded.cited, note = excluded.note, created_at = excluded.created_at,
+               retry = excluded.retry
+           WHERE digest_summaries.retry = 1""",
         [
             key.digest,
             key.entry_key,
@@ -287,6 +298,7 @@ def save_summary(
             json.dumps(list(summary.cited)),
             summary.note,
             iso(now),
+            int(summary.retry),
         ],
     )
     db.conn.commit()
@@ -297,7 +309,7 @@ def earlier_summary(
 ) -> StoredSummary | None:
     """The newest stored summary of the same entry for a period that ended by ``before``."""
     row = db.execute(
-        """SELECT background, this_week, source, summary_model, cited, note, period_key
+        """SELECT background, this_week, source, summary_model, cited, note, period_key, retry
            FROM digest_summaries WHERE entry_key = ? AND lang = ? AND period_until <= ?
            ORDER BY period_until DESC, source = 'llm' DESC, created_at DESC LIMIT 1""",
         [entry_key, lang, iso(before)],
@@ -313,7 +325,7 @@ def forget_summaries(db: sqlite_utils.Database, period_key: str) -> int:
 
 
 def _stored(row: tuple) -> StoredSummary:
-    background, this_week, source, model, cited, note, period_key = row
+    background, this_week, source, model, cited, note, period_key, retry = row
     return StoredSummary(
         background=background,
         this_week=this_week,
@@ -322,6 +334,7 @@ def _stored(row: tuple) -> StoredSummary:
         cited=tuple(json.loads(cited)),
         note=note,
         period_key=period_key,
+        retry=bool(retry),
     )
 
 
@@ -339,6 +352,8 @@ def record_usage(
     outcome: str,
     now: datetime,
 ) -> None:
+    if is_read_only(db):
+        return
     db.execute(
         """INSERT INTO llm_usage (at, entry_key, model, prompt_tokens, completion_tokens,
                prompt_chars, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)""",
@@ -373,10 +388,15 @@ class PostRun:
 
 @dataclass(frozen=True, slots=True)
 class PostPart:
-    part: int  # 0 = the parent message, then the thread replies, then the chart
+    part: int  # 0 = the parent message, then the thread replies; the chart is CHART_PART
     kind: str  # parent | reply | chart
-    state: str  # pending (call made, answer not recorded) | posted | failed
-    ts: str | None
+    state: str  # pending (call made, outcome not known) | posted | failed (surely not posted)
+    ts: str | None  # the message's ts; for the chart, the file id once shared
+    file_id: str | None = None  # the chart's file, recorded before it is shared
+    note: str | None = None  # why the part is not posted yet
+
+
+CHART_PART = 1000  # after any number of replies
 
 
 def latest_post_run(db: sqlite_utils.Database, period_key: str, channel: str) -> PostRun | None:
@@ -430,22 +450,38 @@ def finish_post_run(db: sqlite_utils.Database, run: PostRun, now: datetime) -> N
 
 
 def post_parts(db: sqlite_utils.Database, run: PostRun) -> dict[int, PostPart]:
+    """The recorded parts of ``run`` by part number (a chart recorded before m020 as the part
+    after the last reply is returned as ``CHART_PART``)."""
     rows = db.execute(
-        """SELECT part, kind, state, ts FROM digest_post_parts
+        """SELECT part, kind, state, ts, file_id, note FROM digest_post_parts
            WHERE period_key = ? AND channel = ? AND run = ? ORDER BY part""",
         [run.period_key, run.channel, run.run],
     )
-    return {r[0]: PostPart(*r) for r in rows}
+    parts = [PostPart(*r) for r in rows]
+    return {CHART_PART if p.kind == "chart" else p.part: p for p in parts}
 
 
 def save_post_part(db: sqlite_utils.Database, run: PostRun, part: PostPart, now: datetime) -> None:
     """Record a part before the Slack call (``pending``) and again after it (``posted``)."""
     db.execute(
-        """INSERT INTO digest_post_parts (period_key, channel, run, part, kind, state, ts, at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        """INSERT INTO digest_post_parts
+               (period_key, channel, run, part, kind, state, ts, file_id, note, at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
            ON CONFLICT(period_key, channel, run, part) DO UPDATE SET
-               kind = excluded.kind, state = excluded.state, ts = excluded.ts, at = excluded.at""",
-        [run.period_key, run.channel, run.run, part.part, part.kind, part.state, part.ts, iso(now)],
+               kind = excluded.kind, state = excluded.state, ts = excluded.ts,
+               file_id = excluded.file_id, note = excluded.note, at = excluded.at""",
+        [
+            run.period_key,
+            run.channel,
+            run.run,
+            part.part,
+            part.kind,
+            part.state,
+            part.ts,
+            part.file_id,
+            part.note,
+            iso(now),
+        ],
     )
     db.conn.commit()
 

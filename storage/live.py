@@ -5,7 +5,8 @@ Events are recorded by diffing the derived facts against the events table: every
 below yields candidate facts with a natural key, and ``INSERT OR IGNORE`` keeps the ones
 never seen.  Only facts whose mail is dated within ``HORIZON`` of the newest mail are
 candidates, so a backfilled old thread or a re-derivation under new rules does not announce
-history as news.  The first recording marks everything as ``baseline`` (never delivered).
+history as news.  The first recording marks everything as ``baseline`` (never delivered),
+unless a channel subscribed or someone turned alerts on before any mail was stored.
 """
 
 from __future__ import annotations
@@ -144,17 +145,19 @@ def _candidates(db: sqlite_utils.Database, horizon: str) -> Iterator[tuple]:
                date, detail)  # fmt: skip
     reviews = db.execute(
         f"""SELECT t.version_key, {_ANCHOR}, v.version, t.kind, t.name, t.email, t.msgid,
-                   m.date, v.total, group_concat(t.n)
+                   m.date, v.total, group_concat(t.n), max(t.scope)
             FROM trailers t JOIN versions v ON v.key = t.version_key
             JOIN messages m ON m.msgid = t.msgid
-            WHERE t.source IN ('reply', 'cover') AND t.mismatch = 0
+            WHERE t.source IN ('reply', 'cover') AND t.mismatch = 0 AND t.unresolved = 0
               AND t.kind IN ({", ".join("?" * len(_REVIEW_KINDS))}) AND m.date >= ?
             GROUP BY t.version_key, t.kind, t.email, t.msgid""",
         [*_REVIEW_KINDS, horizon],
     )
-    for vkey, anchor, version, kind, name, email, msgid, date, total, ns in reviews:
+    for vkey, anchor, version, kind, name, email, msgid, date, total, ns, scope in reviews:
         patches = sorted({int(n) for n in str(ns).split(",")})
         detail = {"trailer": kind, "patches": patches, "total": total}
+        if scope:
+            detail["scope"] = scope
         yield (f"review:{msgid}:{kind}:{email}:{anchor}", "review", vkey, anchor, version, msgid,
                name, email, date, detail)  # fmt: skip
     kinds = list(_EVIDENCE_EVENTS)
@@ -207,7 +210,10 @@ def record_events(db: sqlite_utils.Database, now: datetime) -> int:
         return 0
     horizon = iso(newest - HORIZON)
     with db.atomic():
-        first = get_state(db, "events_started") is None
+        started = get_state(db, "events_started") is not None
+        # The first recording is a baseline — unless someone already asked for events
+        # (subscribed or turned alerts on before any mail was stored): they get them.
+        first = not started and not _anyone_listening(db)
         before = db.execute("SELECT total_changes()").fetchone()[0]
         db.conn.executemany(
             """INSERT OR IGNORE INTO events(key, kind, version_key, anchor, version, msgid,
@@ -219,9 +225,17 @@ def record_events(db: sqlite_utils.Database, now: datetime) -> int:
             ],
         )
         added = db.execute("SELECT total_changes()").fetchone()[0] - before
-        if first:
+        if not started:
             set_state(db, "events_started", iso(now))
     return 0 if first else added
+
+
+def _anyone_listening(db: sqlite_utils.Database) -> bool:
+    row = db.execute(
+        """SELECT EXISTS (SELECT 1 FROM subscriptions)
+                  OR EXISTS (SELECT 1 FROM slack_alerts WHERE enabled = 1)"""
+    ).fetchone()
+    return bool(row[0])
 
 
 def pending_events(db: sqlite_utils.Database, after: int = 0) -> list[Event]:
@@ -460,7 +474,7 @@ def reviewers_of_series(db: sqlite_utils.Database, series_id: str, before: int) 
     numbered below ``before``."""
     rows = db.execute(
         f"""SELECT DISTINCT t.email FROM trailers t JOIN versions v ON v.key = t.version_key
-            WHERE v.series_id = ? AND v.version < ? AND t.mismatch = 0
+            WHERE v.series_id = ? AND v.version < ? AND t.mismatch = 0 AND t.unresolved = 0
               AND t.source IN ('reply', 'cover')
               AND t.kind IN ({", ".join("?" * len(_REVIEW_KINDS))})""",
         [series_id, before, *_REVIEW_KINDS],

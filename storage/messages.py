@@ -6,9 +6,9 @@ import hashlib
 import json
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import overload
+from typing import Any, overload
 
 import sqlite_utils
 
@@ -19,9 +19,11 @@ from ingest.records import (
     Person,
     PullRequest,
     Quarantined,
+    Scope,
     Subject,
     Trailer,
 )
+from storage.db import transaction
 
 # Lists whose copy of a mail we keep when the same Message-ID also arrives via another list.
 PREFERRED_LISTS = ("kvmarm.lists.linux.dev", "kvmarm.lists.cs.columbia.edu")
@@ -35,7 +37,8 @@ def iso(when: datetime | None) -> str | None:
     """UTC datetime → '2022-03-07T18:49:35Z' (the only date format we store and print)."""
     if when is None:
         return None
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    w = when.astimezone(UTC)  # not strftime: its %Y gives "1-01-01" for the year 1
+    return f"{w.year:04d}-{w.month:02d}-{w.day:02d}T{w.hour:02d}:{w.minute:02d}:{w.second:02d}Z"
 
 
 @overload
@@ -46,6 +49,8 @@ def from_iso(value: str | None) -> datetime | None:
     """'2022-03-07T18:49:35Z' (as stored) → aware UTC datetime; None or '' → None."""
     if not value:
         return None
+    if len(value) == 20 and value[-1] == "Z":  # ours: fromisoformat is ~20x strptime
+        return datetime.fromisoformat(value)
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
@@ -114,6 +119,7 @@ _COLUMNS = (
     "body",
     "origin",
     "ingested_at",
+    "author",
 )
 _INSERT_MESSAGE = (
     f"INSERT INTO messages ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -134,10 +140,11 @@ _FTS_DELETE = (
 def save_messages(db: sqlite_utils.Database, mails: Sequence[StoredMail], now: datetime) -> None:
     """Insert messages, replacing stored ones with the same Message-ID (one transaction),
     and index them for full-text search (a replaced copy is removed from the index first).
+    They are queued for derivation in the same transaction (storage.derived).
     """
     stamp = iso(now)
     ids = [m.message.msgid for m in mails]
-    with db.atomic():
+    with transaction(db):
         existing = _existing(db, ids)
         if existing:
             db.conn.executemany(_FTS_DELETE, [(i,) for i in existing])
@@ -150,6 +157,10 @@ def save_messages(db: sqlite_utils.Database, mails: Sequence[StoredMail], now: d
         db.conn.executemany(
             "INSERT INTO message_content(msgid, diff, raw) VALUES (?, ?, ?)",
             [(m.message.msgid, m.diff_z, m.raw_z) for m in mails],
+        )
+        # Same transaction as the mail: facts are known to be stale until derived again.
+        db.conn.executemany(
+            "INSERT OR IGNORE INTO derive_queue(msgid) VALUES (?)", [(i,) for i in ids]
         )
 
 
@@ -173,7 +184,7 @@ def save_quarantined(db: sqlite_utils.Database, items: Iterable[Quarantined], no
         }
         for q in items
     ]
-    with db.atomic():
+    with transaction(db):
         db.table("quarantine").insert_all(rows, pk="sha256", ignore=True)
     return len(rows)
 
@@ -186,7 +197,7 @@ def quarantine_reasons(db: sqlite_utils.Database, limit: int = 20) -> list[dict]
 _LOAD_COLUMNS = (
     "msgid, subject, title, subject_key, from_name, from_email, date, received, list_id, "
     "in_reply_to, refs, is_reply, is_bot, has_diff, has_diffstat, subject_info, trailers, "
-    "change_id, version_links, applied, respin, pull, patch_id, send_id, problems"
+    "change_id, version_links, applied, respin, pull, patch_id, send_id, problems, author"
 )
 
 
@@ -194,6 +205,27 @@ def load_messages(db: sqlite_utils.Database) -> Iterator[Message]:
     """Every stored message as a records.Message (without bodies), for derivation."""
     for row in db.execute(f"SELECT {_LOAD_COLUMNS} FROM messages"):
         yield _row_message(row)
+
+
+def load_messages_by_id(db: sqlite_utils.Database, msgids: Iterable[str]) -> list[Message]:
+    """The stored messages with these Message-IDs (those stored), for partial derivation."""
+    ids = sorted(set(msgids))
+    out: list[Message] = []
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        sql = f"SELECT {_LOAD_COLUMNS} FROM messages WHERE msgid IN ({', '.join('?' * len(part))})"
+        out.extend(_row_message(row) for row in db.execute(sql, part))
+    return out
+
+
+def load_notice_messages(db: sqlite_utils.Database) -> list[Message]:
+    """The messages that can make their sender someone who applies patches: pull requests,
+    AUTOSEL picks and applied/queued/dropped notices (ingest.applies.find_appliers)."""
+    sql = (
+        f"SELECT {_LOAD_COLUMNS} FROM messages WHERE applied IS NOT NULL OR pull IS NOT NULL "
+        "OR subject_info LIKE '%autosel%'"
+    )
+    return [_row_message(row) for row in db.execute(sql)]
 
 
 def iter_raw(db: sqlite_utils.Database) -> Iterator[tuple[bytes, str]]:
@@ -263,10 +295,20 @@ def _message_row(m: Message, body: str, origin: str, stamp: str | None) -> tuple
         int(m.has_diff),
         int(m.has_diffstat),
         json.dumps(info),
-        json.dumps([[t.kind, t.name, t.email, t.mismatch] for t in m.trailers]),
+        json.dumps([_trailer_row(t) for t in m.trailers]),
         m.change_id,
         json.dumps(m.version_links),
-        json.dumps([applied.where, applied.items, applied.counters, applied.verb])
+        json.dumps(
+            [
+                applied.where,
+                applied.items,
+                applied.counters,
+                applied.verb,
+                applied.tentative,
+                applied.whole,
+                applied.excluded,
+            ]
+        )
         if applied
         else None,
         m.respin,
@@ -277,6 +319,7 @@ def _message_row(m: Message, body: str, origin: str, stamp: str | None) -> tuple
         body,
         origin,
         stamp,
+        json.dumps([m.author.name, m.author.email]) if m.author else None,
     )
 
 
@@ -307,6 +350,7 @@ def _row_message(row: tuple) -> Message:
         patch_id,
         send_id,
         problems,
+        author,
     ) = row
     prefixes, version, explicit, counter, total, rfc, resend, patch, is_pull, tags = json.loads(
         info
@@ -338,7 +382,7 @@ def _row_message(row: tuple) -> Message:
         has_diff=bool(has_diff),
         has_diffstat=bool(has_diffstat),
         is_bot=bool(is_bot),
-        trailers=tuple(Trailer(k, n, e, bool(mm)) for k, n, e, mm in json.loads(trailers)),
+        trailers=tuple(_row_trailer(t) for t in json.loads(trailers)),
         change_id=change_id,
         version_links=tuple(json.loads(version_links)),
         applied=_applied(applied),
@@ -347,15 +391,41 @@ def _row_message(row: tuple) -> Message:
         patch_id=patch_id,
         send_id=send_id,
         problems=tuple(json.loads(problems)),
+        author=Person(*json.loads(author)) if author else None,
     )
+
+
+def _trailer_row(t: Trailer) -> list:
+    row: list = [t.kind, t.name, t.email, t.mismatch]
+    if t.scope is not None:
+        row.append({k: v for k, v in asdict(t.scope).items() if v not in (False, (), 0, None)})
+    return row
+
+
+def _row_trailer(row: list) -> Trailer:
+    kind, name, email, mismatch = row[:4]
+    scope = None
+    if len(row) > 4 and row[4]:
+        fields: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in row[4].items()
+        }
+        scope = Scope(**fields)
+    return Trailer(kind, name, email, bool(mismatch), scope)
 
 
 def _applied(value: str | None) -> AppliedNotice | None:
     if not value:
         return None
-    where, items, counters, verb = json.loads(value)
+    where, items, counters, verb, *flags = json.loads(value)
+    tentative, whole, excluded = [*flags, False, False, []][:3]  # older rows: fewer
     return AppliedNotice(
-        where=where, items=tuple(tuple(i) for i in items), counters=tuple(counters), verb=verb
+        where=where,
+        items=tuple(tuple(i) for i in items),
+        counters=tuple(counters),
+        verb=verb,
+        tentative=bool(tentative),
+        whole=bool(whole),
+        excluded=tuple(excluded),
     )
 
 

@@ -10,6 +10,8 @@ same schema, and tests/test_layout.py checks the numbers now rise.  Tables:
 - threads, series, versions, patches, trailers, memberships: facts derived from messages,
   rebuilt as a whole by ``storage.derived.save_derived``;
 - state: small key/value facts (last sync, derivation version);
+- derive_queue: Message-IDs stored since the derived tables were last written (m006);
+- derive_set_aside: mails whose derivation raised, left out with the reason (m007);
 - messages_fts: full-text index over subject, body and sender (external content;
   maintained by storage.messages.save_messages).
 """
@@ -342,6 +344,106 @@ def m005_search_bulk(db: sqlite_utils.Database) -> None:
         for event in ("ai", "ad", "au"):
             db.execute(f"DROP TRIGGER IF EXISTS search_{table}_{event}")
     refresh_search_index(db)
+
+
+@MIGRATIONS(name="m006_derive_queue")
+def m006_derive_queue(db: sqlite_utils.Database) -> None:
+    """Mail stored but not yet reflected in the derived tables, written in the same
+    transaction as the mail and emptied in the same transaction as the facts: a crash
+    between the two leaves the queue, and the next writing command derives from it."""
+    db.executescript(
+        """
+        CREATE TABLE derive_queue (
+            msgid TEXT PRIMARY KEY
+        );
+        """
+    )
+
+
+@MIGRATIONS(name="m007_set_aside")
+def m007_set_aside(db: sqlite_utils.Database) -> None:
+    """Mails left out of derivation because deriving them raised (with the reason)."""
+    db.executescript(
+        """
+        CREATE TABLE derive_set_aside (
+            msgid TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            at TEXT NOT NULL
+        );
+        """
+    )
+
+
+@MIGRATIONS(name="m008_components")
+def m008_components(db: sqlite_utils.Database) -> None:
+    """Which component (ingest/components.py) each stored mail belongs to, and which keys
+    each component holds: new mail re-derives only the components its keys touch.  Filled
+    by a full derivation; until then (``state.components_version``) derivation is full."""
+    db.executescript(
+        """
+        CREATE TABLE derive_components (
+            msgid TEXT PRIMARY KEY,
+            comp TEXT NOT NULL
+        );
+        CREATE INDEX derive_components_comp ON derive_components(comp);
+        CREATE TABLE derive_keys (
+            key TEXT NOT NULL,
+            comp TEXT NOT NULL,
+            strong INTEGER NOT NULL,   -- 1: relates to every holder; 0: only to strong ones
+            PRIMARY KEY (key, comp)
+        ) WITHOUT ROWID;
+        CREATE INDEX derive_keys_comp ON derive_keys(comp);
+        """
+    )
+
+
+@MIGRATIONS(name="m010_trailer_scope")
+def m010_trailer_scope(db: sqlite_utils.Database) -> None:
+    """A follow-up trailer's scope words (shown) and whether they could not be mapped to
+    patches (then it is shown but never counted)."""
+    db.execute("ALTER TABLE trailers ADD COLUMN scope TEXT")
+    db.execute("ALTER TABLE trailers ADD COLUMN unresolved INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS(name="m011_message_author")
+def m011_message_author(db: sqlite_utils.Database) -> None:
+    """A patch's in-body From: (JSON [name, address]) when it names someone other than the
+    sender: the author, whose own trailers never count on it."""
+    db.execute("ALTER TABLE messages ADD COLUMN author TEXT")
+
+
+@MIGRATIONS(name="m020_post_ledger")
+def m020_post_ledger(db: sqlite_utils.Database) -> None:
+    """The posting ledger remembers the chart's file id before it is shared (so an interrupted
+    upload is looked up in the thread, not shared twice) and why a part is still open."""
+    db.executescript(
+        """
+        ALTER TABLE digest_post_parts ADD COLUMN file_id TEXT;
+        ALTER TABLE digest_post_parts ADD COLUMN note TEXT;
+        """
+    )
+
+
+@MIGRATIONS(name="m025_summary_retry")
+def m025_summary_retry(db: sqlite_utils.Database) -> None:
+    """A cached summary that stands in for a failed LLM call (error, timeout, time budget)
+    is marked ``retry = 1``: the next run asks the LLM again and replaces it."""
+    db.execute("ALTER TABLE digest_summaries ADD COLUMN retry INTEGER NOT NULL DEFAULT 0")
+
+
+@MIGRATIONS(name="m026_slack_events")
+def m026_slack_events(db: sqlite_utils.Database) -> None:
+    """Events API deliveries already handled (by event_id), so a Slack retry — also after a
+    restart — is acknowledged without being answered twice."""
+    db.executescript(
+        """
+        CREATE TABLE slack_events (
+            event_id TEXT PRIMARY KEY,
+            received_at TEXT NOT NULL
+        );
+        CREATE INDEX slack_events_received ON slack_events(received_at);
+        """
+    )
 
 
 @MIGRATIONS(name="m035_live_events")

@@ -20,6 +20,8 @@ any word, with words corrected against the index's vocabulary.
 from __future__ import annotations
 
 import difflib
+import functools
+import json
 import re
 import unicodedata
 import urllib.parse
@@ -53,7 +55,9 @@ class Target:
     id: str  # series id, or thread root Message-ID
     title: str
     last_date: str | None
-    how: str  # "message-id" | "words" | "prefix" | "body" | "similar"
+    how: str  # "message-id" | "words" | "prefix" | "cover" | "body" | "similar"
+    # How weak the match is, in words, when it is ("… appears only in the text of one mail").
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,19 +127,43 @@ def find_targets(
     words = query_words(text)
     if not words:
         return []
-    every = " AND ".join(fts_phrase(w) for w in words)
-    prefixes = " AND ".join(fts_phrase(w, prefix=True) for w in words)
+    every = " AND ".join(_word_match(w) for w in words)
+    prefixes = " AND ".join(_word_match(w, prefix=True) for w in words)
+    in_text = "{subject body} : (" + every + ")"
     attempts = (
         ("words", lambda: _search_index(db, f"title : ({every})")),
         ("words", lambda: _search_recent(db, every, limit)),
         ("prefix", lambda: _search_index(db, f"title : ({prefixes})")),
         ("prefix", lambda: _search_recent(db, prefixes, limit)),
-        ("body", lambda: _search_bodies(db, "{subject body} : (" + every + ")")),
+        ("cover", lambda: _search_bodies(db, in_text, covers_only=True)),
+        ("body", lambda: _search_bodies(db, in_text)),
     )
     for how, search in attempts:
-        if targets := _ranked_targets(db, search(), how, series_only):
+        if targets := _ranked_targets(db, search(), how, series_only, text):
             return targets[:limit]
     return []
+
+
+def _word_match(word: str, prefix: bool = False) -> str:
+    """One query word as FTS: its phrase, or any of its spellings ("stage-2" is also
+    "stage2"; "stage2" is also "stage 2"; "vcpu_run" is also "vcpurun")."""
+    forms = [word]
+    joined = re.sub(r"[^\w]|_", "", word)
+    if joined and joined != word:
+        forms.append(joined)
+    spaced = re.sub(r"(?<=[a-zA-Z])(?=\d)", " ", word)
+    if spaced != word and " " in spaced and "_" not in word:
+        forms.append(spaced)
+    if len(forms) == 1:
+        return fts_phrase(word, prefix)
+    return "(" + " OR ".join(fts_phrase(f, prefix) for f in dict.fromkeys(forms)) + ")"
+
+
+def _body_note(said: str, title: str, mails: int) -> str:
+    """What a match found only in mail text is worth, in words."""
+    if mails == 1:
+        return f"{said} appears only in the text of one mail of {title}"
+    return f"{said} appears only in the text of {mails} mails of {title}, in no title"
 
 
 def close_titles(
@@ -173,13 +201,18 @@ def _search_index(db: sqlite_utils.Database, expression: str) -> list[tuple[str,
     return [(k, r, s) for k, r, s in db.execute(sql, [expression, _HITS]) if r]
 
 
-def _search_bodies(db: sqlite_utils.Database, expression: str) -> list[tuple[str, str, float]]:
-    sql = """
+def _search_bodies(
+    db: sqlite_utils.Database, expression: str, *, covers_only: bool = False
+) -> list[tuple[str, str, float]]:
+    """Mails whose subject or text match, one row per mail (cover letters only, if asked)."""
+    cover = "JOIN versions cv ON cv.cover = g.msgid" if covers_only else ""
+    sql = f"""
         SELECT CASE WHEN ms.series_id IS NULL THEN 'thread' ELSE 'series' END,
                coalesce(ms.series_id, ms.thread_root), hits.rank
         FROM (SELECT rowid, rank FROM messages_fts WHERE messages_fts MATCH ?
               ORDER BY rank LIMIT ?) AS hits
         JOIN messages g ON g.rowid = hits.rowid
+        {cover}
         JOIN memberships ms ON ms.msgid = g.msgid
     """
     return list(db.execute(sql, [expression, _HITS]))
@@ -206,10 +239,17 @@ def _search_recent(
 
 
 def _ranked_targets(
-    db: sqlite_utils.Database, scored: list[tuple[str, str, float]], how: str, series_only: bool
+    db: sqlite_utils.Database,
+    scored: list[tuple[str, str, float]],
+    how: str,
+    series_only: bool,
+    text: str = "",
 ) -> list[Target]:
-    """Group index hits by series (threads folded into their series), best score first."""
+    """Group index hits by series (threads folded into their series), best first: a title
+    the query spells out (exactly, then nearly), then originals before stable backports,
+    AUTOSEL copies and pull requests, then bm25 score, then most recent activity."""
     best: dict[tuple[str, str], float] = {}
+    hits: dict[tuple[str, str], int] = {}
     for kind, ref, score in scored:
         key = ("thread", ref) if kind == "thread" else ("series", ref)
         if key[0] == "thread" and (series_id := _series_of_thread(db, ref)):
@@ -217,14 +257,98 @@ def _ranked_targets(
         if series_only and key[0] != "series":
             continue
         best[key] = min(score, best.get(key, score))
-    targets = []
-    for (kind, ref), score in best.items():
+        hits[key] = hits.get(key, 0) + 1
+    # Titles and copies are weighed for the best-scored candidates only (speed); the rest
+    # follow by score.
+    by_score = sorted(best.items(), key=lambda ks: ks[1])
+    head = by_score[:_WEIGHED]
+    facts = _series_facts(db, [ref for (kind, ref), _score in head if kind == "series"])
+    wanted = _title_words(text)
+    ranked = []
+    for position, ((kind, ref), score) in enumerate(by_score):
         target = _series_target(db, ref, how) if kind == "series" else _thread_target(db, ref, how)
-        if target is not None:
-            targets.append((score, target))
-    # bm25 is negative, lower is better; equal scores: most recent activity first.
-    targets.sort(key=lambda st: (round(st[0], 1), _neg_date(st[1].last_date)))
-    return [t for _, t in targets]
+        if target is None:
+            continue
+        titles, copy = facts.get(ref, ((target.title,), False))
+        closeness = max((_closeness(wanted, t) for t in set(titles)), default=0)
+        if position >= _WEIGHED:
+            closeness, copy = -1, True
+        if how == "body":
+            note = _body_note(" ".join(query_words(text)), target.title, hits[kind, ref])
+            target = Target(kind, target.id, target.title, target.last_date, how, note)
+        # bm25 is negative, lower is better.
+        ranked.append(((-closeness, copy, round(score, 1), _neg_date(target.last_date)), target))
+    ranked.sort(key=lambda kt: kt[0])
+    return [t for _, t in ranked]
+
+
+_WEIGHED = 30
+_COPY_PREFIX_RE = re.compile(
+    r"stable|autosel|^v?\d+\.\d+(?:\.\d+)?(?:\.y)?$|^git$|^pull$|^pull\b", re.I
+)
+# A pull request sent as a patch series: "[PATCH 0/4] KVM/arm64 fixes for 5.16, take #1".
+_PULL_TITLE_RE = re.compile(
+    r"^\S*(?:kvm|arm)\S*\s+(?:fixes|updates|changes)\s+for\s+(?:v?\d+\.\d+|-?rc)", re.I
+)
+
+
+def _series_facts(
+    db: sqlite_utils.Database, series_ids: list[str]
+) -> dict[str, tuple[tuple[str, ...], bool]]:
+    """Per series: every title it carries (versions and patches), and whether it is a copy
+    of other postings (a stable backport, an AUTOSEL pick, a pull request)."""
+    if not series_ids:
+        return {}
+    marks = ",".join("?" * len(series_ids))
+    titles: dict[str, list[str]] = {}
+    copy: dict[str, bool] = {}
+    for sid, title, prefixes, category in db.execute(
+        f"SELECT series_id, title, prefixes, category FROM versions WHERE series_id IN ({marks})",
+        series_ids,
+    ):
+        titles.setdefault(sid, []).append(title)
+        is_copy = (
+            category == "PULL"
+            or bool(_PULL_TITLE_RE.match(title))
+            or any(_COPY_PREFIX_RE.search(p) for p in json.loads(prefixes))
+        )
+        copy[sid] = copy.get(sid, False) or is_copy
+    for sid, subject in db.execute(
+        f"""SELECT v.series_id, p.subject FROM patches p JOIN versions v ON v.key = p.version_key
+            WHERE v.series_id IN ({marks})""",
+        series_ids,
+    ):
+        titles.setdefault(sid, []).append(_SUBJECT_PREFIX_RE.sub("", subject))
+    return {sid: (tuple(ts), copy.get(sid, False)) for sid, ts in titles.items()}
+
+
+_SUBJECT_PREFIX_RE = re.compile(r"^(?:\s*(?:re|fwd?)\s*:\s*|\s*\[[^\]]*\]\s*)+", re.I)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _title_words(text: str) -> tuple[str, ...]:
+    """A title (or what someone typed of one) as comparable words: decorations, prefixes
+    like "[PATCH v3 2/7]" and punctuation dropped, case folded."""
+    text = _SUBJECT_PREFIX_RE.sub("", text)
+    return tuple(re.findall(r"[^\W_]+", unicodedata.normalize("NFKC", text).casefold()))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _closeness(wanted: tuple[str, ...], title: str) -> int:
+    """2: the query is the title (with or without its "KVM: arm64:" prefix); 1: nearly
+    (the same words, or most of the title in order); 0: otherwise."""
+    if len(wanted) < 2:
+        return 0
+    words = _title_words(title)
+    tail = _title_words(title.rsplit(":", 1)[-1]) if ":" in title else words
+    if "".join(wanted) in ("".join(words), "".join(tail)):
+        return 2  # also "stage2 for the host" for "Stage-2 for the host"
+    if set(wanted) == set(words) or set(wanted) == set(tail):
+        return 1
+    joined, asked = " ".join(words), " ".join(wanted)
+    if len(wanted) >= 3 and asked in joined and len(wanted) * 4 >= len(tail) * 3:
+        return 1
+    return 0
 
 
 def _neg_date(date: str | None) -> str:
@@ -275,7 +399,7 @@ def find_reviewers(db: sqlite_utils.Database, text: str, *, limit: int = 5) -> l
     """People who gave review trailers, matched by address or by every word of their name."""
     rows = db.execute(
         f"""SELECT name, email, count(*) FROM trailers
-            WHERE kind IN ({_marks(REVIEW_KINDS)}) AND mismatch = 0
+            WHERE kind IN ({_marks(REVIEW_KINDS)}) AND mismatch = 0 AND unresolved = 0
             GROUP BY email, name""",
         REVIEW_KINDS,
     ).fetchall()
@@ -307,19 +431,19 @@ def reviews_by(
     """
     sql = f"""
         SELECT t.kind, t.n, t.source, t.msgid, t.name, t.email, g.date,
-               v.key, v.version, v.series_id, s.title, p.subject
+               v.key, v.version, v.series_id, s.title, p.subject, t.scope
         FROM trailers t
         JOIN versions v ON v.key = t.version_key
         JOIN series s ON s.id = v.series_id
         LEFT JOIN patches p ON p.version_key = t.version_key AND p.n = t.n
         LEFT JOIN messages g ON g.msgid = t.msgid
         WHERE t.email IN ({_marks(emails)}) AND t.kind IN ({_marks(REVIEW_KINDS)})
-          AND t.mismatch = 0 AND t.source IN ({_marks(sources)})
+          AND t.mismatch = 0 AND t.unresolved = 0 AND t.source IN ({_marks(sources)})
         ORDER BY g.date DESC, v.key, t.n
         LIMIT ?
     """
     cols: tuple[str, ...] = ("kind", "n", "source", "msgid", "name", "email", "date")
-    cols += ("version_key", "version", "series_id", "series_title", "subject")
+    cols += ("version_key", "version", "series_id", "series_title", "subject", "scope")
     rows = db.execute(sql, [*emails, *REVIEW_KINDS, *sources, limit])
     return [dict(zip(cols, r, strict=True)) for r in rows]
 
@@ -328,7 +452,8 @@ def review_counts(db: sqlite_utils.Database, emails: list[str]) -> dict[str, int
     """How many review trailers these addresses have, by source (inline, reply, cover, carried)."""
     sql = f"""
         SELECT source, count(*) FROM trailers
-        WHERE email IN ({_marks(emails)}) AND kind IN ({_marks(REVIEW_KINDS)}) AND mismatch = 0
+        WHERE email IN ({_marks(emails)}) AND kind IN ({_marks(REVIEW_KINDS)})
+          AND mismatch = 0 AND unresolved = 0
         GROUP BY source
     """
     return dict(db.execute(sql, [*emails, *REVIEW_KINDS]).fetchall())

@@ -8,6 +8,8 @@ sender), per patch (title: FEAT_ names live there) and per thread (subject, firs
 
 from __future__ import annotations
 
+import re
+
 import sqlite_utils
 
 PATCH_ROWS = 1 << 40  # rowid ranges: versions, patches, threads
@@ -33,3 +35,56 @@ def refresh_search_index(db: sqlite_utils.Database) -> None:
     db.execute("DELETE FROM search_fts")
     for sql in _FILL:
         db.execute(sql)
+    _spell_out_braces(db)
+
+
+_BRACES_RE = re.compile(r"(\w*)\{([^{}]{1,80})\}(\w*)")
+
+
+def spelled_out(title: str) -> list[str]:
+    """Names a title writes with braces, spelled out: "KVM_{GET,SET}_CLOCK" →
+    KVM_GET_CLOCK, KVM_SET_CLOCK; "kvm_{un}share_hyp" → kvm_unshare_hyp, kvm_share_hyp."""
+    out: list[str] = []
+    for m in _BRACES_RE.finditer(title):
+        head, tail = m.group(1), m.group(3)
+        options = [o.strip() for o in m.group(2).split(",")]
+        if len(options) == 1:
+            options.append("")
+        out.extend(head + o + tail for o in options if head + o + tail)
+    return out
+
+
+def _spell_out_braces(
+    db: sqlite_utils.Database, where: str = "1", params: list | None = None
+) -> None:
+    """Index rows whose title has "{a,b}" also match each spelled-out name (the rows
+    ``where`` selects: all, or those just written)."""
+    sql = f"SELECT rowid, title FROM search_fts WHERE title LIKE '%{{%}}%' AND ({where})"
+    rows = db.execute(sql, params or []).fetchall()
+    for rowid, title in rows:
+        if names := spelled_out(title):
+            db.execute(
+                "UPDATE search_fts SET title = ? WHERE rowid = ?",
+                [title + " " + " ".join(names), rowid],
+            )
+
+
+def refresh_search_rows(
+    db: sqlite_utils.Database, after_version: int, after_patch: int, after_thread: int
+) -> None:
+    """Index the derived rows written after these rowids (the search rows of the rows they
+    replace were deleted with them): what an incremental derivation wrote."""
+    marks = (after_version, after_patch, after_thread)
+    for sql, mark, alias in zip(_FILL, marks, ("", "p.", "t."), strict=True):
+        db.execute(f"{sql} WHERE {alias}rowid > ?", [mark])
+    _spell_out_braces(
+        db,
+        "(rowid > ? AND rowid < ?) OR (rowid > ? AND rowid < ?) OR rowid > ?",
+        [
+            after_version,
+            PATCH_ROWS,
+            PATCH_ROWS + after_patch,
+            THREAD_ROWS,
+            THREAD_ROWS + after_thread,
+        ],
+    )

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import sqlite_utils
 
+from storage.derived import set_aside_reasons
 from storage.messages import iso, quarantine_reasons
 from storage.state import get_state
 
@@ -169,6 +170,9 @@ def status_json(db: sqlite_utils.Database, db_path: str) -> dict:
         "last_sync": get_state(db, "last_sync"),
         "last_ingest": get_state(db, "last_ingest"),
         "quarantine": quarantine_reasons(db),
+        "set_aside": count("SELECT count(*) FROM derive_set_aside"),
+        "set_aside_list": set_aside_reasons(db),
+        "facts_pending": count("SELECT count(*) FROM derive_queue"),
     }
 
 
@@ -231,7 +235,7 @@ def _version_dict(v: dict, patches: list[dict], trailers) -> dict:
 
 def _patch_dict(p: dict, trailers: list[dict]) -> dict:
     def trailer(t: dict) -> dict:
-        return {
+        out = {
             "type": t["kind"],
             "name": t["name"],
             "email": t["email"],
@@ -239,6 +243,9 @@ def _patch_dict(p: dict, trailers: list[dict]) -> dict:
             "source": t["source"],
             "from_version": t["from_version"],
         }
+        if t.get("scope"):
+            out["scope"] = t["scope"]
+        return out
 
     return {
         "n": p["n"],
@@ -248,6 +255,10 @@ def _patch_dict(p: dict, trailers: list[dict]) -> dict:
         "from_version": p["from_version"],
         "applied": json.loads(p["applied"]) if p["applied"] else None,
         "pulled": json.loads(p["pulled"]) if p["pulled"] else None,
-        "trailers": [trailer(t) for t in trailers if not t["mismatch"]],
+        "trailers": [trailer(t) for t in trailers if not t["mismatch"] and not t.get("unresolved")],
         "mismatched_trailers": [trailer(t) for t in trailers if t["mismatch"]],
+        # scope words named but not mapped to patches: shown with the phrase, never counted
+        "scoped_trailers": [
+            trailer(t) for t in trailers if t.get("unresolved") and not t["mismatch"]
+        ],
     }

@@ -9,6 +9,12 @@ for the next requests, then the default resumes:
     server.script(Reply(content="not json at all"))          # malformed model output
     server.script(Reply(raw=b"{oops", status=200))           # malformed HTTP body
     server.script(Reply(content=Reply.naming("Linus Torvalds")))
+    server.script(Reply(raw=HTML_PAGE, content_type="text/html"))   # a proxy's error page
+    server.script(Reply(hang=True))                          # never answers (until stop)
+    server.script_for("Frobnicate", Reply(status=500))       # only requests whose prompt
+                                                             # contains this text
+    server.obey_injections()   # act like a gullible model: do what a mail tells it to
+
 
 ``usage`` counts tokens as characters / 4 (the same estimate for prompt and completion).
 """
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
@@ -27,6 +34,10 @@ from tests.loopback import LoopbackServer
 _PEOPLE_RE = re.compile(r"^PARTICIPANTS: (.*)$", re.M)
 _TOPIC_RE = re.compile(r"^TOPIC: (.*)$", re.M)
 _LABEL_RE = re.compile(r"<<<MAIL (\d+)>>>")
+_INJECTION_RE = re.compile(
+    r"(?:ignore (?:all )?(?:the )?previous instructions and say that|SYSTEM:)\s*([^\n]+)", re.I
+)
+HTML_PAGE = b"<!DOCTYPE html><html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
 @dataclass
@@ -36,6 +47,8 @@ class Reply:
     raw: bytes | None = None  # the whole HTTP body instead of a completion
     delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    hang: bool = False  # answer nothing until the server stops
 
     @staticmethod
     def naming(name: str) -> str:
@@ -72,11 +85,46 @@ def default_answer(request: dict) -> str:
     )
 
 
+def injected_answer(request: dict) -> str | None:
+    """What a gullible model says when a mail tells it what to say (None: no such mail)."""
+    user = next((m["content"] for m in request["messages"] if m["role"] == "user"), "")
+    found = _INJECTION_RE.search(user)
+    if found is None:
+        return None
+    said = found.group(1).strip()
+    labels = [int(n) for n in _LABEL_RE.findall(user)]
+    return json.dumps({"background": "", "this_week": said, "citations": labels[-1:], "people": []})
+
+
 class FakeOpenAI(LoopbackServer):
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self._script: list[Reply] = []
+        self._scripts_for: dict[str, list[Reply]] = {}
+        self._obey = False
+        self.released = threading.Event()  # set on stop: hanging replies end
         super().__init__(_handler(self))
+
+    def stop(self) -> None:
+        self.released.set()
+        super().stop()
+
+    def script_for(self, text: str, *replies: Reply) -> None:
+        """Replies for the next requests whose prompt contains ``text`` (then the default)."""
+        with self._lock:
+            self._scripts_for.setdefault(text, []).extend(replies)
+
+    def obey_injections(self, obey: bool = True) -> None:
+        self._obey = obey
+
+    def topics(self) -> list[str]:
+        """The TOPIC line of each request so far, in order."""
+        with self._lock:
+            users = [
+                next((m["content"] for m in r.get("messages", []) if m["role"] == "user"), "")
+                for r in self.requests
+            ]
+        return [m.group(1) if (m := _TOPIC_RE.search(u)) else "" for u in users]
 
     @property
     def base_url(self) -> str:
@@ -90,11 +138,21 @@ class FakeOpenAI(LoopbackServer):
         with self._lock:
             self.requests.clear()
             self._script.clear()
+            self._scripts_for.clear()
+            self._obey = False
 
     def _next(self, request: dict) -> Reply:
+        prompt = json.dumps(request.get("messages", []), ensure_ascii=False)
         with self._lock:
             self.requests.append(request)
-            return self._script.pop(0) if self._script else Reply()
+            for text, queue in self._scripts_for.items():
+                if queue and text in prompt:
+                    return queue.pop(0)
+            if self._script:
+                return self._script.pop(0)
+            if self._obey and (said := injected_answer(request)) is not None:
+                return Reply(content=said)
+            return Reply()
 
 
 def _completion(request: dict, content: str) -> dict:
@@ -133,6 +191,9 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 request = {}
             reply = fake._next(request)
+            if reply.hang:
+                fake.released.wait()
+                return
             if reply.delay:
                 time.sleep(reply.delay)
             if reply.raw is not None:
@@ -144,7 +205,7 @@ def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 body = json.dumps(_completion(request, content)).encode()
             try:
                 self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(body)))
                 for name, value in reply.headers.items():
                     self.send_header(name, value)

@@ -18,7 +18,7 @@ from bot.slack.client import make_web_client
 from bot.slack.post import post_digest
 from storage import digests as store
 from tests.digest_support import NOW, WEEK, fixture_db
-from tests.fake_openai import FakeOpenAI, Reply
+from tests.fake_openai import HTML_PAGE, FakeOpenAI, Reply
 from tests.fake_slack import FakeSlack
 
 WIDGET = "series:20230227100000.1234-1-alice@example.org"
@@ -111,7 +111,8 @@ def test_rate_limit_is_retried_after_retry_after(db, llm):
     assert len(llm.requests) == 2
 
 
-FAILURES = {
+# failed calls: stored as fallbacks, asked again on the next run
+ERRORS = {
     "slow": ([Reply(delay=2.5), Reply(delay=2.5)], "timed out"),
     "http-500": ([Reply(status=500), Reply(status=500)], "HTTP 500"),
     "malformed-output": (
@@ -119,6 +120,20 @@ FAILURES = {
         "malformed",
     ),
     "malformed-body": ([Reply(raw=b"{not json"), Reply(raw=b"{not json")], "LLM"),
+    "html-200": (
+        [Reply(raw=HTML_PAGE, content_type="text/html")] * 2,
+        "not a chat completion",
+    ),
+    "html-200-as-json": ([Reply(raw=HTML_PAGE)] * 2, "not a chat completion"),
+    "empty-body": ([Reply(raw=b"")] * 2, "not a chat completion"),
+    "wrong-shape": ([Reply(raw=b'{"foo": 1}')] * 2, "not a chat completion"),
+    "no-choices": ([Reply(raw=b'{"choices": []}')] * 2, "no choices"),
+    "choices-not-a-list": ([Reply(raw=b'{"choices": "x"}')] * 2, "no choices"),
+    "a-list": ([Reply(raw=b"[1, 2]")] * 2, "no choices"),
+    "no-message": ([Reply(raw=b'{"choices": [{"message": null}]}')] * 2, "no choices"),
+}
+# answers the grounding check rejects: kept (the same prompt would give the same answer)
+REJECTIONS = {
     "non-participant": ([Reply(content=Reply.naming("Linus Torvalds"))], "Linus Torvalds"),
     "known-outsider": ([Reply(content=Reply.naming("Frank Tool"))], "Frank Tool"),
     "wrong-version": (
@@ -130,6 +145,7 @@ FAILURES = {
         "cites mails that are not in the thread: 99",
     ),
 }
+FAILURES = {**ERRORS, **REJECTIONS}
 
 
 @pytest.mark.parametrize("case", sorted(FAILURES))
@@ -138,15 +154,6 @@ def test_failures_fall_back_to_extractive_and_still_post(db, llm, case):
     llm.script(*replies)
     period = period_for_week(WEEK)
     summarizer = _summarizer(llm)
-    model = build_digest(db, period, summarizer=summarizer, now=NOW)
-    s = _widget(model)
-    assert s["source"] == "extractive"
-    assert reason in s["note"]
-    assert "Alice Author posted v2 (2 patches)" in s["this_week"]
-    assert model["summaries"]["fallbacks"] == 1
-    assert f"note: {reason}" in render_markdown(model, "en") or reason in render_markdown(
-        model, "en"
-    )
     with FakeSlack() as slack:
         client = make_web_client(
             load_config({"SLACK_BOT_TOKEN": "xoxb-t", "SLACK_API_URL": slack.api_url})
@@ -156,11 +163,34 @@ def test_failures_fall_back_to_extractive_and_still_post(db, llm, case):
         posted = json.dumps([c.params for c in slack.calls_to("chat.postMessage")])
         assert "source: extractive" in posted
     asked = len(llm.requests)
-    llm.reset()
-    again = build_digest(db, period, summarizer=_summarizer(llm), now=NOW)
-    assert llm.requests == []  # the fallback is cached too: same text, 0 tokens
-    assert _widget(again) == s
     assert asked >= 1
+    llm.reset()
+    model = build_digest(db, period, summarizer=_summarizer(llm), now=NOW)
+    s = _widget(model)
+    if case in REJECTIONS:  # kept: same text, 0 tokens
+        assert llm.requests == []
+        assert s["source"] == "extractive" and reason in s["note"]
+        assert "Alice Author posted v2 (2 patches)" in s["this_week"]
+        assert model["summaries"]["fallbacks"] == 1
+        assert reason in render_markdown(model, "en")
+    else:  # asked again, only for the entry that failed: now the LLM's, and cached
+        assert llm.topics() == ["KVM: arm64: Frobnicate the widget"]
+        assert s["source"] == "llm" and s["note"] is None
+        llm.reset()
+        assert _widget(build_digest(db, period, summarizer=_summarizer(llm), now=NOW)) == s
+        assert llm.requests == []
+
+
+@pytest.mark.parametrize("case", sorted(ERRORS))
+def test_errors_are_noted_in_the_digest(db, llm, case):
+    replies, reason = ERRORS[case]
+    llm.script(*replies)
+    run = run_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    s = _widget(run.model)
+    assert s["source"] == "extractive" and reason in s["note"]
+    assert "Alice Author posted v2 (2 patches)" in s["this_week"]
+    assert run.stats.fallbacks == 1 and run.model["summaries"]["fallbacks"] == 1
+    assert reason in render_markdown(run.model, "en")
 
 
 def test_no_history_means_no_background(db, llm):

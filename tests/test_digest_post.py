@@ -25,44 +25,9 @@ from tests.test_digest_slack import assert_within_limits, raw_mentions
 CHANNEL = "C0DIGEST1"
 
 
-class HistorySlack(FakeSlack):
-    """The fake Slack, plus conversations.history/replies that return what was posted (with
-    metadata), as soon as the request arrived — like Slack, which posts before it answers."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.posted: list[dict] = []
-        self._local = threading.local()
-
-    def _record(self, call) -> None:
-        super()._record(call)
-        if call.method == "chat.postMessage":
-            ts = f"{1800000000 + len(self.posted)}.000100"
-            self._local.ts = ts
-            self.posted.append({**call.params, "ts": ts})
-
-    def answer(self, method, params):
-        if method == "chat.postMessage":
-            ts = getattr(self._local, "ts", "0.0")
-            return {"ok": True, "channel": params.get("channel"), "ts": ts}
-        if method == "conversations.history":
-            return {
-                "ok": True,
-                "messages": [_msg(p) for p in self.posted if not p.get("thread_ts")],
-            }
-        if method == "conversations.replies":
-            thread = [p for p in self.posted if p.get("thread_ts") == params.get("ts")]
-            return {"ok": True, "messages": [_msg(p) for p in thread]}
-        return super().answer(method, params)
-
-
-def _msg(posted: dict) -> dict:
-    return {"ts": posted["ts"], "text": posted.get("text"), "metadata": posted.get("metadata")}
-
-
 @pytest.fixture
 def slack():
-    with HistorySlack() as server:
+    with FakeSlack() as server:
         yield server
 
 
@@ -80,7 +45,9 @@ def _client(server: FakeSlack):
 
 def _post(db, server, **kwargs):
     kwargs.setdefault("allowed_channels", [CHANNEL])
-    return post_digest(db, _client(server), CHANNEL, period_for_week(WEEK), now=NOW, **kwargs)
+    kwargs.setdefault("retry_delays", (0.0, 0.0, 0.0))
+    client = kwargs.pop("client", None) or _client(server)
+    return post_digest(db, client, CHANNEL, period_for_week(WEEK), now=NOW, **kwargs)
 
 
 def _posts(server: FakeSlack) -> list[dict]:
@@ -89,6 +56,19 @@ def _posts(server: FakeSlack) -> list[dict]:
 
 def _parents(server: FakeSlack) -> list[dict]:
     return [p for p in _posts(server) if not p.get("thread_ts")]
+
+
+def _parts_in_thread(server: FakeSlack, parent_ts: str) -> list[int]:
+    """The part numbers of the digest replies the thread shows (what a reader sees)."""
+    return [
+        m["metadata"]["event_payload"]["part"]
+        for m in server.thread(parent_ts)
+        if m.get("metadata")
+    ]
+
+
+def _files_in_thread(server: FakeSlack, parent_ts: str) -> list[str]:
+    return [f["id"] for m in server.thread(parent_ts) for f in m.get("files") or []]
 
 
 def test_parent_then_replies_in_its_thread(db, slack):
@@ -152,14 +132,17 @@ def test_failure_after_the_parent_then_rerun_continues_the_thread(db, slack):
 
 
 def test_server_errors_leave_the_reply_pending_and_the_rerun_looks_before_posting(db, slack):
-    slack.script("chat.postMessage", Reply(), *[Reply(500)] * 4)  # the client retries 3 times
-    with pytest.raises(PostError):
+    slack.script("chat.postMessage", Reply(), *[Reply(500)] * 4)  # 4 tries, looked up between
+    with pytest.raises(PostError, match="after 4 tries"):
         _post(db, slack, chart=False)
+    assert len(slack.calls_to("chat.postMessage")) == 5
+    assert len(slack.calls_to("conversations.replies")) == 3
     run = store.latest_post_run(db, WEEK, CHANNEL)
     assert store.post_parts(db, run)[1].state == "pending"
     result = _post(db, slack, chart=False)
-    assert len(slack.calls_to("conversations.replies")) == 1
+    assert len(slack.calls_to("conversations.replies")) == 4
     assert result.parent_ts == slack.posted[0]["ts"] and len(_parents(slack)) == 1
+    assert _parts_in_thread(slack, result.parent_ts) == [1, 2, 3, 4]
 
 
 def test_pending_parent_is_found_in_the_channel_not_reposted(db, slack):
@@ -170,6 +153,7 @@ def test_pending_parent_is_found_in_the_channel_not_reposted(db, slack):
     slack.posted.append(
         {
             "ts": "1799999999.000100",
+            "channel": CHANNEL,
             "metadata": {"event_type": EVENT_TYPE, "event_payload": payload},
         }
     )
@@ -182,7 +166,7 @@ def test_pending_parent_without_history_access_is_not_reposted(db, slack):
     run = store.start_post_run(db, WEEK, CHANNEL, NOW)
     store.save_post_part(db, run, store.PostPart(0, "parent", "pending", None), NOW)
     slack.script("conversations.history", Reply(body={"ok": False, "error": "missing_scope"}))
-    with pytest.raises(PostError, match="--force"):
+    with pytest.raises(PostError, match=r"--thread <its ts>.*--resend-unknown"):
         _post(db, slack)
     assert _posts(slack) == []
 
@@ -246,8 +230,7 @@ def test_killed_after_the_parent_then_rerun_posts_no_second_parent(tmp_path, sla
     replies = _posts(slack)[1:]
     assert all(r["thread_ts"] == parent_ts for r in replies)
     # the reply that was in flight when the process died was found, not sent twice
-    parts = [r["metadata"]["event_payload"]["part"] for r in replies]
-    assert parts == [1, 2, 3, 4]
+    assert _parts_in_thread(slack, parent_ts) == [1, 2, 3, 4]
     again = subprocess.run(
         [str(kvmarm), "post", "--week", WEEK, "--offline"], env=env, capture_output=True, text=True
     )

@@ -225,3 +225,51 @@ def test_a_dependency_link_is_not_a_version_link() -> None:
     ]
     [debug] = [s for s in d.series if s.title.startswith("Debug")]
     assert "link" in debug.links
+
+
+def test_a_retitled_single_patch_v2_follows_its_v1() -> None:
+    """linmiaohe, 2019-11: 'Use warpper function …' then v2 'Use wrapper function …'."""
+    d = derived(
+        mail(
+            "a1@x",
+            "[PATCH] KVM: vgic: Use warpper function to lock all vcpus",
+            ANN,
+            0,
+            SB,
+            diff="a",
+        ),
+        mail(
+            "a2@x",
+            "[PATCH v2] KVM: vgic: Use wrapper function to lock all vcpus",
+            ANN,
+            60,
+            SB,
+            diff="b",
+        ),
+    )
+    assert [[v.key for v in s.versions] for s in d.series] == [["a1@x", "a2@x"]]
+    assert "retitled" in d.series[0].links
+
+
+def test_a_retitled_v2_with_two_candidates_is_left_alone() -> None:
+    """Two v1s of the same author both look like the v2: a guess, so no link."""
+    d = derived(
+        mail("a1@x", "[PATCH] KVM: arm64: Fix vgic init ordering", ANN, 0, SB, diff="a"),
+        mail("b1@x", "[PATCH] KVM: arm64: Fix vgic init ordering again", ANN, 5, SB, diff="b"),
+        mail("a2@x", "[PATCH v2] KVM: arm64: Fix the vgic init ordering", ANN, 60, SB, diff="c"),
+    )
+    assert sorted(len(s.versions) for s in d.series) == [1, 1, 1]
+
+
+def test_a_cover_sent_alone_joins_its_resend() -> None:
+    """A cover letter went out without its patches ("where are the patches?"); the whole
+    posting followed the next hour under the same title and version."""
+    d = derived(
+        mail("c1@x", "[PATCH v3 0/2] KVM: arm64: Widgets", ANN, 0, "Cover.\n"),
+        mail("c2@x", "[PATCH v3 0/2] KVM: arm64: Widgets", ANN, 60, "Cover.\n"),
+        mail("p1@x", "[PATCH v3 1/2] KVM: arm64: Widget one", ANN, 61, SB, "c2@x", diff="a"),
+        mail("p2@x", "[PATCH v3 2/2] KVM: arm64: Widget two", ANN, 62, SB, "c2@x", diff="b"),
+    )
+    (series,) = d.series
+    assert [v.key for v in series.versions] == ["c1@x", "c2@x"]
+    assert "cover-only" in series.links

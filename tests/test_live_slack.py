@@ -264,7 +264,7 @@ def link_shared_body(*urls: str, channel: str = CHANNEL, ts: str = "1700000001.0
             "api_app_id": "A0KVMARM",
             "event": event,
             "type": "event_callback",
-            "event_id": "Ev0002",
+            "event_id": f"EvLink{ts.replace('.', '')}{channel}",  # each share its own event
             "event_time": 1700000001,
         }
     )
@@ -373,12 +373,16 @@ def test_manifest_declares_the_live_features():
 # ---- App Home --------------------------------------------------------------------------------
 
 
+_HOME_OPENED = iter(range(1, 1_000_000))
+
+
 def home_opened_body(user: str = "U0ASKER001") -> str:
     event = {"type": "app_home_opened", "user": user, "channel": "D0HOME0001", "tab": "home",
              "event_ts": "1700000005.000100"}  # fmt: skip
     return json.dumps({"token": "legacy-verification-token", "team_id": "T0000001",
                        "api_app_id": "A0KVMARM", "event": event, "type": "event_callback",
-                       "event_id": "Ev0005", "event_time": 1700000005})  # fmt: skip
+                       "event_id": f"EvHome{next(_HOME_OPENED)}",
+                       "event_time": 1700000005})  # fmt: skip
 
 
 def test_app_home_is_published_from_the_database(app, fake_slack):
@@ -451,6 +455,99 @@ def test_when_slack_does_not_say_posting_decides(app, fake_slack, db_path):
     assert first.exit_code == 1 and "not_in_channel" in first.output  # refused: tried again
     second = notify(db_path, fake_slack)
     assert second.exit_code == 0 and len(posted(fake_slack)) > 30
+
+
+def test_subscribing_before_any_mail_gets_the_first_month(fake_slack, tmp_path):
+    """A fresh database: subscribe first, then ingest — the first recording is no baseline
+    (bounded by the 30-day horizon), so the channel gets the month's cards."""
+    path = tmp_path / "fresh.db"
+    open_db(path).close()
+    config = app_config(fake_slack, path)
+    app = create_app(config, client=make_web_client(config),
+                     db_factory=per_thread(lambda: open_db(path)),
+                     token_verification_enabled=False)  # fmt: skip
+    assert "Subscribed" in slash(app, fake_slack, f"subscribe {VGIC}", 1)["text"]
+    ingest(path, month("2022-02"))
+    result = notify(path, fake_slack)
+    assert result.exit_code == 0, result.output
+    cards = [c for c in posted(fake_slack) if not c.params.get("thread_ts")]
+    assert len(cards) == 6, [mrkdwn(c).split("\n")[0] for c in cards]
+    assert any("vgic: Read HW interrupt pending state from the HW" in mrkdwn(c) for c in cards)
+
+
+@pytest.mark.slow
+def test_killed_during_a_slack_call_then_rerun_sends_nothing_twice(fake_slack, db_path, tmp_path):
+    """A real crash: `kvmarm notify` is SIGKILLed while Slack is answering a thread reply.
+    Slack did post it; the rerun finds it by its metadata and does not send it again."""
+    import os
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    db = open_db(db_path)
+    store.add_subscription(db, CHANNEL, "all", "U0ASKER001", datetime.now(UTC))
+    db.close()
+    ingest(db_path, month("2022-02"))
+    fake_slack.script("chat.postMessage", *[Reply() for _ in range(5)], Reply(delay=30))
+    env = {**os.environ, "SLACK_BOT_TOKEN": "xoxb-t", "SLACK_API_URL": fake_slack.api_url,
+           "KVMARM_CONFIG": "/dev/null"}  # fmt: skip
+    kvmarm = Path(sys.executable).with_name("kvmarm")
+    proc = subprocess.Popen([str(kvmarm), "--db", str(db_path), "notify"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(fake_slack.calls_to("chat.postMessage")) < 6:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "notify did not reach the sixth message"
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    killed = fake_slack.calls_to("chat.postMessage")[5]
+    meta = killed.params["metadata"]
+    meta = json.loads(meta) if isinstance(meta, str) else meta
+    arrived = {"ok": True, "messages": [{"ts": "1799999999.000100", "metadata": meta}]}
+    fake_slack.script("conversations.history", Reply(body=arrived))
+    fake_slack.script("conversations.replies", Reply(body=arrived))
+    rerun = notify(db_path, fake_slack)
+    assert rerun.exit_code == 0, rerun.output
+    same = [
+        c
+        for c in fake_slack.calls_to("chat.postMessage")
+        if c.params["metadata"] == killed.params["metadata"]
+    ]
+    assert len(same) == 1  # the message Slack got before the kill is not sent again
+    lookups = fake_slack.calls_to("conversations.history") + fake_slack.calls_to(
+        "conversations.replies"
+    )
+    assert len(lookups) == 1 and lookups[0].params["include_all_metadata"] in (True, "true", "1")
+    db = open_db(db_path)
+    states = store.delivery_counts(db)
+    assert states.get("pending", 0) == 0 and states.get("unknown", 0) == 0, states
+    assert store.settled_events(db) == store.last_event_id(db)
+
+
+def test_serve_delivers_after_each_pull(fake_slack, db_path):
+    """serve's sync loop: a pull that brings February, then the subscribed channel's cards."""
+    from datetime import UTC, datetime
+
+    from bot.slack.serve import sync_and_notify
+
+    db = open_db(db_path)
+    store.add_subscription(db, CHANNEL, VGIC, "U0ASKER001", datetime.now(UTC))
+    config = app_config(fake_slack, db_path)
+    pulled: list[int] = []
+
+    def pull(database, cfg) -> None:  # stands in for the lore sync (tests/test_sync.py)
+        pulled.append(1)
+        ingest(db_path, month("2022-02"))
+
+    sync_and_notify(db, config, make_web_client(config), pull=pull)
+    cards = [c for c in posted(fake_slack) if not c.params.get("thread_ts")]
+    assert pulled == [1] and len(cards) == 6
+    sync_and_notify(db, config, make_web_client(config), pull=lambda database, cfg: None)
+    assert len([c for c in posted(fake_slack) if not c.params.get("thread_ts")]) == 6
 
 
 # ---- the review queue ----------------------------------------------------------------------------

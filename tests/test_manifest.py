@@ -21,10 +21,12 @@ REQUIRED_SCOPES = {
     "chat:write.public",
     "files:write",
     "app_mentions:read",
+    "channels:join",  # conversations.join before posting: the chart needs membership
+    "channels:history",  # look up an interrupted post by its metadata (public channel)
+    "groups:history",  # the same in a private channel
+    "files:read",  # files.info: was an interrupted chart upload shared after all?
     "channels:read",  # subscriptions: is the bot in this channel (conversations.info)
     "groups:read",
-    "channels:history",  # an interrupted event delivery is looked up before re-sending
-    "groups:history",
     "links:read",  # link_shared for lore links
     "links:write",  # chat.unfurl
     "users:read",  # /kvmarm iam from the Slack profile address
@@ -61,6 +63,17 @@ def test_manifest_declares_what_the_app_needs(manifest):
     assert "app_mention" in manifest["settings"]["event_subscriptions"]["bot_events"]
     assert manifest["settings"]["socket_mode_enabled"] is True
     assert manifest["settings"]["interactivity"]["is_enabled"] is True  # the buttons
+
+
+def test_manifest_requests_no_scope_the_app_does_not_use(manifest):
+    assert set(manifest["oauth_config"]["scopes"]["bot"]) == REQUIRED_SCOPES
+
+
+def test_readme_says_why_each_scope_is_requested(manifest):
+    readme = (ROOT / "README.md").read_text()
+    for scope in manifest["oauth_config"]["scopes"]["bot"]:
+        assert f"`{scope}`" in readme, scope
+    assert "/invite @kvmarm" in readme
 
 
 def test_commands_are_short_and_hint_every_subcommand(manifest):

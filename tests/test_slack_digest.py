@@ -16,6 +16,7 @@ from bot.slack.digest import DigestGlue
 from bot.slack.schedule import parse_schedule, run_schedule
 from storage.db import open_db
 from tests.archive import copy_archive_db
+from tests.fake_slack import Reply
 from tests.slack_requests import (
     CHANNEL,
     action_body,
@@ -119,6 +120,21 @@ def test_post_button_posts_once(app, fake_slack):
     again = wait_for(fake_slack, "response", 2, timeout=60)[1]
     assert "was already posted here" in again.params["text"]
     assert len(fake_slack.calls_to("chat.postMessage")) == len(posts)
+
+
+@pytest.mark.slow
+def test_post_button_says_the_chart_is_still_open_and_a_second_press_finishes(app, fake_slack):
+    fake_slack.script("files.completeUploadExternal", *[Reply(500)] * 4)
+    value = json.dumps({"week": "2022-W03", "lang": "en"})
+    dispatch(app, action_body(POST_DIGEST_ACTION, value, _url(fake_slack, 2)))
+    [partly] = wait_for(fake_slack, "response", timeout=60)
+    assert "except the chart" in partly.params["text"] and "Press again" in partly.params["text"]
+    posts = len(fake_slack.calls_to("chat.postMessage"))
+    dispatch(app, action_body(POST_DIGEST_ACTION, value, _url(fake_slack, 3)))
+    done = wait_for(fake_slack, "response", 2, timeout=60)[1]
+    assert "The digest of 2022-W03 is posted in this channel" in done.params["text"]
+    assert len(fake_slack.calls_to("chat.postMessage")) == posts  # only the chart was sent
+    assert len(fake_slack.calls_to("files.completeUploadExternal")) == 5
 
 
 def test_post_button_refuses_other_channels(app, fake_slack):

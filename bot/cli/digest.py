@@ -4,6 +4,7 @@ bot.slack.post.  Registered in bot/cli/__init__.py."""
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -74,6 +75,7 @@ def pull_before_digest(ctx: CliContext, period: Period, offline: bool, *, requir
     from bot.sync.lore import sync
     from ingest.lore.client import LoreError
 
+    # The pull stores under the write lock (bot.sync); summarising afterwards needs none.
     try:
         with progress("lore", None) as bar:
             report = sync(ctx.db, ctx.config, since=period.since - timedelta(days=1), progress=bar)
@@ -190,6 +192,17 @@ def digest(
 @click.option("--force", is_flag=True, help="Post again even if this week was posted here.")
 @click.option("--no-chart", is_flag=True, help="Do not upload the activity chart.")
 @click.option("--offline", is_flag=True, help="Do not pull from lore first.")
+@click.option(
+    "--thread",
+    "thread_ts",
+    metavar="TS",
+    help="Continue an interrupted run in this parent message (when Slack could not tell).",
+)
+@click.option(
+    "--resend-unknown",
+    is_flag=True,
+    help="Send again the parts Slack could not show (you checked: they are not there).",
+)
 @pass_ctx
 def post(
     ctx: CliContext,
@@ -202,12 +215,16 @@ def post(
     force: bool,
     no_chart: bool,
     offline: bool,
+    thread_ts: str | None,
+    resend_unknown: bool,
 ) -> None:
     """Post the digest to a Slack channel: a parent message with the totals and the top
     items, then one thread reply per category.  Default: the last complete ISO week.
 
     Each (week, channel) is posted once: a second run, or a run after a crash half-way,
     continues the same thread instead of posting again.  --force posts a new copy.
+    Exit status 1 when something is left to post (Slack down, the chart refused): run
+    again later to finish it, without duplicates.
     Only channels in KVMARM_CHANNEL / KVMARM_CHANNELS may receive digests.
 
     \b
@@ -231,7 +248,7 @@ def post(
     try:
         result = post_digest(
             ctx.db,
-            make_web_client(config),
+            make_web_client(config, logger=_quiet_logger()),
             channel,
             period,
             lang=lang or config.lang,
@@ -241,6 +258,8 @@ def post(
             chart=not no_chart,
             now=now,
             lore_url=config.lore_url,
+            thread_ts=thread_ts,
+            resend_unknown=resend_unknown,
         )
     except PostError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -258,6 +277,20 @@ def post(
     )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if not result.complete:
+        raise click.ClickException(
+            f"{period.key} is not completely posted to {channel} "
+            f"({', '.join(result.missing)} still open); run again to finish it"
+        )
+
+
+def _quiet_logger() -> logging.Logger:
+    """The SDK logs each failed request as an error; `post` says what failed once, itself."""
+    quiet = logging.getLogger("kvmarm.post.slack_sdk")
+    quiet.propagate = False
+    if not quiet.handlers:
+        quiet.addHandler(logging.NullHandler())
+    return quiet
 
 
 def _report(ctx: CliContext, model: dict, stats) -> None:
@@ -269,8 +302,12 @@ def _report(ctx: CliContext, model: dict, stats) -> None:
     )
     if stats.prompt_tokens or stats.completion_tokens:
         line += f" (LLM tokens: {stats.prompt_tokens} in, {stats.completion_tokens} out)"
+    if stats.retried:
+        line += f", {stats.retried} asked again after a failed LLM call"
     if stats.fallbacks:
         line += f", {stats.fallbacks} fell back to extractive"
+    if stats.out_of_time:
+        line += f" ({stats.out_of_time} when the LLM time budget ran out)"
     click.echo(line, err=True)
     if not n["mails"]:
         from storage.views import status_json

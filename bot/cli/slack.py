@@ -114,6 +114,9 @@ def ctx_exit(code: int) -> None:
     metavar="MINUTES",
     help="Pull new mail from lore this often so answers are fresh (0: never).",
 )
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Debug lines of kvmarm itself (never request bodies)."
+)
 @pass_ctx
 def serve(
     ctx: CliContext,
@@ -121,6 +124,7 @@ def serve(
     schedule_text: str | None,
     channels: tuple[str, ...],
     sync_every: int,
+    verbose: bool,
 ) -> None:
     """Run the Slack app: /kvmarm commands, @-mentions, buttons, weekly digest.
 
@@ -134,9 +138,10 @@ def serve(
       kvmarm serve --schedule "MON 09:00 Asia/Shanghai" --channel C0123456789
     """
     from bot.slack.schedule import ScheduleError
-    from bot.slack.serve import ServeError
+    from bot.slack.serve import ServeError, configure_logging
     from bot.slack.serve import serve as run
 
+    configure_logging(debug=verbose)
     try:
         run(
             ctx.config,
@@ -144,6 +149,7 @@ def serve(
             schedule_text=schedule_text,
             channels=channels,
             sync_every=timedelta(minutes=sync_every) if sync_every else None,
+            debug=verbose,
         )
     except (ServeError, ScheduleError) as exc:
         raise click.ClickException(str(exc)) from exc
@@ -181,4 +187,8 @@ def notify(ctx: CliContext) -> None:
     for error in report.errors:
         click.echo(f"error: {error}", err=True)
     if report.failed or report.errors:
-        ctx_exit(1)
+        problems = report.failed or len(report.errors)
+        raise click.ClickException(
+            f"{problems} deliver{'ies' if problems != 1 else 'y'} did not go through; "
+            "they are tried again on the next run"
+        )

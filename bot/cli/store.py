@@ -71,11 +71,12 @@ def status(ctx: CliContext, as_json: bool) -> None:
     Example:
       kvmarm status --json | jq .messages
     """
-    from bot.sync.pipeline import parse_outdated
+    from bot.sync.pipeline import facts_out_of_date, parse_outdated
     from storage.views import status_json
 
     info = status_json(ctx.db, ctx.config.db)
     info["reindex_needed"] = parse_outdated(ctx.db)
+    info["facts"] = "out of date" if facts_out_of_date(ctx.db) else "current"
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -90,6 +91,18 @@ def status(ctx: CliContext, as_json: bool) -> None:
     click.echo(f"quarantined: {info['quarantined']}")
     for q in info["quarantine"]:
         click.echo(f"  - {q['origin']}: {q['reason']}")
+    click.echo(f"set aside:   {info['set_aside']} (stored, left out of threads and series)")
+    for a in info["set_aside_list"]:
+        click.echo(f"  - {a['msgid']}: {a['reason']}")
+    if info["facts"] != "current":
+        why = (
+            f"{info['facts_pending']} stored mails not derived yet, e.g. after an interrupted run"
+            if info["facts_pending"]
+            else "derived by an older version's rules"
+        )
+        click.echo(f"facts:       OUT OF DATE ({why}): the next ingest or sync rebuilds them")
+    else:
+        click.echo("facts:       current")
     if info["reindex_needed"]:
         click.echo("note:        stored mail was parsed by an older version: run `kvmarm reindex`")
     click.echo(f"last sync:   {_describe(info['last_sync'])}")
@@ -119,6 +132,18 @@ def reindex(ctx: CliContext) -> None:
     click.echo(f"{count} mails re-parsed; threads, series and trailers rebuilt")
 
 
+def warn_if_facts_stale(db) -> None:
+    """One line on stderr when the derived facts lag the stored mail."""
+    from bot.sync.pipeline import facts_out_of_date
+
+    if facts_out_of_date(db):
+        click.echo(
+            "warning: threads and series are out of date with the stored mail (an interrupted "
+            "run?); the next ingest or sync rebuilds them",
+            err=True,
+        )
+
+
 def _describe(state: dict | None) -> str:
     if not state:
         return "never"
@@ -139,6 +164,7 @@ def series(ctx: CliContext, as_json: bool, since: str | None, until: str | None)
     from storage.views import series_json
 
     rows = series_json(ctx.db, *parse_window(since, until))
+    warn_if_facts_stale(ctx.db)
     if as_json:
         _print_json(rows)
         return
@@ -161,6 +187,7 @@ def threads(ctx: CliContext, as_json: bool, since: str | None, until: str | None
     from storage.views import threads_json
 
     rows = threads_json(ctx.db, *parse_window(since, until))
+    warn_if_facts_stale(ctx.db)
     if as_json:
         _print_json(rows)
         return

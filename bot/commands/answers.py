@@ -7,7 +7,7 @@ into text; they escape, these do not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.commands.grammar import Command
 from bot.commands.history import diff_steps
@@ -32,6 +32,7 @@ from bot.commands.results import (
     SummaryNote,
     TargetSummary,
     TrailerInfo,
+    UncountedTrailer,
     VersionInfo,
     VersionStep,
     Who,
@@ -71,13 +72,16 @@ def answer(db: Database, command: Command, sources: Sources = Sources()) -> Answ
         what = "series" if series_only else "series or thread"
         return NoMatch(command, what, tuple(t.title for t in found))
     best, others = targets[0], tuple(targets[1:])
+    result: SeriesHistory | WhoReviewed | SeriesThread | PlainThread
     if command.name == "series":
-        return answer_series(db, best.id, sources, others)
-    if command.name == "who reviewed":
-        return answer_who_reviewed(db, best.id, sources, others)
-    if best.kind == "series":
-        return answer_series_thread(db, best, sources, others)
-    return answer_plain_thread(db, best, sources, others)
+        result = answer_series(db, best.id, sources, others)
+    elif command.name == "who reviewed":
+        result = answer_who_reviewed(db, best.id, sources, others)
+    elif best.kind == "series":
+        result = answer_series_thread(db, best, sources, others)
+    else:
+        result = answer_plain_thread(db, best, sources, others)
+    return replace(result, note=best.note) if best.note else result
 
 
 def summary_target(result: object) -> Target | None:
@@ -215,7 +219,12 @@ def answer_who_reviewed(
     latest_keys = [v["key"] for v in latest_raw]
     givers = {t["email"] for v in latest_raw for p in v["patches"] for t in _reviews_of(p)}
     authors = {v["sender"]["email"] for v in latest_raw}
-    without = [r for r in search.repliers(db, latest_keys) if r["email"] not in givers | authors]
+    unresolved = _uncounted(
+        [t for v in latest_raw for p in v["patches"] for t in p.get("scoped_trailers", [])], base
+    )
+    other_address = _other_address(db, latest_raw, base)
+    shown = givers | authors | {u.email for u in unresolved} | {u.sender for u in other_address}
+    without = [r for r in search.repliers(db, latest_keys) if r["email"] not in shown]
     earlier = tuple(
         EarlierReviews(infos[v["key"]], _names_by_kind(v))
         for v in s["versions"]
@@ -234,9 +243,77 @@ def answer_who_reviewed(
             for p in v["patches"]
             for t in p["mismatched_trailers"]
             if t["type"] in REVIEW_KINDS
+            and (t["type"], t["email"], t["msgid"]) not in {_key(o) for o in other_address}
         ),
         others=others,
+        unresolved=unresolved,
+        other_address=other_address,
     )
+
+
+def _key(u: UncountedTrailer) -> tuple[str, str, str]:
+    return (u.kind, u.email, u.msgid)
+
+
+def _uncounted(trailers: list[dict], base: str) -> tuple[UncountedTrailer, ...]:
+    """One line per (kind, person, mail) of trailers shown but not counted."""
+    seen: dict[tuple, UncountedTrailer] = {}
+    for t in trailers:
+        if t["type"] in REVIEW_KINDS:
+            key = (t["type"], t["email"], t["msgid"])
+            seen.setdefault(
+                key,
+                UncountedTrailer(
+                    t["type"],
+                    t["name"],
+                    t["email"],
+                    t["msgid"],
+                    lore_link(base, t["msgid"]),
+                    scope=t.get("scope"),
+                ),
+            )
+    return tuple(seen.values())
+
+
+def _other_address(db: Database, versions: list[dict], base: str) -> tuple[UncountedTrailer, ...]:
+    """Mismatched follow-up trailers whose name is the sender's own: one person writing from
+    two addresses.  Still not counted (b4's rule), but said so instead of "no trailer"."""
+    mismatched = [
+        t
+        for v in versions
+        for p in v["patches"]
+        for t in p["mismatched_trailers"]
+        if t["type"] in REVIEW_KINDS and t["source"] in ("reply", "cover")
+    ]
+    facts = search.message_facts(db, sorted({t["msgid"] for t in mismatched}))
+    out: dict[tuple, UncountedTrailer] = {}
+    for t in mismatched:
+        sender = facts.get(t["msgid"])
+        if sender is None or not _same_person(
+            sender["name"], sender["email"], t["name"], t["email"]
+        ):
+            continue
+        out.setdefault(
+            (t["type"], t["email"], t["msgid"]),
+            UncountedTrailer(
+                t["type"],
+                t["name"],
+                t["email"],
+                t["msgid"],
+                lore_link(base, t["msgid"]),
+                sender=sender["email"],
+            ),
+        )
+    return tuple(out.values())
+
+
+def _same_person(sender_name: str, sender_email: str, name: str, email: str) -> bool:
+    """The trailer names the sender under another address: the same display name, or (the
+    sender showing no name) the same mailbox name ("zhangfei.gao@foxmail.com" giving
+    "Zhangfei Gao <zhangfei.gao@linaro.org>")."""
+    if sender_name.strip() and sender_name.strip().lower() != sender_email:
+        return " ".join(sender_name.casefold().split()) == " ".join(name.casefold().split())
+    return bool(email) and sender_email.split("@")[0] == email.split("@")[0]
 
 
 # ---- reviews <person> -------------------------------------------------------------------
@@ -267,7 +344,7 @@ def answer_reviews(db: Database, command: Command, sources: Sources) -> Answer:
                 series_title=i["series_title"],
                 version=i["version"],
                 patches=tuple(sorted(set(i["patches"]))),
-                on_cover=i["source"] == "cover",
+                on_cover=i["source"] == "cover" and not i.get("scope"),
                 msgid=i["msgid"],
                 link=lore_link(sources.lore_url, i["msgid"]),
             )
@@ -310,16 +387,25 @@ def _evidence(v: dict, e: dict, names: dict[str, str], base: str) -> EvidenceInf
     who = names.get(e.get("msgid") or "") or e.get("by") or "someone"
     day = (e.get("date") or "")[:10]
     where, commit = e.get("where"), e.get("commit")
-    status = v["status"]
-    if status == "superseded":
+    status, kind = v["status"], e.get("kind") or "applied"
+    if kind == "idle":
+        text = f"idle: {where or 'no mail for 90 days'}"
+    elif kind in ("dropped", "reverted"):
+        text = f"{kind} from {where or 'the tree'} by {who}" + (f", {day}" if day else "")
+    elif kind != "newer-version" and status in ("dropped", "reverted"):
+        text = f"earlier applied to {where or '?'} by {who}" + (f", {day}" if day else "")
+    elif status == "superseded":
         text = f"superseded by {where or 'a newer version'}" + (f" ({day})" if day else "")
     elif status == "changes-requested":
         text = f"changes requested: {who}" + (f", {day}" if day else "")
         text += f': "{where}"' if where else ""
     elif where and (where.startswith(("git://", "http")) or "tags/" in where):
         text = f"in a pull request by {who}: {where}" + (f" ({day})" if day else "")
+    elif kind == "stable":
+        text = f"added to the {where} tree by {who}" + (f", {day}" if day else "")
     else:
-        text = "applied" + (f" to {where}" if where else "") + f" by {who}"
+        verb = "queued (tentative, may still change)" if kind == "queued" else "applied"
+        text = verb + (f" to {where}" if where else "") + f" by {who}"
         text += (f", {day}" if day else "") + (f", commit {commit[:12]}" if commit else "")
     if status == "partially-applied":
         done = sum(1 for p in v["patches"] if p["applied"] or p["pulled"])
@@ -358,6 +444,7 @@ def _trailer_info(t: dict, base: str) -> TrailerInfo:
         from_version=t["from_version"],
         msgid=t["msgid"],
         link=lore_link(base, t["msgid"]),
+        scope=t.get("scope"),
     )
 
 

@@ -82,6 +82,7 @@ def _layout_series_thread(answer: a.SeriesThread) -> Layout:
         )
     )
     sections = [
+        *_note(answer.note),
         Section(None, ((_s(head),),), small=True),
         Section(
             "Status", tuple(_status_lines(v) for v in answer.latest) + _evidence(answer.latest)
@@ -119,7 +120,7 @@ def _layout_plain_thread(answer: a.PlainThread) -> Layout:
         f"{plural(len(answer.participants), 'participant')} · "
         f"first {minute(answer.first_date)} · last activity {minute(answer.last_date)}"
     )
-    sections = [Section(None, ((_s(head),),), small=True)]
+    sections = [*_note(answer.note), Section(None, ((_s(head),),), small=True)]
     if answer.series:
         sections.append(
             Section("Series in this thread", tuple((_s(title),) for _, title in answer.series))
@@ -156,6 +157,7 @@ def _layout_series_history(answer: a.SeriesHistory) -> Layout:
         lines.extend(_change_lines(step.change))
     chained = ", ".join(answer.linked_by) or "a single version"
     sections = [
+        *_note(answer.note),
         Section(
             None,
             (
@@ -182,7 +184,7 @@ def _layout_series_history(answer: a.SeriesHistory) -> Layout:
 
 @layout.register
 def _layout_who_reviewed(answer: a.WhoReviewed) -> Layout:
-    sections: list[Section] = []
+    sections: list[Section] = [*_note(answer.note)]
     for posting in answer.latest:
         v = posting.version
         lines: list[Line] = []
@@ -200,6 +202,26 @@ def _layout_who_reviewed(answer: a.WhoReviewed) -> Layout:
         if len(answer.latest) > 1:
             heading += f": {v.title}"
         sections.append(Section(heading, tuple(lines) or ((_s("no patches received"),),)))
+    if answer.unresolved:
+        lines = [
+            (
+                _s(f"{u.kind} {u.name or u.email} — for '{u.scope}', not resolved ("),
+                _s("mail", u.link),
+                _s(")"),
+            )
+            for u in answer.unresolved
+        ]
+        sections.append(Section("Given for a part we could not map (not counted)", tuple(lines)))
+    if answer.other_address:
+        lines = [
+            (
+                _s(f"{u.name or u.sender}: {u.kind} given from another address ({u.email}, "),
+                _s("mail", u.link),
+                _s(f"; sent from {u.sender}), not counted"),
+            )
+            for u in answer.other_address
+        ]
+        sections.append(Section("Trailers from another address", tuple(lines)))
     if answer.without_trailer:
         people = ", ".join(f"{p.name or p.email} ({p.messages})" for p in answer.without_trailer)
         sections.append(Section("Replied without a trailer", ((_s(people),),)))
@@ -376,7 +398,8 @@ def _people(people: tuple[a.Participant, ...]) -> Line:
 
 def _trailer_span(t: a.TrailerInfo) -> tuple[Span, ...]:
     source = t.source + (f" from v{t.from_version}" if t.from_version else "")
-    return (_s(f"{t.kind} {t.name or t.email} ("), _s(source, t.link), _s(")"))
+    scope = f" — for '{t.scope}'" if t.scope else ""
+    return (_s(f"{t.kind} {t.name or t.email}{scope} ("), _s(source, t.link), _s(")"))
 
 
 def _change_lines(change) -> list[Line]:
@@ -397,6 +420,11 @@ def _change_lines(change) -> list[Line]:
     if change.unchanged:
         lines.append((_s(f"    {change.unchanged} unchanged"),))
     return lines
+
+
+def _note(note: str | None) -> list[Section]:
+    """A weak match says so first ("FEAT_X appears only in the text of one mail of …")."""
+    return [Section(None, ((_s(f"Note: {note}."),),), small=True)] if note else []
 
 
 def _others(others: tuple) -> list[Section]:

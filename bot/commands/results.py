@@ -100,6 +100,7 @@ class SeriesThread:
     summary: TargetSummary | None
     b4: str
     others: tuple[Target, ...] = ()
+    note: str | None = None  # how weak the match was ("FEAT_X appears only in the text of …")
 
     @property
     def share(self) -> str:
@@ -122,6 +123,7 @@ class PlainThread:
     summary: TargetSummary | None
     b4: str
     others: tuple[Target, ...] = ()
+    note: str | None = None  # how weak the match was ("FEAT_X appears only in the text of …")
 
     @property
     def share(self) -> str:
@@ -143,6 +145,7 @@ class SeriesHistory:
     linked_by: tuple[str, ...]
     steps: tuple[VersionStep, ...]
     others: tuple[Target, ...] = ()
+    note: str | None = None  # how weak the match was ("FEAT_X appears only in the text of …")
 
     @property
     def share(self) -> str:
@@ -158,6 +161,20 @@ class TrailerInfo:
     from_version: int | None
     msgid: str
     link: str
+    scope: str | None = None  # the words that limited it ("For patches 2-3:"), as written
+
+
+@dataclass(frozen=True, slots=True)
+class UncountedTrailer:
+    """A review trailer given on the latest version that is shown but not counted."""
+
+    kind: str
+    name: str
+    email: str  # the address in the trailer
+    msgid: str
+    link: str
+    scope: str | None = None  # scope words that could not be mapped to patches
+    sender: str | None = None  # the sender's own address, when the trailer names another
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +208,11 @@ class WhoReviewed:
     without_trailer: tuple[Participant, ...]  # replied to the latest version, gave no trailer
     mismatched: int  # follow-up trailers naming someone else than the sender (not counted)
     others: tuple[Target, ...] = ()
+    # scoped to something we could not map to patches: shown with the phrase, not counted
+    unresolved: tuple[UncountedTrailer, ...] = ()
+    # the sender's own name with another address ("Tested-by given from another address")
+    other_address: tuple[UncountedTrailer, ...] = ()
+    note: str | None = None  # how weak the match was ("FEAT_X appears only in the text of …")
 
     @property
     def share(self) -> str:

@@ -144,6 +144,10 @@ def _series_entry(
         earlier_reviews=sum(
             1 for t in trailers if t["source"] in ("reply", "cover") and (t["date"] or "") < since
         ),
+        ledger=tuple(_ledger(versions, ctx)),
+        status_people=tuple(
+            dict.fromkeys(EntryPerson(e["by_name"], e["by"]) for e in status["evidence"])
+        ),
     )
     people = _people(history, trailers, ctx.series.get(sid), status["evidence"])
     request = _request(
@@ -233,18 +237,30 @@ def _reviews(ctx: DigestContext, versions: list[dict]) -> list[Review]:
     """Trailers given in replies during the period, grouped per reviewer, kind and version."""
     grouped: dict[tuple, tuple[set[int], str, str, bool]] = {}
     for v in versions:
+        every = {p["n"] for p in ctx.patches.get(v["key"], [])}
         for t in ctx.trailers.get(v["key"], []):
             if t["source"] not in ("reply", "cover") or t["msgid"] not in ctx.window:
                 continue
             k = (t["kind"], t["email"], v["version"], v["key"])
             patches, msgid, name, whole = grouped.get(k, (set(), t["msgid"], t["name"], False))
             patches.add(t["n"])
-            grouped[k] = (patches, msgid, name, whole or t["source"] == "cover")
+            # a cover trailer is for the whole version unless its words narrowed it
+            on_all = t["source"] == "cover" and (not t.get("scope") or patches >= every)
+            grouped[k] = (patches, msgid, name, whole or on_all)
     out = []
     for (kind, email, version, _key), (patches, msgid, name, whole) in grouped.items():
         numbers = () if whole else tuple(sorted(patches))
         out.append(Review(kind, name, email, version, numbers, msgid))
     return sorted(out, key=lambda r: (r.kind, r.name.casefold(), r.version))
+
+
+def _ledger(versions: list[dict], ctx: DigestContext) -> list[Review]:
+    """Every review trailer of the versions (in patches as posted, in replies, on covers)."""
+    return [
+        Review(t["kind"], t["name"], t["email"], v["version"], (t["n"],), t["msgid"])
+        for v in versions
+        for t in ctx.trailers.get(v["key"], [])
+    ]
 
 
 def _review_dict(r: Review) -> dict:

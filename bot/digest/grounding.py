@@ -1,14 +1,19 @@
 """Is a summary grounded in its thread?  People it names must be participants; versions it
 names must exist; messages it cites must be in the prompt.
 
+Claims are checked next to this (bot.digest.claims, called by summarise.py): who reviewed,
+acked, tested, applied or NAKed must agree with the entry's trailers and status.
+
 Names are found three ways, so a cooperative model, a confused one and a mail that tries to
 steer the model are all caught:
 - addresses anywhere in the text;
 - full names of anyone who ever sent to the list (the directory), by capitalised n-grams;
 - "<Firstname Lastname> said/suggested/…" (and the Chinese equivalents) for names we have
   never seen;
-plus the ``people`` list the model returns.  A single first name ("Marc") is not checked:
-it cannot be told apart from a word.
+- "<Firstname> said/…" when Firstname is the first name of a known sender and of nobody
+  in the thread ("Paolo suggested …" in a thread Paolo never wrote in);
+plus the ``people`` list the model returns.  A first name anywhere else ("… as Marc
+wanted") is not checked: it cannot be told apart from a word.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,18 +31,22 @@ if TYPE_CHECKING:
 _EMAIL_RE = re.compile(r"[A-Za-z0-9.+_-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _LETTER = "A-Za-z\u00c0-\u024f'’-"
 _CAPS_RE = re.compile(rf"[A-Z\u00c0-\u00de][{_LETTER}]*(?:[ \t]+[A-Z\u00c0-\u00de][{_LETTER}]*)+")
-_WORD = r"[A-Z][a-z'’-]+"
+_WORD = r"[A-Z][a-z'’]+(?:-[A-Z]?[a-z'’]+)*"  # Jean-Philippe, O'Neil
 _POSSESSIVE_RE = re.compile(r"['’]s$")
 _VERBS_EN = (
     "said|says|asked|asks|suggested|suggests|noted|notes|pointed out|points out|argued|"
     "argues|replied|replies|proposed|proposes|objected|objects|agreed|agrees|acked|reviewed|"
     "tested|commented|explained|questioned|requested|wondered|confirmed|responded|posted|"
     "sent|applied|raised|wrote|thinks|thought|believes|prefers|preferred|recommended|"
-    "reported|promised|plans|will"
+    "reported|promised|plans|will|merged|queued|pulled|nacked|naked|took|picked up"
 )
 _VERBS_ZH = "提出|表示|指出|建议|认为|回复|询问|质疑|同意|确认|解释|回应|发布|提交|审阅|评论|说|问"
 _ATTRIBUTION_RE = re.compile(
-    rf"(?<![\w.])({_WORD}(?:[ \t]+{_WORD}){{1,2}})(?:[ \t]+(?:{_VERBS_EN})\b|[ \t]*(?:{_VERBS_ZH}))"
+    rf"(?<![\w.'’-])({_WORD}(?:[ \t]+{_WORD}){{1,2}})"
+    rf"(?:[ \t]+(?:{_VERBS_EN})\b|[ \t]*(?:{_VERBS_ZH}))"
+)
+_FIRST_NAME_RE = re.compile(
+    rf"(?<![\w.'’-])({_WORD})(?:['’]s)?(?:[ \t]+(?:{_VERBS_EN})\b|[ \t]*(?:{_VERBS_ZH}))"
 )
 _STOP = {
     "the", "this", "that", "these", "those", "patch", "patches", "series", "commit", "linux",
@@ -52,8 +62,11 @@ _VERSION_RES = (
 )
 
 
-def _norm(name: str) -> str:
+def norm_name(name: str) -> str:
     return " ".join(name.replace("’", "'").casefold().split())
+
+
+_norm = norm_name
 
 
 @dataclass(frozen=True)
@@ -71,6 +84,14 @@ class Directory:
             if 2 <= len(words) <= 4 and "@" not in key and len(key) >= 5:
                 names[key].add(email.lower())
         return cls({k: frozenset(v) for k, v in names.items()})
+
+    @cached_property
+    def first_names(self) -> frozenset[str]:
+        return frozenset(k.split()[0] for k in self.names)
+
+    def knows_first_name(self, word: str) -> bool:
+        """Is ``word`` the first name of someone who sent to the list?"""
+        return norm_name(word) in self.first_names
 
     def known_names_in(self, text: str) -> set[str]:
         """Full names of known senders written in ``text`` (capitalised n-grams)."""
@@ -122,6 +143,12 @@ def outsiders(text: str, allowed: Allowed, directory: Directory) -> list[str]:
     for key in directory.known_names_in(text):
         if not allowed.admits(key, directory):
             found.add(key.title())
+    for m in _FIRST_NAME_RE.finditer(text):  # "Paolo said …": a known first name alone
+        word = m.group(1)
+        if word.casefold() in _STOP or not directory.knows_first_name(word):
+            continue
+        if not allowed.admits(word, directory):
+            found.add(word)
     for m in _ATTRIBUTION_RE.finditer(text):
         name = m.group(1)
         if name.split()[0].casefold() in _STOP:

@@ -24,6 +24,7 @@ EN = {
     "entry_mails": "Mails",
     "how": "{name} — {llm} by the LLM, {extractive} extractive",
     "fallbacks": "{n} LLM summaries replaced by extractive ones (see notes)",
+    "out_of_time": "the LLM time budget ran out: {n} entries summarised extractively",
     "bots": "{n} from bots",
     "threads": "Threads",
     "series": "Series",
@@ -78,6 +79,9 @@ EN = {
         "partially-applied": "partially applied",
         "superseded": "superseded",
         "changes-requested": "changes requested",
+        "dropped": "dropped after being applied",
+        "idle": "idle — no mail for 90 days",
+        "reverted": "reverted after being applied",
         "new": "new — no maintainer decision yet",
     },
     "empty": "No mail in this period.",
@@ -99,6 +103,7 @@ ZH = {
     "entry_mails": "邮件数",
     "how": "{name}：LLM {llm} 条，抽取式 {extractive} 条",
     "fallbacks": "{n} 条 LLM 总结被替换为抽取式总结（见各条说明）",
+    "out_of_time": "LLM 时间预算已用完：{n} 条改用抽取式总结",
     "bots": "其中机器人 {n} 封",
     "threads": "总 Thread 数",
     "series": "补丁系列",
@@ -151,6 +156,9 @@ ZH = {
         "partially-applied": "部分合入",
         "superseded": "已被新版本取代",
         "changes-requested": "需要修改",
+        "dropped": "合入后又被撤下",
+        "idle": "闲置（90 天无邮件）",
+        "reverted": "合入后又被回退",
         "new": "新提交，维护者尚未处理",
     },
     "empty": "本周期内没有邮件。",
@@ -233,4 +241,6 @@ def summaries_text(model: dict, t: dict) -> str:
     )
     if counts["fallbacks"]:
         text += " · " + t["fallbacks"].format(n=counts["fallbacks"])
+    if counts.get("out_of_time"):
+        text += " · " + t["out_of_time"].format(n=counts["out_of_time"])
     return text

@@ -7,7 +7,7 @@ renderers read.  Nothing here formats text for people; it states facts.
       "totals": {mails, threads, series, new_series, new_versions, participants, bot_mails,
                  entries, late_mails, categories: {section: {entries, mails}},
                  types: {PATCH|RFC|PULL|Other: {entries, mails}}},
-      "summaries": {llm, extractive, fallbacks},
+      "summaries": {llm, extractive, fallbacks, out_of_time},
       "participants": [{name, email, mails}],          # by address, bots excluded
       "activity": {"per_day": [{date, mails}]},
       "entries": [ … most active first, see bot.digest.entries … ],
@@ -110,7 +110,7 @@ def run_digest(
         "lore_url": lore_url,
         "summarizer": {"name": summarizer.name, "prompt_version": summarizer.prompt_version},
         "totals": _totals(mails, entries, late),
-        "summaries": _summary_counts(entries),
+        "summaries": {**_summary_counts(entries), "out_of_time": stats.out_of_time},
         "participants": _participants(mails),
         "activity": {"per_day": _per_day(mails, period)},
         "entries": entries,

@@ -20,6 +20,12 @@ class PeriodError(ValueError):
     """A week, range or age that does not name a valid period."""
 
 
+# Periods lie within these bounds: mail dates are checked against them, and a digest works a
+# little before and after its period (a day early for the pull, earlier summaries).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Period:
     since: datetime  # inclusive, aware UTC
@@ -32,6 +38,11 @@ class Period:
                 raise PeriodError(f"period bounds must be aware UTC datetimes, not {value!r}")
         if self.until <= self.since:
             raise PeriodError(f"empty period: {self.since} .. {self.until}")
+        if self.since < EARLIEST or self.until > LATEST:
+            raise PeriodError(
+                f"period {iso(self.since)} .. {iso(self.until)} is outside the dates kvmarm "
+                f"handles ({EARLIEST.date()} .. {LATEST.date()})"
+            )
 
     @property
     def key(self) -> str:
@@ -89,7 +100,11 @@ def period_last_days(days: int, now: datetime) -> Period:
     if days < 1:
         raise PeriodError("--last needs at least one day")
     end = _utc(now).replace(microsecond=0)
-    return Period(end - timedelta(days=days), end)
+    try:
+        start = end - timedelta(days=days)
+    except OverflowError as exc:
+        raise PeriodError(f"--last {days}d reaches before {EARLIEST.date()}") from exc
+    return Period(start, end)
 
 
 def period_between(since: datetime, until: datetime) -> Period:
@@ -115,7 +130,11 @@ def iso_week_of(when: datetime) -> str:
 
 def _week_period(monday: date) -> Period:
     start = datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
-    return Period(start, start + timedelta(days=7), iso_week_of(start))
+    try:
+        end = start + timedelta(days=7)
+    except OverflowError:
+        end = datetime.max.replace(tzinfo=UTC)  # refused by Period: past LATEST
+    return Period(start, end, iso_week_of(start))
 
 
 def _midnight(when: datetime) -> datetime:

@@ -1,7 +1,8 @@
 """What a summary of one digest entry is made from and what it is: the request (facts and
 mails), the summary, the ``Summarizer`` interface, and the error a summariser raises.
 
-    Summarizer (Protocol)            summarize(request) -> Summary, may raise SummaryError
+    Summarizer (Protocol)            summarize(request, deadline=) -> Summary, may raise
+                                     SummaryError (OutOfTime when the deadline is near)
     ├── extractive.ExtractiveSummarizer   default: facts + key sentences, no network
     └── llm.OpenAISummarizer              any OpenAI-compatible Chat Completions endpoint
 
@@ -24,6 +25,10 @@ class SummaryError(Exception):
     def __init__(self, message: str, usage: Usage | None = None) -> None:
         super().__init__(message)
         self.usage = usage
+
+
+class OutOfTime(SummaryError):
+    """The digest's LLM time budget ran out before this entry was summarised."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +89,8 @@ class Facts:
     earlier_mails: int = 0
     earlier_people: int = 0
     earlier_reviews: int = 0
+    ledger: tuple[Review, ...] = ()  # every review trailer given by the end of the period
+    status_people: tuple[EntryPerson, ...] = ()  # who the status evidence names (applied by …)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +134,7 @@ class Summary:
     people: tuple[str, ...] = ()  # names the summariser says it mentioned (LLM only)
     citations: tuple[int, ...] = ()  # labels as returned (LLM only)
     usage: Usage | None = None
+    retry: bool = False  # a stand-in for a failed LLM call: ask again next run
 
     def as_dict(self) -> dict:
         return {
@@ -142,5 +150,8 @@ class Summary:
 class Summarizer(Protocol):
     name: str  # part of the cache key: "extractive", "llm:<model>"
     prompt_version: str  # bump when the prompt or the algorithm changes
+    budget: float | None  # seconds for all of one digest's calls (None: no limit)
 
-    def summarize(self, request: SummaryRequest) -> Summary: ...
+    def summarize(self, request: SummaryRequest, *, deadline: float | None = None) -> Summary:
+        """``deadline``: a ``time.monotonic()`` value the call must not run past."""
+        ...

@@ -24,6 +24,9 @@ _STATUS_ICON = {
     "superseded": ":arrows_counterclockwise:",
     "changes-requested": ":repeat:",
     "new": ":new:",
+    "dropped": ":x:",
+    "reverted": ":leftwards_arrow_with_hook:",
+    "idle": ":zzz:",
 }
 
 
@@ -102,16 +105,22 @@ def _evidence_text(db: Database, version: dict) -> str:
         "pulled": ("pulled", "applied"),
         "changes-requested": ("respin",),
         "superseded": ("newer-version",),
+        "dropped": ("dropped",),
+        "reverted": ("reverted",),
+        "idle": ("idle",),
     }.get(version["status"], ())
     found = [e for e in version["evidence"] if e.get("kind") in wanted]
     if not found:
         return ""
     e = found[0]
     name = message_facts(db, [e["msgid"]]).get(e["msgid"], {}).get("name") or e.get("by", "")
-    parts = [f"by {name}" if e.get("kind") != "newer-version" else ""]
+    parts = [f"by {name}" if e.get("kind") not in ("newer-version", "idle") else ""]
     if e.get("where"):
         where = e["where"]
-        parts.append(f"“{where}”" if e.get("kind") == "respin" else f"in {where}")
+        kind = e.get("kind")
+        parts.append(
+            f"“{where}”" if kind == "respin" else where if kind == "idle" else f"in {where}"
+        )
     if e.get("commit"):
         parts.append(f"commit {e['commit'][:12]}")
     if e.get("date"):
@@ -166,9 +175,10 @@ def event_line(event: Event, lore_url: str) -> str:
         size = f", {_count(d['total'], 'patch')}" if d.get("total") else ""
         return f":new: {what}: v{event.version}{resend} by {who}{size} · {link}"
     if event.kind == "review":
+        scope = f" “{escape_mrkdwn(d['scope'])}”" if d.get("scope") else ""
         return (
             f":mag: {escape_mrkdwn(d.get('trailer', 'review'))} from {who} on v{event.version} "
-            f"{_patches_text(d.get('patches', []), d.get('total') or 0)} · {link}"
+            f"{_patches_text(d.get('patches', []), d.get('total') or 0)}{scope} · {link}"
         )
     if event.kind in ("applied", "pulled", "dropped"):
         icon = {"applied": ":white_check_mark:", "pulled": ":truck:"}.get(event.kind, ":x:")

@@ -23,6 +23,8 @@ from slack_sdk import WebClient
 from bot.commands.answers import Sources
 from bot.commands.results import Summarize
 from bot.config import Config
+from bot.slack.dedupe import EventDeduper
+from bot.slack.dedupe import install as install_dedupe
 from bot.slack.digest import DigestGlue
 from storage.db import Database
 
@@ -52,11 +54,13 @@ def create_app(
     token_verification_enabled: bool = True,
     listener_executor: Executor | None = None,
     logger: logging.Logger | None = None,
+    dedupe: EventDeduper | None = None,
 ) -> App:
     """A Bolt App answering ``/kvmarm``, @-mentions and its buttons.
 
     ``token_verification_enabled`` calls ``auth.test`` now (through ``client``), as Bolt does
-    by default; tests pointing ``client`` at a fake Web API may keep it.
+    by default; tests pointing ``client`` at a fake Web API may keep it.  ``dedupe`` records
+    the Events API deliveries already handled (default: in memory only).
     """
     from bot.slack.listeners import actions, commands, events, home, links
 
@@ -78,6 +82,7 @@ def create_app(
         summarize=summarize,
         now=now or (lambda: datetime.now(UTC)),
     )
+    install_dedupe(app, dedupe or EventDeduper())
     commands.register(app, deps)
     events.register(app, deps)
     actions.register(app, deps)

@@ -31,9 +31,13 @@ from bot.digest import (
 )
 from bot.mrkdwn import escape_mrkdwn
 from bot.slack.blocks import POST_DIGEST_ACTION, button
-from bot.slack.post import PostError, post_digest
+from bot.slack.post import PostError, PostLater, post_digest
 
 log = logging.getLogger(__name__)
+
+
+class DigestUnfinished(ConnectionError):
+    """Slack failed part of the weekly post; an OSError, so the schedule retries the job."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,16 @@ class DigestGlue:
         logger.info(
             "digest %s posted to %s (already: %s)", period.key, channel, result.already_posted
         )
+        if not result.complete:
+            open_parts = ", ".join(result.missing)
+            respond(
+                **_note(
+                    f"The digest of {period.key} is posted in this channel, except {open_parts}: "
+                    f"{'; '.join(result.warnings)}. Press again later to finish it."
+                ),
+                replace_original=False,
+            )
+            return
         done = "was already posted here" if result.already_posted else "is posted in this channel"
         respond(**_note(f"The digest of {period.key} {done}."), replace_original=True)
 
@@ -132,6 +146,7 @@ class DigestGlue:
             period = period_last_week(due)
             if self.pull is not None:
                 self.pull(self.db_factory(), period)  # LoreError: the schedule retries
+            unfinished: list[str] = []
             for channel in channels:
                 try:
                     result = post_digest(
@@ -145,14 +160,31 @@ class DigestGlue:
                         now=self.now(),
                         lore_url=self.config.lore_url,
                     )
+                except PostLater as exc:  # Slack down: the schedule runs the job again
+                    log.error("weekly digest %s to %s not posted: %s", period.key, channel, exc)
+                    unfinished.append(channel)
+                    continue
                 except PostError as exc:  # e.g. nothing synced for the week: say so, go on
                     log.error("weekly digest %s to %s not posted: %s", period.key, channel, exc)
+                    continue
+                if not result.complete:
+                    log.warning(
+                        "weekly digest %s to %s: %s",
+                        period.key,
+                        channel,
+                        "; ".join(result.warnings),
+                    )
+                    unfinished.append(channel)
                     continue
                 log.info(
                     "weekly digest %s to %s: %s",
                     period.key,
                     channel,
                     "already posted" if result.already_posted else f"posted {result.parent_ts}",
+                )
+            if unfinished:  # retried by bot.slack.schedule; what was posted is not sent again
+                raise DigestUnfinished(
+                    f"weekly digest {period.key} not completely posted to {', '.join(unfinished)}"
                 )
 
         return job

@@ -1,48 +1,53 @@
-"""Post a digest to a Slack channel: once per (period, channel), even across restarts.
+"""Post a digest to a Slack channel: each part exactly once per (period, channel), even across
+crashes, retries and a Slack that answers 500 after it accepted a message.
 
-Every Slack call is recorded in SQLite before it is made (``pending``) and after it
-returned (``posted`` with its ``ts``).  A re-run therefore skips what was posted and continues
-in the same thread.  A part left ``pending`` (the process died between Slack accepting the
-message and us recording it) is looked up in the channel by the metadata every message
-carries (``event_type: kvmarm_digest``, period, run, part) before anything is re-sent; if the
-lookup itself is impossible, the parent is not re-posted — a human decides (``--force``).
+The parts of a run are the parent message (part 0), its thread replies (1…) and the chart
+(``CHART_PART``), each recorded in SQLite before its Slack call (``pending``) and after it
+(``posted`` with its ts or file id).  A re-run skips what was posted and continues in the same
+thread.  Whenever the outcome of a write is unknown — the process died during the call, a
+timeout, a 5xx, a lost connection — the part is first looked up in Slack by the metadata every
+message carries (``event_type: kvmarm_digest`` with period, run and part; the chart by its file
+id among the thread's replies) and sent again only when it is not there.  Failures are retried
+``retry_delays`` apart; the WebClient itself never repeats a write (bot.slack.client).
+
+When the channel cannot be read (the workspace did not grant ``channels:history`` /
+``groups:history``), a part whose outcome is unknown is never re-sent blindly: the parent stops
+the run with what to do (``--thread TS`` to continue in a parent that is there, ``--force`` to
+post a new one); a reply or the chart is reported as possibly missing and left open, and the
+parts after it are still posted.  A run is ``done`` only when every part is posted; otherwise
+the next run continues it (the chart after four 500s, for instance).
 
 ``force=True`` starts a new run: a new parent message, on purpose.
-The WebClient (bot.slack.client.make_web_client) already retries 429 after Retry-After and
-5xx; what still fails becomes ``PostError``.
 """
 
 from __future__ import annotations
 
-import logging
 import os
+import re
 import socket
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.config import DEFAULT_LORE_URL
 from bot.digest import Period, Summarizer, build_digest, render_slack
 from bot.digest.chart import render_chart
+from bot.slack.parts import EVENT_TYPE, Poster, PostError, PostLater, Retry
 from storage import digests as store
 from storage.db import Database
-from storage.messages import from_iso
 
-log = logging.getLogger(__name__)
+__all__ = ["EVENT_TYPE", "PostError", "PostLater", "PostResult", "post_digest"]
 
-EVENT_TYPE = "kvmarm_digest"
+RETRY_DELAYS = (1.0, 2.0, 4.0)  # seconds before the 2nd, 3rd and 4th try of a failed call
+_TS_RE = re.compile(r"\d{9,11}\.\d{1,6}")
 _LOCKS: dict[tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()
-
-
-class PostError(Exception):
-    """The digest could not be (completely) posted; the message says what to do."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,11 @@ class PostResult:
     already_posted: bool = False  # nothing was sent: this (period, channel) was done before
     resumed: bool = False  # an interrupted run was continued in its thread
     warnings: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()  # parts not (surely) posted: the run stays open
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
 
 
 def post_digest(
@@ -71,11 +81,19 @@ def post_digest(
     chart: bool = True,
     now: datetime | None = None,
     lore_url: str = DEFAULT_LORE_URL,
+    thread_ts: str | None = None,
+    resend_unknown: bool = False,
+    retry_delays: Sequence[float] = RETRY_DELAYS,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> PostResult:
     """Build, render and post the digest of ``period`` to ``channel`` (see module docstring).
 
     ``allowed_channels``: when given, any other channel is refused (KVMARM_CHANNEL(S)).
     An empty period is refused too, so a missed sync never marks a week as posted.
+    ``thread_ts``: the parent of an interrupted run is this message (a person checked the
+    channel); the run continues in its thread.  ``resend_unknown``: parts an interrupted run
+    left open because Slack would not show whether they arrived are not there (a person
+    checked): send them again.
     """
     if allowed_channels is not None and channel not in allowed_channels:
         allowed = ", ".join(allowed_channels) or "none configured"
@@ -84,6 +102,7 @@ def post_digest(
             "add it to KVMARM_CHANNEL or KVMARM_CHANNELS"
         )
     now = now or datetime.now(UTC)
+    retry = Retry(tuple(retry_delays), sleep)
     with _one_at_a_time(period.key, channel):
         return _post(
             db,
@@ -96,12 +115,32 @@ def post_digest(
             chart=chart,
             now=now,
             lore_url=lore_url,
+            thread_ts=thread_ts,
+            resend_unknown=resend_unknown,
+            retry=retry,
         )
 
 
-def _post(db, client, channel, period, *, lang, summarizer, force, chart, now, lore_url):
+def _post(
+    db,
+    client,
+    channel,
+    period,
+    *,
+    lang,
+    summarizer,
+    force,
+    chart,
+    now,
+    lore_url,
+    thread_ts,
+    resend_unknown,
+    retry,
+) -> PostResult:
     previous = store.latest_post_run(db, period.key, channel)
     if previous is not None and previous.state == "done" and not force:
+        if thread_ts:
+            raise PostError(f"{period.key} is already posted completely to {channel}")
         parts = store.post_parts(db, previous)
         return PostResult(
             channel=channel,
@@ -110,31 +149,43 @@ def _post(db, client, channel, period, *, lang, summarizer, force, chart, now, l
             parent_ts=parts[0].ts if 0 in parts else None,
             already_posted=True,
         )
+    if thread_ts and not _TS_RE.fullmatch(thread_ts):
+        raise PostError(f"--thread wants a message ts such as 1700000000.000100, not {thread_ts!r}")
+    if thread_ts and (previous is None or force):
+        raise PostError("--thread continues an interrupted run; there is none to continue")
     model = build_digest(db, period, lang=lang, summarizer=summarizer, now=now, lore_url=lore_url)
     if not model["entries"]:
         raise PostError(
             f"no mail dated in {period.key} in the database: nothing posted (sync or ingest first)"
         )
     resumed = previous is not None and previous.state != "done" and not force
-    run = _take_over(db, previous) if resumed and previous else _start(db, period, channel, now)
-    poster = _Poster(db, client, run, now)
+    if previous is not None and resumed:
+        run = _take_over(db, previous)
+    else:
+        run = _start(db, period, channel, now)
+    poster = Poster(db, client, run, now, retry, resend_unknown=resend_unknown)
+    if thread_ts:
+        poster.adopt_parent(thread_ts)
     messages = render_slack(model)
     parent = poster.message(0, "parent", messages[0], thread_ts=None)
-    replies = tuple(
+    assert parent is not None  # the parent either posts or raises
+    replies = [
         poster.message(i, "reply", m, thread_ts=parent) for i, m in enumerate(messages[1:], 1)
-    )
+    ]
     png = render_chart(model) if chart else None
-    file_id = poster.chart(len(messages), png, parent) if png else None
-    store.finish_post_run(db, run, now)
+    file_id = poster.chart(png, parent) if png else None
+    if not poster.missing:
+        store.finish_post_run(db, run, now)
     return PostResult(
         channel=channel,
         period_key=period.key,
         run=run.run,
         parent_ts=parent,
-        replies=replies,
+        replies=tuple(r for r in replies if r),
         chart_file=file_id,
         resumed=resumed,
         warnings=tuple(poster.warnings),
+        missing=tuple(poster.missing),
     )
 
 
@@ -185,111 +236,3 @@ def _alive(holder: str) -> bool:
     except PermissionError:
         return True
     return True
-
-
-class _Poster:
-    """Posts the parts of one run, recording each before and after its Slack call."""
-
-    def __init__(self, db, client: WebClient, run: store.PostRun, now: datetime) -> None:
-        self.db, self.client, self.run, self.now = db, client, run, now
-        self.done = store.post_parts(db, run)
-        self.warnings: list[str] = []
-
-    def message(self, part: int, kind: str, message: dict, *, thread_ts: str | None) -> str:
-        known = self.done.get(part)
-        if known is not None and known.state == "posted" and known.ts:
-            return known.ts
-        if known is not None and known.state == "pending":
-            found = self._find(part, thread_ts)
-            if found:
-                self._save(part, kind, "posted", found)
-                return found
-        self._save(part, kind, "pending", None)
-        try:
-            response = self.client.chat_postMessage(
-                channel=self.run.channel,
-                text=message["text"],
-                blocks=message["blocks"],
-                thread_ts=thread_ts,
-                unfurl_links=False,
-                unfurl_media=False,
-                metadata={"event_type": EVENT_TYPE, "event_payload": self._payload(part)},
-            )
-        except SlackApiError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            # A 5xx may or may not have posted: stay "pending" so a re-run looks first.
-            self._save(part, kind, "pending" if status >= 500 else "failed", None)
-            raise PostError(
-                f"Slack refused {kind} {part} of the {self.run.period_key} digest in "
-                f"{self.run.channel}: {_error(exc)}; re-run to continue in the same thread"
-            ) from exc
-        ts = response["ts"]
-        self._save(part, kind, "posted", ts)
-        return ts
-
-    def chart(self, part: int, png: bytes, thread_ts: str) -> str | None:
-        known = self.done.get(part)
-        if known is not None and known.state == "posted":
-            return known.ts
-        self._save(part, "chart", "pending", None)
-        try:
-            response = self.client.files_upload_v2(
-                channel=self.run.channel,
-                thread_ts=thread_ts,
-                file=png,
-                filename=f"kvmarm-{self.run.period_key.replace('/', '_')}.png",
-                title=f"kvmarm activity {self.run.period_key}",
-                alt_txt="Mails per day and the most active series of the period",
-            )
-        except SlackApiError as exc:
-            self._save(part, "chart", "failed", None)
-            self.warnings.append(f"chart not uploaded: {_error(exc)}")
-            log.warning("chart upload to %s failed: %s", self.run.channel, _error(exc))
-            return None
-        files = response.get("files") or [response.get("file") or {}]
-        file_id = (files[0] or {}).get("id")
-        self._save(part, "chart", "posted", file_id)
-        return file_id
-
-    def _find(self, part: int, thread_ts: str | None) -> str | None:
-        """The ts of a message this run already posted as ``part``, from Slack itself."""
-        try:
-            if thread_ts is None:
-                oldest = from_iso(self.run.started_at).timestamp() - 60
-                response = self.client.conversations_history(
-                    channel=self.run.channel, oldest=str(oldest), include_all_metadata=True
-                )
-            else:
-                response = self.client.conversations_replies(
-                    channel=self.run.channel, ts=thread_ts, include_all_metadata=True
-                )
-        except SlackApiError as exc:
-            if thread_ts is None:
-                raise PostError(
-                    f"an earlier run was interrupted while posting the {self.run.period_key} "
-                    f"digest to {self.run.channel} and Slack cannot tell whether it arrived "
-                    f"({_error(exc)}): check the channel, then use --force to post anyway"
-                ) from exc
-            self.warnings.append(f"reply {part} may appear twice: lookup failed ({_error(exc)})")
-            return None
-        for m in response.get("messages") or []:
-            meta = m.get("metadata") or {}
-            if meta.get("event_type") == EVENT_TYPE and meta.get("event_payload") == self._payload(
-                part
-            ):
-                return m.get("ts")
-        return None
-
-    def _payload(self, part: int) -> dict:
-        return {"period": self.run.period_key, "run": self.run.run, "part": part}
-
-    def _save(self, part: int, kind: str, state: str, ts: str | None) -> None:
-        store.save_post_part(self.db, self.run, store.PostPart(part, kind, state, ts), self.now)
-
-
-def _error(exc: SlackApiError) -> str:
-    response = exc.response
-    if response is None:
-        return str(exc)
-    error = response.get("error") if hasattr(response, "get") else None
-    return f"{error or 'error'} (HTTP {response.status_code})"

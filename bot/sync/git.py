@@ -19,7 +19,7 @@ from bot.progress import Progress, Silent
 from bot.sync.pipeline import IngestReport, default_workers, ingest_mails
 from ingest.lore.client import default_user_agent
 from ingest.sources import SourceError, count_bytes, git_env, iter_git_epoch
-from storage.db import Database, transaction
+from storage.db import Database, writing
 from storage.messages import iso
 from storage.sync import get_git_mark, record_sync, set_git_mark
 
@@ -98,7 +98,7 @@ def _sync_git(
 
     bar.update(f"ingest {repo.name}")
     workers = default_workers(count_bytes(repo)) if since is None else 0
-    with transaction(db):
+    with writing(db, "kvmarm sync --git"):
         report = ingest_mails(db, mails(), workers=workers, on_mail=_advance(bar))
         if last:
             set_git_mark(db, str(repo), last[0])

@@ -31,7 +31,7 @@ from bot.progress import Progress, Silent
 from bot.sync.pipeline import IngestReport, default_workers, ingest_mails
 from ingest.lore.client import LoreClient, LoreError, LoreMail, SeriesHead
 from ingest.subjects import parse_subject
-from storage.db import Database, transaction
+from storage.db import Database, writing
 from storage.messages import iso
 from storage.sync import (
     LoreMark,
@@ -144,7 +144,7 @@ def _store(
 ) -> SyncReport:
     """Phase 2: the mail, the mark and ``last_sync`` in one transaction."""
     bar.update(f"storing {len(pulled.mails)} messages")
-    with transaction(db):
+    with writing(db, "kvmarm sync"):
         mails = [m.raw for m in pulled.mails.values()]
         workers = default_workers(sum(len(m.data) for m in mails))  # as `kvmarm ingest`
         report = ingest_mails(db, mails, workers=workers, on_mail=_advance(bar))

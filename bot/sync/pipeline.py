@@ -19,23 +19,46 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 
 from bot.live.record import record_live_facts
-from ingest.derive import derive
+from ingest.applies import find_appliers
+from ingest.components import Keys, group_components, keys_by_message
+from ingest.derive import AS_OF_RANK, IDLE_AFTER, DeriveContext, derive, derive_context
 from ingest.parse import parse_mail, peek_header
 from ingest.patchid import compute_patch_ids
 from ingest.records import MalformedMail, Message, Quarantined
+from ingest.setaside import derive_safely
 from ingest.sources import RawMail
-from storage.db import Database
-from storage.derived import save_derived
+from storage.db import Database, database_file, writing
+from storage.derived import (
+    CONTEXT_KEY,
+    Components,
+    all_components,
+    component_members,
+    components_of,
+    components_ready,
+    comps_of_notices_by,
+    comps_of_series_last_active,
+    facts_outdated,
+    newest_dates,
+    queued_msgids,
+    replace_derived_part,
+    save_derived,
+    touched_components,
+)
+from storage.lock import write_lock
 from storage.messages import (
     StoredMail,
     count_messages,
+    from_iso,
     iso,
     iter_raw,
     known_messages,
     known_quarantine,
     load_messages,
+    load_messages_by_id,
+    load_notice_messages,
     prefer_copy,
     save_messages,
     save_quarantined,
@@ -49,10 +72,10 @@ CHUNK = 256  # mails per worker task
 BATCH = 2048  # mails per SQLite transaction
 PARALLEL_MIN_BYTES = 8 << 20  # below this, worker start-up costs more than it saves
 # Bump when derivation rules change: stored derived facts are then rebuilt on the next run.
-DERIVE_VERSION = 1
+DERIVE_VERSION = 4
 # Bump when parse rules change: `kvmarm reindex` re-parses the stored raw mails, and
 # `kvmarm status` says when that is due.
-PARSE_VERSION = 4
+PARSE_VERSION = 7
 
 
 @dataclass
@@ -63,6 +86,7 @@ class IngestReport:
     duplicates: int = 0
     quarantined: int = 0
     added_msgids: list[str] = field(default_factory=list)
+    derived: int = 0  # mails (re-)derived: all of them, or the components new mail touched
 
     def as_dict(self) -> dict:
         return {
@@ -101,10 +125,25 @@ def ingest_mails(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     rebuild: bool = True,
 ) -> IngestReport:
-    """Store new mails; rebuild derived facts if anything changed (unless ``rebuild=False``).
+    """Store new mails, then bring the derived facts up to date with everything stored but
+    not yet derived — this run's mail, or a crashed run's (unless ``rebuild=False``).
 
-    ``workers`` > 0 parses in that many processes (see ``default_workers``).
+    Holds the write lock throughout.  ``workers`` > 0 parses in that many processes (see
+    ``default_workers``).
     """
+    with write_lock(database_file(db), "kvmarm ingest"):
+        return _ingest_locked(db, mails, workers=workers, on_mail=on_mail, now=now, rebuild=rebuild)
+
+
+def _ingest_locked(
+    db: Database,
+    mails: Iterable[RawMail],
+    *,
+    workers: int,
+    on_mail: Callable[[RawMail], None] | None,
+    now: Callable[[], datetime],
+    rebuild: bool,
+) -> IngestReport:
     report = IngestReport()
     known = known_messages(db)
     had_messages = bool(known)
@@ -128,9 +167,8 @@ def ingest_mails(
             batch = {}
     if batch:
         save_messages(db, list(batch.values()), now())
-    changed = bool(report.added or report.replaced)
-    if rebuild and (changed or _derive_outdated(db)):
-        rebuild_derived(db, None if had_messages else list(new.values()))
+    if rebuild and facts_outdated(db, DERIVE_VERSION):
+        report.derived = rebuild_derived(db, None if had_messages else list(new.values()), now=now)
     if rebuild:
         record_live_facts(db, now())  # cheap when nothing is new; catches up after a crash
     set_state(db, "last_ingest", {"at": iso(now()), **report.as_dict()})
@@ -148,6 +186,11 @@ def reindex(
 ) -> int:
     """Re-parse every stored mail from its raw bytes (after parse rules changed) and rebuild
     the derived facts.  Returns the number of mails re-parsed."""
+    with write_lock(database_file(db), "kvmarm reindex"):
+        return _reindex_locked(db, workers, on_mail, now, chunk, batch_size)
+
+
+def _reindex_locked(db, workers, on_mail, now, chunk, batch_size) -> int:
     count = 0
     batch: list[StoredMail] = []
     raws = (RawMail(raw, origin) for raw, origin in iter_raw(db))
@@ -159,7 +202,7 @@ def reindex(
     if batch:
         save_messages(db, batch, now())
         count += len(batch)
-    rebuild_derived(db)
+    rebuild_derived(db, now=now, full=True)
     record_live_facts(db, now())
     set_state(db, "parse_version", PARSE_VERSION)
     return count
@@ -177,14 +220,119 @@ def _counted(mails: Iterable[RawMail], on_mail) -> Iterator[RawMail]:
         yield mail
 
 
-def rebuild_derived(db: Database, messages: list[Message] | None = None) -> None:
-    """Recompute threads/series/trailers from all stored messages (or the ones given)."""
-    save_derived(db, derive(messages if messages is not None else list(load_messages(db))))
-    set_state(db, "derive_version", DERIVE_VERSION)
+def rebuild_derived(
+    db: Database,
+    messages: list[Message] | None = None,
+    *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    full: bool = False,
+) -> int:
+    """Bring threads/series/trailers up to date with the stored mail, in one write
+    transaction with reading it.  Only the components (ingest/components.py) that queued
+    mail touches are re-derived, unless ``full`` (or the rules or the components are not
+    current): then everything, from ``messages`` when given (a database holding exactly
+    those).  Mails whose derivation raises are set aside with the reason.  Returns the
+    number of mails derived."""
+    with writing(db, "kvmarm derive"):
+        if not full and messages is None and _incremental_ready(db):
+            return _derive_part(db, now())
+        if messages is None or len(messages) != count_messages(db):
+            messages = list(load_messages(db))
+        context = derive_context(messages)
+        safe = _derive_safely(messages, context)
+        keys = keys_by_message(messages)
+        save_derived(
+            db,
+            safe.derived,
+            version=DERIVE_VERSION,
+            now=now(),
+            set_aside=safe.set_aside,
+            components=Components(_component_ids(keys), keys),
+        )
+        _save_context(db, context)
+        return len(messages)
 
 
-def _derive_outdated(db: Database) -> bool:
-    return get_state(db, "derive_version") != DERIVE_VERSION
+def _incremental_ready(db: Database) -> bool:
+    return (
+        get_state(db, "derive_version") == DERIVE_VERSION
+        and components_ready(db)
+        and get_state(db, CONTEXT_KEY) is not None
+    )
+
+
+def _derive_part(db: Database, now: datetime) -> int:
+    """Re-derive the components the queued mail joins (merged with it), and those whose
+    facts depend on what changed in the whole archive's context; nothing else."""
+    queued = queued_msgids(db)
+    if not queued:
+        return 0
+    new = keys_by_message(load_messages_by_id(db, queued))
+    touched = touched_components(db, new.values()) | components_of(db, queued)
+    context = _archive_context(db)
+    touched |= _context_changes(db, get_state(db, CONTEXT_KEY), context)
+    part = set(component_members(db, touched)) | set(queued)
+    messages = load_messages_by_id(db, part)
+    keys = keys_by_message(messages)
+    safe = _derive_safely(messages, context)
+    _save_context(db, context)
+    log.debug("derived %d mails of %d components for %d new", len(part), len(touched), len(queued))
+    replace_derived_part(
+        db,
+        safe.derived,
+        part=part,
+        replaced=touched,
+        components=Components(_component_ids(keys), keys),
+        now=now,
+        set_aside=safe.set_aside,
+    )
+    return len(part)
+
+
+def _component_ids(keys: dict[str, Keys]) -> dict[str, str]:
+    """Message-ID → its component's id (the component's smallest Message-ID)."""
+    return {msgid: group[0] for group in group_components(keys) for msgid in group}
+
+
+def _archive_context(db: Database) -> DeriveContext:
+    """The context of the whole stored archive, read without loading all of it: the same
+    as ``derive_context`` of every stored message."""
+    dates = newest_dates(db, AS_OF_RANK)
+    as_of = dates[-1] if dates else None
+    return DeriveContext(as_of, find_appliers(load_notice_messages(db)))
+
+
+def _save_context(db: Database, context: DeriveContext) -> None:
+    set_state(db, CONTEXT_KEY, {"as_of": iso(context.as_of), "appliers": sorted(context.appliers)})
+
+
+def _context_changes(db: Database, stored: dict, context: DeriveContext) -> set[str]:
+    """Components whose facts the change of context can change: series crossing the idle
+    line when the data's end moved, notices whose sender became (or ceased to be) one who
+    applies patches."""
+    comps: set[str] = set()
+    before = from_iso(stored.get("as_of"))
+    if before != context.as_of:
+        if before is None or context.as_of is None:
+            return set(all_components(db))
+        lo, hi = sorted((before - IDLE_AFTER, context.as_of - IDLE_AFTER))
+        comps |= comps_of_series_last_active(db, iso(lo), iso(hi))
+    changed = set(stored.get("appliers", ())) ^ context.appliers
+    if changed:
+        comps |= comps_of_notices_by(db, changed)
+    return comps
+
+
+def _derive_safely(messages: list[Message], context: DeriveContext):
+    safe = derive_safely(messages, derive_fn=partial(derive, context=context))
+    for msgid, reason in sorted(safe.set_aside.items()):
+        log.warning("set aside from derivation: %s: %s", msgid, reason)
+    return safe
+
+
+def facts_out_of_date(db: Database) -> bool:
+    """The derived facts do not reflect every stored mail (or older rules made them)."""
+    return facts_outdated(db, DERIVE_VERSION)
 
 
 def _unseen(mails: Iterable[RawMail], known, report: IngestReport, on_mail) -> Iterator[RawMail]:
@@ -250,7 +398,7 @@ def parse_chunk(chunk: list[tuple[bytes, str]]) -> list[StoredMail | _Failed]:
             out.append(_Failed(origin, exc.reason, data))
             continue
         except Exception as exc:  # a parser bug must not stop the run: keep the mail, say why
-            log.exception("cannot parse %s", origin)
+            log.debug("cannot parse %s", origin, exc_info=True)  # the traceback: debug log only
             out.append(_Failed(origin, f"parser error: {type(exc).__name__}: {exc}", data))
             continue
         out.append(replace(stored_mail(parsed, origin), diff=parsed.content.diff))
@@ -270,4 +418,5 @@ def _quarantine(db, item: _Failed, bad: set[str], report: IngestReport, now) -> 
         return
     bad.add(digest)
     report.quarantined += 1
+    log.warning("quarantined %s: %s", item.origin, item.reason[:200])
     save_quarantined(db, [Quarantined(item.origin, item.reason, item.raw)], now())
