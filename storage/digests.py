@@ -502,3 +502,34 @@ def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
 
 def _marks(items: Sequence) -> str:
     return ", ".join("?" * len(items))
+
+
+# ---- what a report is about -----------------------------------------------------------------
+
+
+def series_of_msgids(db: sqlite_utils.Database, msgids: Sequence[str]) -> dict[str, str]:
+    """Message-ID → the series it belongs to (mails outside any series are absent)."""
+    out: dict[str, str] = {}
+    for part in _chunks(list(dict.fromkeys(msgids))):
+        sql = f"""SELECT msgid, series_id FROM memberships
+                  WHERE msgid IN ({_marks(part)}) AND series_id IS NOT NULL"""
+        out.update(db.execute(sql, part).fetchall())
+    return out
+
+
+def posted_titles(
+    db: sqlite_utils.Database, since: datetime, until: datetime
+) -> list[tuple[str, str, str]]:
+    """(title, series id, version key) of every version and patch posted in [since, until),
+    newest first: what a robot's report may name."""
+    sql = """
+        SELECT v.title, v.series_id, v.key, v.date FROM versions v
+        WHERE v.date >= ? AND v.date < ?
+        UNION ALL
+        SELECT g.title, v.series_id, v.key, v.date FROM patches p
+        JOIN versions v ON v.key = p.version_key JOIN messages g ON g.msgid = p.msgid
+        WHERE v.date >= ? AND v.date < ?
+        ORDER BY 4 DESC
+    """
+    s, u = iso(since), iso(until)
+    return [(t, sid, key) for t, sid, key, _d in db.execute(sql, [s, u, s, u])]

@@ -26,6 +26,7 @@ import re
 import unicodedata
 import urllib.parse
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlite_utils
 
@@ -471,9 +472,12 @@ def _marks(values) -> str:
 # ---- details for answers ----------------------------------------------------------------
 
 
-def series_detail(db: sqlite_utils.Database, series_id: str) -> dict | None:
-    """One series in the `kvmarm series --json` shape, read by id only."""
-    found = series_json(db, ids=[series_id])
+def series_detail(
+    db: sqlite_utils.Database, series_id: str, as_of: datetime | None = None
+) -> dict | None:
+    """One series in the `kvmarm series --json` shape, read by id only (idle as of
+    ``as_of``, when given)."""
+    found = series_json(db, ids=[series_id], as_of=as_of)
     return found[0] if found else None
 
 

@@ -14,6 +14,7 @@ import sqlite_utils
 
 from storage.derived import set_aside_reasons
 from storage.messages import iso, quarantine_reasons
+from storage.queue import idle_series
 from storage.state import get_state
 
 
@@ -47,8 +48,14 @@ def series_json(
     since: datetime | None = None,
     until: datetime | None = None,
     ids: list[str] | None = None,
+    as_of: datetime | None = None,
 ) -> list[dict]:
-    """Series (with every version, patch and trailer) active in the window, oldest first."""
+    """Series (with every version, patch and trailer) active in the window, oldest first.
+
+    ``as_of`` (the CLI and answers pass now): a series whose latest version is idle then
+    (storage/queue.py) gets ``"status": "idle"`` and ``"idle_since"``, and so does that
+    version's ``idle_since``; without it ``idle_since`` is null — idle depends on time.
+    """
     wanted = set(ids if ids is not None else series_in_window(db, since, until))
     if not wanted:
         return []
@@ -75,11 +82,26 @@ def series_json(
         params,
     )
     rows.sort(key=lambda s: (s["first_date"] or "", s["id"]))
-    return [
+    out = [
         _series_dict(s, versions.get(s["id"], []), patches, trailers)
         for s in rows
         if s["id"] in wanted
     ]
+    if as_of is not None:
+        _mark_idle(db, out, as_of)
+    return out
+
+
+def _mark_idle(db: sqlite_utils.Database, series: list[dict], as_of: datetime) -> None:
+    idle = idle_series(db, [s["id"] for s in series], as_of)
+    for s in series:
+        since = idle.get(s["id"])
+        if since is None:
+            continue
+        s["status"], s["idle_since"] = "idle", since
+        dated = [v for v in s["versions"] if v["date"] is None or v["date"] < (iso(as_of) or "")]
+        if dated:
+            dated[-1]["idle_since"] = since
 
 
 def threads_json(
@@ -197,6 +219,7 @@ def _series_dict(s: dict, versions: list[dict], patches, trailers) -> dict:
         "author": {"name": s["author_name"], "email": s["author_email"]},
         "change_id": s["change_id"],
         "status": s["status"],
+        "idle_since": None,
         "first_date": s["first_date"],
         "last_date": s["last_date"],
         "linked_by": json.loads(s["links"]),
@@ -226,6 +249,7 @@ def _version_dict(v: dict, patches: list[dict], trailers) -> dict:
         "resend": bool(v["resend"]),
         "partial_reroll_of": v["partial_reroll_of"],
         "status": v["status"],
+        "idle_since": None,
         "evidence": evidence,
         "applied": applied,
         "thread": v["thread_root"],

@@ -60,7 +60,7 @@ def test_digest_markdown_en_and_zh(db_path):
 def test_digest_slack_format(db_path):
     result = run(db_path, "digest", "--week", WEEK, "--format", "slack")
     messages = json.loads(result.stdout)
-    assert messages[0]["blocks"][0]["type"] == "header" and len(messages) == 5
+    assert messages[0]["blocks"][0]["type"] == "header" and len(messages) == 4
 
 
 def test_digest_chart(db_path, tmp_path):
@@ -134,9 +134,9 @@ def test_post_once(db_path, fake_slack):
     assert first.stdout.startswith("posted 2023-W10 to C1: parent ")
     second = run(db_path, "post", "--week", WEEK, **env)
     assert second.exit_code == 0 and "already posted" in second.stdout
-    assert len(fake_slack.calls_to("chat.postMessage")) == 5
+    assert len(fake_slack.calls_to("chat.postMessage")) == 4
     forced = run(db_path, "post", "--week", WEEK, "--force", "--no-chart", **env)
-    assert forced.exit_code == 0 and len(fake_slack.calls_to("chat.postMessage")) == 10
+    assert forced.exit_code == 0 and len(fake_slack.calls_to("chat.postMessage")) == 8
 
 
 def test_help_has_examples():

@@ -14,6 +14,7 @@ from bot.digest import build_digest, make_summarizer, period_for_week, render_ma
 from bot.digest.extractive import ExtractiveSummarizer
 from bot.digest.llm import OpenAISummarizer, make_openai_client
 from bot.digest.model import run_digest
+from bot.digest.render_slack import render_details
 from bot.slack.client import make_web_client
 from bot.slack.post import post_digest
 from storage import digests as store
@@ -159,9 +160,11 @@ def test_failures_fall_back_to_extractive_and_still_post(db, llm, case):
             load_config({"SLACK_BOT_TOKEN": "xoxb-t", "SLACK_API_URL": slack.api_url})
         )
         result = post_digest(db, client, "C1", period, summarizer=summarizer, now=NOW, chart=False)
-        assert result.parent_ts and len(result.replies) == 4
+        assert result.parent_ts and len(result.replies) == 3
         posted = json.dumps([c.params for c in slack.calls_to("chat.postMessage")])
-        assert "source: extractive" in posted
+        # the extractive stand-in carries no "AI summary" line; Details says why
+        assert "Alice Author posted v2 (2 patches)" in posted
+        assert "AI summary" not in posted
     asked = len(llm.requests)
     assert asked >= 1
     llm.reset()
@@ -170,6 +173,9 @@ def test_failures_fall_back_to_extractive_and_still_post(db, llm, case):
     if case in REJECTIONS:  # kept: same text, 0 tokens
         assert llm.requests == []
         assert s["source"] == "extractive" and reason in s["note"]
+        # Slack shows why behind the card's Details button
+        widget = next(e for e in model["entries"] if e["key"] == WIDGET)
+        assert reason in json.dumps(render_details(widget, model), ensure_ascii=False)
         assert "Alice Author posted v2 (2 patches)" in s["this_week"]
         assert model["summaries"]["fallbacks"] == 1
         assert reason in render_markdown(model, "en")

@@ -16,12 +16,22 @@ import mailbox
 import os
 import re
 from collections import Counter
-from datetime import UTC
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.digest import build_digest, period_for_week, render_markdown, render_slack
+from bot.digest.buckets import BUCKETS
+from bot.digest.render_slack import (
+    PARENT_BLOCKS,
+    PARENT_CHARS,
+    REPLY_BLOCKS,
+    REPLY_CHARS,
+    message_chars,
+)
+from storage.messages import iso
+from storage.queue import waiting_versions
 from tests.digest_support import REAL_NOW, REAL_WEEK, archive_files, ingest_files
 from tests.shared import shared_data_dir
 from tests.test_digest_slack import assert_within_limits, raw_mentions
@@ -156,3 +166,65 @@ def test_every_listed_trailer_is_in_the_mail_that_gave_it(db, models):
                 assert line.search(text), (entry["title"], patch["n"], t)
                 checked += 1
     assert checked >= 90  # 93 in this week
+
+
+# ---- buckets and sizes on real weeks ---------------------------------------------------------
+
+BUSIEST = "2022-W04"  # the busiest ISO week of the archive by mail (bench/digest.py)
+
+
+@pytest.fixture(scope="module")
+def busiest(db):
+    return build_digest(db, period_for_week(BUSIEST), lang="en", now=REAL_NOW)
+
+
+def test_busiest_week_fits_slack(busiest):
+    messages = render_slack(busiest)
+    assert_within_limits(messages)
+    assert raw_mentions(messages) == []
+    parent, *replies = messages
+    assert len(parent["blocks"]) <= PARENT_BLOCKS and message_chars(parent) <= PARENT_CHARS
+    assert 1 <= len(replies) <= 7
+    shown = [name for name in BUCKETS if busiest["buckets"][name]]
+    assert len(replies) == len(shown)
+    by_key = {e["key"]: e for e in busiest["entries"]}
+    for name, reply in zip(shown, replies, strict=True):
+        assert len(reply["blocks"]) <= REPLY_BLOCKS and message_chars(reply) <= REPLY_CHARS
+        assert reply["blocks"][1]["text"]["text"].startswith("*1. <")  # numbering restarts
+        text = json.dumps(reply, ensure_ascii=False)
+        entries = [by_key[k] for k in busiest["buckets"][name]]
+        assert len(entries) >= 1
+        listed = [e for e in entries if e["link"] in text]
+        counted = re.search(r"… (\d+) more in", text)
+        assert len(listed) + (int(counted.group(1)) if counted else 0) == len(entries)
+    sizes = [(len(m["blocks"]), message_chars(m)) for m in messages]
+    print(f"\n{BUSIEST}: parent + {len(replies)} replies, (blocks, characters): {sizes}")
+
+
+@pytest.mark.parametrize("week", ["2021-W40", "2022-W04", REAL_WEEK])
+def test_buckets_hold_the_facts_as_of_the_period_end(db, week):
+    period = period_for_week(week)
+    model = build_digest(db, period, lang="en", now=REAL_NOW)
+    listed = Counter(k for keys in model["buckets"].values() for k in keys)
+    assert len(listed) == len(model["entries"]) >= 5 and max(listed.values()) == 1
+    until = iso(period.until)
+    queue = {w.series_id for w in waiting_versions(db, period.until)}
+    ninety = iso(period.until - timedelta(days=90))
+    checked = 0
+    for e in model["entries"]:
+        if e["bucket"] == "applied":
+            done = [v for v in e["status"]["evidence"] if v["date"] and v["date"] < until]
+            assert any(iso(period.since) <= v["date"] for v in done), e["title"]
+        elif e["bucket"] == "waiting":
+            assert e["id"] in queue
+        elif e["bucket"] == "new_series":
+            assert e["versions"][0]["in_period"]
+        if e["kind"] == "series" and e["status"]["state"] == "new":
+            (last,) = db.execute(
+                "SELECT max(g.date) FROM memberships m JOIN messages g ON g.msgid = m.msgid "
+                "WHERE m.version_key = ? AND g.date < ?",
+                [e["version"]["key"], until],
+            ).fetchone()
+            assert last >= ninety, (e["title"], last)  # never "new" when idle for 90 days
+            checked += 1
+    assert checked >= 1

@@ -151,15 +151,27 @@ def test_check_summary_reports_every_problem():
 
 
 def test_chart_is_a_deterministic_png():
-    from bot.digest.chart import render_chart
+    from bot.digest.chart import render_chart, review_rows
 
     pytest.importorskip("matplotlib")
     model = {
         "period": {"key": "2023-W10"},
         "activity": {"per_day": [{"date": f"2023-03-0{d}", "mails": d} for d in range(6, 10)]},
-        "entries": [{"title": "$x$ " + "t" * 80, "mails_this_week": 3}],
+        "entries": [
+            {
+                "title": "$x$ " + "t" * 80,
+                "mails_this_week": 3,
+                "kind": "series",
+                "type": "PATCH",
+                "bucket": "new_series",
+                "version": {"number": 2},
+                "review": {"patches": 5, "reviewed": 2, "unreviewed": [3, 4, 5]},
+            },
+            {"title": "a thread", "mails_this_week": 1, "kind": "thread", "type": "Other"},
+        ],
     }
     png = render_chart(model)
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert render_chart(model) == png
+    assert review_rows(model) == [("v2 \\$x\\$ ttttttttttttttttttttt…", 2, 3)]
     assert render_chart({**model, "entries": []}) is None

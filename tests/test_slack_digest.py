@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.digest import build_digest, period_for_week, render_slack
 from bot.digest.extractive import ExtractiveSummarizer
+from bot.digest.render_slack import DETAILS_ACTION
 from bot.slack.app import create_app, per_thread
 from bot.slack.blocks import POST_DIGEST_ACTION
 from bot.slack.client import make_web_client
@@ -25,6 +27,7 @@ from tests.slack_requests import (
     dispatch,
     wait_for,
 )
+from tests.test_digest_slack import raw_mentions
 
 NOW = datetime(2022, 2, 23, 12, 0, tzinfo=UTC)  # a Wednesday in 2022-W08
 OTHER_CHANNEL = "C0NOTALLOWD"
@@ -120,6 +123,45 @@ def test_post_button_posts_once(app, fake_slack):
     again = wait_for(fake_slack, "response", 2, timeout=60)[1]
     assert "was already posted here" in again.params["text"]
     assert len(fake_slack.calls_to("chat.postMessage")) == len(posts)
+
+
+def test_details_button_answers_ephemerally_with_the_whole_entry(app, fake_slack, archive_copy):
+    """A card's Details button, clicked through a signed interactive request: the full entry
+    (trailers per patch, every mail with its time and link) for the clicker only."""
+    db = open_db(archive_copy)
+    model = build_digest(db, period_for_week("2022-W06"), now=NOW)
+    db.close()
+    messages = render_slack(model)
+    cards = [
+        b["accessory"]
+        for m in messages[1:]
+        for b in m["blocks"]
+        if b.get("accessory", {}).get("action_id") == DETAILS_ACTION
+    ]
+    assert len(cards) >= 10
+    sme = next(e for e in model["entries"] if e["title"].startswith("arm64/sme"))
+    [button] = [c for c in cards if json.loads(c["value"])["e"] == sme["key"]]
+    dispatch(app, action_body(DETAILS_ACTION, button["value"], _url(fake_slack, 7)))
+    [shown] = wait_for(fake_slack, "response", timeout=60)
+    assert shown.params["response_type"] == "ephemeral"
+    assert shown.params["replace_original"] is False
+    text = json.dumps(shown.params["blocks"], ensure_ascii=False)
+    assert len(sme["mails"]) == 82
+    # every mail's link is there (up to Slack's 50 blocks), with its UTC time
+    shown_links = [m["link"] for m in sme["mails"] if m["link"] in text]
+    assert len(shown_links) == len(sme["mails"])
+    assert "`02-07 15:21`" in text
+    # trailers per patch: patch 3 carries Catalin's and Suzuki's Reviewed-by
+    assert "3. <" in text and "Reviewed Catalin Marinas" in text
+    assert len(shown.params["blocks"]) <= 50
+    assert raw_mentions([shown.params]) == []
+
+
+def test_details_button_for_an_unknown_entry_says_so(app, fake_slack):
+    value = json.dumps({"p": "2022-W06", "e": "thread:nope@example.org", "l": "en"})
+    dispatch(app, action_body(DETAILS_ACTION, value, _url(fake_slack, 8)))
+    [shown] = wait_for(fake_slack, "response", timeout=60)
+    assert "no longer in the digest of 2022-W06" in shown.params["text"]
 
 
 @pytest.mark.slow

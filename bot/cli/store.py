@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -163,7 +164,7 @@ def series(ctx: CliContext, as_json: bool, since: str | None, until: str | None)
     """
     from storage.views import series_json
 
-    rows = series_json(ctx.db, *parse_window(since, until))
+    rows = series_json(ctx.db, *parse_window(since, until), as_of=datetime.now(UTC))
     warn_if_facts_stale(ctx.db)
     if as_json:
         _print_json(rows)

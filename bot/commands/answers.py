@@ -7,7 +7,9 @@ into text; they escape, these do not.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 
 from bot.commands.grammar import Command
 from bot.commands.history import diff_steps
@@ -55,6 +57,8 @@ class Sources:
     lore_url: str = DEFAULT_LORE_URL
     db_path: str = ""
     summarize: Summarize | None = None
+    # "Now" for what depends on time (a series idle for 90 days reads "idle since …").
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
 def answer(db: Database, command: Command, sources: Sources = Sources()) -> Answer:
@@ -110,7 +114,7 @@ def summary_note(db: Database, result: object, summarize: Summarize) -> SummaryN
 def answer_series_thread(
     db: Database, target: Target, sources: Sources, others: tuple[Target, ...] = ()
 ) -> SeriesThread:
-    s = search.series_detail(db, target.id)
+    s = search.series_detail(db, target.id, sources.clock())
     assert s is not None, target
     versions = version_infos(db, s, sources.lore_url)
     latest_raw = _latest(s)
@@ -165,7 +169,7 @@ def answer_plain_thread(
 def answer_series(
     db: Database, series_id: str, sources: Sources, others: tuple[Target, ...] = ()
 ) -> SeriesHistory:
-    s = search.series_detail(db, series_id)
+    s = search.series_detail(db, series_id, sources.clock())
     assert s is not None, series_id
     infos = {v.key: v for v in version_infos(db, s, sources.lore_url)}
     titles = _patch_titles(db, s)
@@ -194,7 +198,7 @@ def answer_series(
 def answer_who_reviewed(
     db: Database, series_id: str, sources: Sources, others: tuple[Target, ...] = ()
 ) -> WhoReviewed:
-    s = search.series_detail(db, series_id)
+    s = search.series_detail(db, series_id, sources.clock())
     assert s is not None, series_id
     base = sources.lore_url
     infos = {v.key: v for v in version_infos(db, s, base)}
@@ -377,7 +381,7 @@ def _version_info(v: dict, names: dict[str, str], base: str) -> VersionInfo:
         category=v["category"],
         tags=tuple(v["tags"]),
         resend=v["resend"],
-        status=v["status"],
+        status=f"idle since {v['idle_since']}" if v.get("idle_since") else v["status"],
         evidence=tuple(_evidence(v, e, names, base) for e in v["evidence"]),
         link=lore_link(base, v["key"]),
     )

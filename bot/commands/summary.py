@@ -64,9 +64,11 @@ def summarise_target(
     period = period_between(min(dated), until)
     key = f"{target.kind}:{target.id}"
     ctx = load_context(db, period, config.lang, config.lore_url, mails)
-    _, request = build_entry(ctx, key, mails)
+    _, built = build_entry(ctx, key, mails)
+    if built is None:  # no mail to summarise (cannot happen: mails is not empty)
+        return None
     request = replace(
-        request,
+        built,
         entry_key=f"answer:{key}",
         directory=Directory.from_pairs(store.sender_directory(db)),
     )

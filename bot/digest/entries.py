@@ -20,7 +20,9 @@ from storage import digests as store
 from storage.db import Database
 from storage.digests import MailRow
 from storage.messages import iso
+from storage.queue import status_as_of
 
+REVIEW_ORDER = ("Reviewed-by", "Acked-by", "Tested-by")
 SECTIONS = ("PATCH", "RFC", "PULL", "kvmtool", "kvm-unit-tests", "stable", "Other")
 _TAG_SECTIONS = ("kvmtool", "kvm-unit-tests", "stable")
 _REPLY_PREFIX_RE = re.compile(r"^(?:\s*(?:re|fwd?|aw)\s*:\s*)+", re.I)
@@ -48,9 +50,15 @@ class DigestContext:
 
 
 def load_context(
-    db: Database, period: Period, lang: str, lore_url: str, mails: Sequence[MailRow]
+    db: Database,
+    period: Period,
+    lang: str,
+    lore_url: str,
+    mails: Sequence[MailRow],
+    extra_series: Sequence[str] = (),
 ) -> DigestContext:
-    series_ids = sorted({m.series_id for m in mails if m.series_id})
+    """``extra_series``: series to build entries for although quiet (the review queue)."""
+    series_ids = sorted({m.series_id for m in mails if m.series_id} | set(extra_series))
     versions = store.version_rows(db, series_ids)
     keys = [v["key"] for vs in versions.values() for v in vs]
     evidence = [e["msgid"] for vs in versions.values() for v in vs for e in v["evidence"]]
@@ -80,7 +88,11 @@ def group_mails(mails: Sequence[MailRow]) -> dict[str, list[MailRow]]:
     return dict(groups)
 
 
-def build_entry(ctx: DigestContext, key: str, mails: list[MailRow]) -> tuple[dict, SummaryRequest]:
+def build_entry(
+    ctx: DigestContext, key: str, mails: list[MailRow]
+) -> tuple[dict, SummaryRequest | None]:
+    """The entry of ``key`` and what to summarise (None: no mail this period to summarise —
+    a series in the review queue that was quiet)."""
     if key.startswith("series:"):
         return _series_entry(ctx, key, mails)
     return _thread_entry(ctx, key, mails)
@@ -91,7 +103,7 @@ def build_entry(ctx: DigestContext, key: str, mails: list[MailRow]) -> tuple[dic
 
 def _series_entry(
     ctx: DigestContext, key: str, mails: list[MailRow]
-) -> tuple[dict, SummaryRequest]:
+) -> tuple[dict, SummaryRequest | None]:
     sid = key.split(":", 1)[1]
     until, since = iso(ctx.period.until), iso(ctx.period.since)
     every = ctx.versions.get(sid, [])
@@ -120,9 +132,19 @@ def _series_entry(
         "link": ctx.link(current["key"]),
         "status": status,
         "trailers": _patch_trailers(ctx, current),
+        "review": {
+            **review_coverage(
+                ctx.trailers.get(current["key"], []), ctx.patches.get(current["key"], [])
+            ),
+            "total": current["total"],
+        },
+        "carried_over": _carried_over(ctx.trailers.get(current["key"], [])),
         "reviews_this_week": [_review_dict(r) for r in _reviews(ctx, versions)],
+        "by_bot": False,
         **_activity(ctx, mails, history),
     }
+    if not mails:  # in the review queue, quiet this period: nothing to summarise
+        return entry, None
     facts = Facts(
         kind="series",
         title=current["title"],
@@ -163,9 +185,16 @@ def _series_entry(
 
 
 def _status(ctx: DigestContext, version: dict, patches: list[dict]) -> dict:
+    """The version's status with its evidence.  A stored ``idle`` (derivation's view as of
+    the end of the data) is read back to what lies under it: idleness depends on time and is
+    decided as of the period end (storage/queue.py, bot/digest/model.py)."""
     since, until = iso(ctx.period.since), iso(ctx.period.until)
+    state, proofs = version["status"], version["evidence"]
+    if state == "idle":
+        state = status_as_of(state, proofs, ctx.period.until)
+        proofs = [e for e in proofs if e.get("kind") != "idle"]
     evidence = []
-    for e in version["evidence"]:
+    for e in proofs:
         name, email = ctx.names.get(e["msgid"], (e["by"], e["by"]))
         when = e.get("date")
         evidence.append(
@@ -182,7 +211,7 @@ def _status(ctx: DigestContext, version: dict, patches: list[dict]) -> dict:
             }
         )
     done = [p["n"] for p in patches if p["applied"] or p["pulled"]]
-    return {"state": version["status"], "evidence": evidence, "patches_done": done}
+    return {"state": state, "evidence": evidence, "patches_done": done}
 
 
 def _section_of(version: dict) -> tuple[str, str, list[str]]:
@@ -252,6 +281,39 @@ def _reviews(ctx: DigestContext, versions: list[dict]) -> list[Review]:
         numbers = () if whole else tuple(sorted(patches))
         out.append(Review(kind, name, email, version, numbers, msgid))
     return sorted(out, key=lambda r: (r.kind, r.name.casefold(), r.version))
+
+
+def review_coverage(trailers: list[dict], patches: list[dict]) -> dict:
+    """Counted Reviewed/Acked/Tested-by on a version's patches (1..N, not the cover): who gave
+    which, and which patches have none — the review state shown once per entry."""
+    numbers = [p["n"] for p in patches if p["n"] >= 1]
+    given: dict[tuple[str, str], tuple[str, set[int]]] = {}
+    for t in trailers:
+        if t["n"] < 1:
+            continue
+        _name, ns = given.setdefault((t["kind"], t["email"]), (t["name"], set()))
+        ns.add(t["n"])
+    reviewed = {n for _name, ns in given.values() for n in ns}
+    order = {k: i for i, k in enumerate(REVIEW_ORDER)}
+    ranked = sorted(
+        given.items(),
+        key=lambda item: (order.get(item[0][0], 9), -len(item[1][1]), item[1][0].casefold()),
+    )
+    by = [
+        {"type": kind, "name": name, "email": email, "patches": sorted(ns)}
+        for (kind, email), (name, ns) in ranked
+    ]
+    return {
+        "patches": len(numbers),
+        "reviewed": sum(1 for n in numbers if n in reviewed),
+        "unreviewed": [n for n in numbers if n not in reviewed],
+        "by": by,
+    }
+
+
+def _carried_over(trailers: list[dict]) -> int:
+    """Patches of a version that came with review trailers from before it was posted."""
+    return len({t["n"] for t in trailers if t["n"] >= 1 and t["source"] in ("inline", "carried")})
 
 
 def _ledger(versions: list[dict], ctx: DigestContext) -> list[Review]:
@@ -340,7 +402,10 @@ def _thread_entry(
         "link": ctx.link(starter.msgid),
         "status": None,
         "trailers": [],
+        "review": None,
+        "carried_over": 0,
         "reviews_this_week": [],
+        "by_bot": starter.is_bot,
         **_activity(ctx, mails, history),
     }
     facts = Facts(
@@ -370,7 +435,7 @@ def _activity(ctx: DigestContext, mails: list[MailRow], history: list[MailRow]) 
         "mails_total": max(len(history), len(mails)),
         "bot_mails": sum(m.is_bot for m in mails),
         "participants": [{"name": names[e], "email": e, "mails": counts[e]} for e in participants],
-        "first_mail_this_week": mails[0].date,
+        "first_mail_this_week": mails[0].date if mails else None,
         "mails": [_mail_dict(ctx, m) for m in mails],
     }
 

@@ -86,7 +86,7 @@ EN = {
     },
     "empty": "No mail in this period.",
     "thread_word": "Thread",
-    "in_thread": "Details per category in the thread below.",
+    "in_thread": "One reply per bucket below; *Details* on a card shows its every mail.",
     "chart": "Mails per day and most active series",
     "whole_series": "whole series",
     "none": "none",
@@ -163,11 +163,112 @@ ZH = {
     },
     "empty": "本周期内没有邮件。",
     "thread_word": "Thread",
-    "in_thread": "各分类详情见本消息的回复。",
+    "in_thread": "各分组详情见本消息的回复；每张卡片的 *详情* 按钮列出全部邮件。",
     "chart": "每日邮件数与最活跃的系列",
     "whole_series": "整个系列",
     "none": "无",
 }
+
+
+EN.update(
+    {
+        "buckets": {
+            "applied": "Applied",
+            "new_series": "New series",
+            "new_versions": "New versions",
+            "waiting": "Waiting for review",
+            "discussion": "Discussion",
+            "reports": "Reports",
+        },
+        # notification text: "3 applied, 2 new versions, 4 waiting for review"
+        "bucket_counts": {
+            "applied": "{n} applied",
+            "new_series": lambda n: f"{n} new series",
+            "new_versions": lambda n: f"{n} new {'version' if n == 1 else 'versions'}",
+            "waiting": "{n} waiting for review",
+            "discussion": lambda n: f"{n} {'discussion' if n == 1 else 'discussions'}",
+            "reports": lambda n: f"{n} {'report' if n == 1 else 'reports'}",
+        },
+        "overview": "Overview",
+        "overview_more": "… {n} more",
+        "statuses_extra": {"idle": "idle since {date}", "dropped": "dropped"},
+        "mails_n": lambda n: f"{n} {'mail' if n == 1 else 'mails'}",
+        "quiet": "no mail this week",
+        "unreviewed": "{n} of {total} patches unreviewed",
+        "held": " ({held} of {total} on this list)",
+        "all_reviewed": "all {total} patches reviewed",
+        "no_reviews": "no review trailers yet",
+        "days_waiting": lambda n: f"waiting {n} {'day' if n == 1 else 'days'}",
+        "carried": "{n} of {total} carry reviews over from {previous}",
+        "bot_reports": lambda n: f"🤖 {n} bot {'report' if n == 1 else 'reports'} this week",
+        "about": "About",
+        "about_unknown": "series not known",
+        "ai_summary": lambda n: f"AI summary · cites {n} {'mail' if n == 1 else 'mails'}",
+        "details": "Details",
+        "details_for": "Details",
+        "per_patch": "Trailers per patch",
+        "no_summary": "",
+        "in_bucket_more": "… {n} more in `kvmarm digest --week {week}`",
+        "late_count": "{n} late",
+        "by": "by",
+    }
+)
+ZH.update(
+    {
+        "buckets": {
+            "applied": "已合入",
+            "new_series": "新系列",
+            "new_versions": "新版本",
+            "waiting": "等待审阅",
+            "discussion": "讨论",
+            "reports": "报告",
+        },
+        "bucket_counts": {
+            "applied": "合入 {n} 个",
+            "new_series": "新系列 {n} 个",
+            "new_versions": "新版本 {n} 个",
+            "waiting": "待审阅 {n} 个",
+            "discussion": "讨论 {n} 个",
+            "reports": "报告 {n} 个",
+        },
+        "overview": "概览",
+        "overview_more": "…… 另有 {n} 个",
+        "statuses_extra": {"idle": "自 {date} 起无进展", "dropped": "已撤下"},
+        "mails_n": lambda n: f"{n} 封邮件",
+        "quiet": "本周无邮件",
+        "unreviewed": "{total} 个补丁中 {n} 个尚无审阅",
+        "held": "（本列表收到 {total} 个中的 {held} 个）",
+        "all_reviewed": "全部 {total} 个补丁已审阅",
+        "no_reviews": "尚无审阅标签",
+        "days_waiting": lambda n: f"已等待 {n} 天",
+        "carried": "{total} 个补丁中 {n} 个沿用 {previous} 的审阅",
+        "bot_reports": lambda n: f"🤖 本周机器人报告 {n} 封",
+        "about": "相关系列",
+        "about_unknown": "未知系列",
+        "ai_summary": lambda n: f"AI 总结 · 引用 {n} 封邮件",
+        "details": "详情",
+        "details_for": "详情",
+        "per_patch": "各补丁的审阅标签",
+        "no_summary": "",
+        "in_bucket_more": "…… 另有 {n} 个，见 `kvmarm digest --week {week}`",
+        "late_count": "迟到 {n} 封",
+        "by": "",
+    }
+)
+
+
+def count_text(t: dict, bucket: str, n: int) -> str:
+    """ "3 applied", "2 new versions", "待审阅 4 个"."""
+    form = t["bucket_counts"][bucket]
+    return form(n) if callable(form) else form.format(n=n)
+
+
+def state_words(status: dict, t: dict) -> str:
+    """A status in words, ``idle since <date>`` included."""
+    state = status["state"]
+    if state == "idle" and status.get("idle_since"):
+        return t["statuses_extra"]["idle"].format(date=status["idle_since"])
+    return t["statuses"].get(state) or t["statuses_extra"].get(state) or state
 
 
 def evidence_words(ev: dict, t: dict) -> list[str]:
@@ -192,7 +293,7 @@ def status_line(
     ``escape`` makes mail-derived words safe for the format; ``link(label, url)`` makes a
     link in it.  Shared by the Markdown and Slack renderings so both say the same.
     """
-    words = t["statuses"].get(status["state"], status["state"])
+    words = state_words(status, t)
     if status["state"] == "partially-applied" and status.get("patches_done"):
         words += t["patches_done"](status["patches_done"], ranges(status["patches_done"]))
     proofs = []

@@ -2,15 +2,19 @@
 renderers read.  Nothing here formats text for people; it states facts.
 
     {
-      "schema": 1, "lang", "generated_at", "period": {key, iso_week, since, until, …},
+      "schema": 2, "lang", "generated_at", "period": {key, iso_week, since, until, …},
       "summarizer": {"name", "prompt_version"},
       "totals": {mails, threads, series, new_series, new_versions, participants, bot_mails,
                  entries, late_mails, categories: {section: {entries, mails}},
-                 types: {PATCH|RFC|PULL|Other: {entries, mails}}},
+                 types: {PATCH|RFC|PULL|Other: {entries, mails}}},   # entries with mail
+      "buckets": {applied, new_series, new_versions, waiting, discussion, reports: [entry
+                  key, …]},   # every entry in exactly one (bot.digest.buckets), as shown
       "summaries": {llm, extractive, fallbacks, out_of_time},
       "participants": [{name, email, mails}],          # by address, bots excluded
       "activity": {"per_day": [{date, mails}]},
-      "entries": [ … most active first, see bot.digest.entries … ],
+      "entries": [ … most active first, see bot.digest.entries; each with "bucket",
+                   "number" (1.. within its bucket), "waiting", "idle_since", "about"; series
+                   in the review queue without mail this period come last, "summary": null … ],
       "late_mails": [ … Date outside the period, received inside: flagged, not counted … ]
     }
 """
@@ -23,6 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bot.config import DEFAULT_LORE_URL
+from bot.digest.buckets import assign_buckets
 from bot.digest.entries import (
     SECTIONS,
     build_entry,
@@ -34,14 +39,16 @@ from bot.digest.entries import (
 from bot.digest.extractive import ExtractiveSummarizer
 from bot.digest.grounding import Directory
 from bot.digest.period import Period
+from bot.digest.reports import link_reports
 from bot.digest.summarise import RunStats, summarise_entries
 from bot.digest.summary import Summarizer
 from storage import digests as store
 from storage.db import Database
 from storage.digests import MailRow
 from storage.messages import iso
+from storage.queue import DONE_STATES, WaitingVersion, idle_series, waiting_versions
 
-SCHEMA = 1
+SCHEMA = 2  # 2: buckets; quiet series of the review queue are entries too
 TYPES = ("PATCH", "RFC", "PULL", "Other")
 MAX_CHART_DAYS = 62
 
@@ -84,11 +91,17 @@ def run_digest(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     summarizer = summarizer or ExtractiveSummarizer()
     mails = store.window_mails(db, period.since, period.until)
-    ctx = load_context(db, period, lang, lore_url, mails)
-    built = [build_entry(ctx, key, group) for key, group in group_mails(mails).items()]
+    # No mail at all is a missed sync, not a quiet week: then no queue either (an empty
+    # digest is refused by post, so the week is not marked as posted).
+    queue = {w.series_id: w for w in waiting_versions(db, period.until)} if mails else {}
+    groups = group_mails(mails)
+    quiet = sorted(sid for sid in queue if f"series:{sid}" not in groups)
+    ctx = load_context(db, period, lang, lore_url, mails, quiet)
+    built = [build_entry(ctx, key, group) for key, group in groups.items()]
+    built += [build_entry(ctx, f"series:{sid}", []) for sid in quiet]
     entries = sorted((e for e, _ in built), key=_activity_order)
     directory = Directory.from_pairs(store.sender_directory(db)) if built else Directory({})
-    requests = [replace(r, directory=directory) for _, r in built]
+    requests = [replace(r, directory=directory) for _, r in built if r is not None]
     summaries, stats = summarise_entries(
         db,
         requests,
@@ -99,7 +112,14 @@ def run_digest(
     )
     for rank, entry in enumerate(entries, start=1):
         entry["rank"] = rank
-        entry["summary"] = summaries[entry["key"]].as_dict()
+        made = summaries.get(entry["key"])
+        entry["summary"] = made.as_dict() if made is not None else None
+    _mark_idle(db, entries, period)
+    _mark_waiting(entries, queue)
+    bots = {m.email for m in mails if m.is_bot}
+    buckets = assign_buckets(entries, {sid: w.days_waiting for sid, w in queue.items()}, bots)
+    _link_reports(db, period, entries, ctx)
+    active = [e for e in entries if e["mails_this_week"]]
     outside = store.outside_mails(db, period.since, period.until)
     late = [_late_dict(m, period, lore_url) for m in outside]
     model = {
@@ -109,14 +129,64 @@ def run_digest(
         "period": period.as_dict(),
         "lore_url": lore_url,
         "summarizer": {"name": summarizer.name, "prompt_version": summarizer.prompt_version},
-        "totals": _totals(mails, entries, late),
-        "summaries": {**_summary_counts(entries), "out_of_time": stats.out_of_time},
+        "totals": _totals(mails, active, late),
+        "buckets": buckets,
+        "summaries": {**_summary_counts(active), "out_of_time": stats.out_of_time},
         "participants": _participants(mails),
         "activity": {"per_day": _per_day(mails, period)},
         "entries": entries,
         "late_mails": late,
     }
     return DigestRun(model, stats)
+
+
+def _mark_idle(db: Database, entries: list[dict], period: Period) -> None:
+    """A series whose latest version is idle as of the period end says so in its status
+    (``idle`` with ``idle_since``) — never "new" — unless a decision is known by now."""
+    series = [e for e in entries if e["kind"] == "series"]
+    idle = idle_series(db, [e["id"] for e in series], period.until)
+    for e in series:
+        e["idle_since"] = idle.get(e["id"])
+        if e["idle_since"] and e["status"]["state"] not in DONE_STATES:
+            e["status"] = {**e["status"], "state": "idle", "idle_since": e["idle_since"]}
+
+
+def _mark_waiting(entries: list[dict], queue: dict[str, WaitingVersion]) -> None:
+    for e in entries:
+        w = queue.get(e["id"]) if e["kind"] == "series" else None
+        e["waiting"] = (
+            {"days": w.days_waiting, "since": w.date, "unreviewed": len(w.unreviewed)}
+            if w
+            else None
+        )
+
+
+def _link_reports(db: Database, period: Period, entries: list[dict], ctx) -> None:
+    """Each report says which series it is about when that is known (bot.digest.reports)."""
+    reports = [e for e in entries if e["bucket"] == "reports"]
+    about = link_reports(db, period, reports)
+    by_id = {e["id"]: e for e in entries if e["kind"] == "series"}
+    rows = store.series_rows(db, sorted(set(about.values())))
+    for e in entries:
+        e["about"] = None
+    for e in reports:
+        sid = about.get(e["key"])
+        if sid is None or sid not in rows:
+            continue
+        other = by_id.get(sid)
+        e["about"] = {
+            "series_id": sid,
+            "title": rows[sid]["title"],
+            "link": ctx.link(_latest_key(db, sid, period)),
+            "bucket": other["bucket"] if other else None,
+            "number": other["number"] if other else None,
+        }
+
+
+def _latest_key(db: Database, sid: str, period: Period) -> str:
+    versions = store.version_rows(db, [sid]).get(sid, [])
+    before = [v for v in versions if v["date"] is None or v["date"] < iso(period.until)]
+    return (before or versions)[-1]["key"]
 
 
 def _activity_order(entry: dict) -> tuple:
@@ -155,6 +225,7 @@ def _split(entries: list[dict], field: str, names: Sequence[str]) -> dict[str, d
 
 
 def _summary_counts(entries: list[dict]) -> dict:
+    entries = [e for e in entries if e["summary"]]
     sources = Counter(e["summary"]["source"] for e in entries)
     return {
         "llm": sources.get("llm", 0),

@@ -72,6 +72,20 @@ class Period:
         }
 
 
+def period_from_key(key: str) -> Period:
+    """The period a ``Period.key`` names: "2022-W07" or "<since>/<until>" in ISO UTC."""
+    if "/" not in key:
+        return period_for_week(key)
+    since, _, until = key.partition("/")
+    try:
+        bounds = [
+            datetime.strptime(v, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) for v in (since, until)
+        ]
+    except ValueError as exc:
+        raise PeriodError(f"not a period: {key!r}") from exc
+    return period_between(bounds[0], bounds[1])
+
+
 def period_for_week(week: str) -> Period:
     """``"2022-W07"`` (or ``2022W07``) → Monday 2022-02-14 00:00 UTC .. the next Monday."""
     m = _WEEK_RE.match(week)

@@ -1,18 +1,22 @@
-"""The digest model as Markdown (en, zh), in the old report's shape: header, totals with the
-category split, then one section per category with, for each series or thread, its numbers,
-status, summary (background / this week), review trailers and the mail list — every mail a
-lore link, every time in UTC.  Text from mail is escaped so it cannot inject Markdown/HTML.
+"""The digest model as Markdown (en, zh): header, totals with the category split, the
+buckets as an overview (applied, new series, new versions, waiting for review, discussion,
+reports — one line per entry), then the old report's shape: one section per category with,
+for each series or thread, its numbers, status, summary (background / this week), review
+trailers and the mail list — every mail a lore link, every time in UTC.  Entries are
+numbered within each section.  Text from mail is escaped so it cannot inject Markdown/HTML.
 """
 
 from __future__ import annotations
 
 import re
 
+from bot.digest.buckets import BUCKETS
 from bot.digest.entries import SECTIONS
 from bot.digest.extractive import ranges
 from bot.digest.labels import (
     labels,
     period_text,
+    state_words,
     status_line,
     summaries_text,
     utc_minute,
@@ -45,8 +49,16 @@ def render_markdown(model: dict, lang: str | None = None, *, chart: str | None =
         out += [f"![{t['chart']}]({chart})", ""]
     if not model["entries"]:
         out += [t["empty"], ""]
+    active = [e for e in model["entries"] if e["mails_this_week"]]
+    where = {}
     for section in SECTIONS:
-        entries = [e for e in model["entries"] if e["section"] == section]
+        entries = [e for e in active if e["section"] == section]
+        for number, e in enumerate(entries, start=1):
+            where[e["key"]] = (section, number)
+    if model["entries"]:
+        out += _overview(model, where, t)
+    for section in SECTIONS:
+        entries = [e for e in active if e["section"] == section]
         if entries:
             out += _section(section, entries, t)
     if model["late_mails"]:
@@ -96,15 +108,60 @@ def _totals(model: dict, t: dict) -> list[str]:
     return [*out, ""]
 
 
-def _section(name: str, entries: list[dict], t: dict) -> list[str]:
-    out = ["---", "", f"## 📌 {name}", "", t["section_count"](len(entries)), ""]
-    for e in entries:
-        out += _entry(e, t)
+def _overview(model: dict, where: dict[str, tuple[str, int]], t: dict) -> list[str]:
+    """The buckets, one line per entry, each pointing at its full entry below."""
+    by_key = {e["key"]: e for e in model["entries"]}
+    out = [f"## {t['overview']}", ""]
+    for name in BUCKETS:
+        keys = model["buckets"].get(name, [])
+        if not keys:
+            continue
+        out += [f"### {t['buckets'][name]} ({len(keys)})", ""]
+        for key in keys:
+            out.append(_overview_line(by_key[key], where.get(key), t))
+        out.append("")
     return out
 
 
-def _entry(e: dict, t: dict) -> list[str]:
-    heading = t["entry_heading"].format(rank=e["rank"], title=md_escape(e["title"]))
+def _overview_line(e: dict, where: tuple[str, int] | None, t: dict) -> str:
+    bits = [_link(md_escape(e["title"]), e["link"])]
+    if e["version"] and e["type"] != "PULL":
+        bits.append(f"v{e['version']['number']}")
+    if e["author"]:
+        bits.append(md_escape(e["author"]["name"] or e["author"]["email"]))
+    if e["status"] and e["status"]["state"] != "new":
+        bits.append(state_words(e["status"], t))
+    review = e.get("review")
+    if review and review["patches"] and e["type"] != "PULL":
+        left = len(review["unreviewed"])
+        bits.append(
+            t["unreviewed"].format(n=left, total=review["patches"])
+            if left
+            else t["all_reviewed"].format(total=review["patches"])
+        )
+    if e.get("waiting"):
+        bits.append(t["days_waiting"](e["waiting"]["days"]))
+    if e["bucket"] == "new_versions" and e["previous_version"]:
+        previous = f"v{e['previous_version']['number']}"
+        total = review["patches"] if review else 0
+        bits.append(t["carried"].format(n=e["carried_over"], total=total, previous=previous))
+    if e.get("about"):
+        bits.append(f"{t['about']}: {_link(md_escape(e['about']['title']), e['about']['link'])}")
+    bits.append(t["mails_n"](e["mails_this_week"]) if e["mails_this_week"] else t["quiet"])
+    if where:
+        bits.append(f"→ {where[0]} #{where[1]}")
+    return f"{e['number']}. " + " · ".join(bits)
+
+
+def _section(name: str, entries: list[dict], t: dict) -> list[str]:
+    out = ["---", "", f"## 📌 {name}", "", t["section_count"](len(entries)), ""]
+    for number, e in enumerate(entries, start=1):
+        out += _entry(e, number, t)
+    return out
+
+
+def _entry(e: dict, number: int, t: dict) -> list[str]:
+    heading = t["entry_heading"].format(rank=number, title=md_escape(e["title"]))
     out = [f"### {heading}", "", _numbers(e, t), ""]
     if e["status"]:
         out += [_status(e["status"], t), ""]
@@ -148,11 +205,12 @@ def _summary(s: dict, t: dict) -> list[str]:
     if s["background"]:
         out += [f"**{t['background']}**: {md_escape(s['background'])}", ""]
     out += [f"**{t['this_week']}**: {md_escape(s['this_week'])}", ""]
-    source = s["source"] if s["source"] != "llm" else f"llm, {s['model']}"
-    meta = f"*{t['source']}: {md_escape(source)}*"
+    meta = []
+    if s["source"] == "llm":
+        meta.append(f"*{t['ai_summary'](len(s.get('cited') or []))} ({md_escape(s['model'])})*")
     if s["note"]:
-        meta += f" · *{t['fallback']}: {md_escape(s['note'])}*"
-    return [*out, meta, ""]
+        meta.append(f"*{t['fallback']}: {md_escape(s['note'])}*")
+    return [*out, " · ".join(meta), ""] if meta else out
 
 
 def _trailers(e: dict, t: dict) -> list[str]:

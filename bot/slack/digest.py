@@ -26,9 +26,11 @@ from bot.digest import (
     PeriodError,
     Summarizer,
     build_digest,
+    period_from_key,
     period_last_week,
     render_slack,
 )
+from bot.digest.render_slack import render_details
 from bot.mrkdwn import escape_mrkdwn
 from bot.slack.blocks import POST_DIGEST_ACTION, button
 from bot.slack.post import PostError, PostLater, post_digest
@@ -72,7 +74,7 @@ class DigestGlue:
         messages = render_slack(model)
         parent = messages[0]
         blocks = list(parent["blocks"])[: MAX_BLOCKS - 2]
-        note = f"Preview: the post adds {len(messages) - 1} thread replies (one per category)."
+        note = f"Preview: the post adds {len(messages) - 1} thread replies (one per bucket)."
         if channel in self.config.allowed_channels:
             value = json.dumps({"week": period.key, "lang": lang})
             blocks.append(_context(note))
@@ -136,6 +138,37 @@ class DigestGlue:
             return
         done = "was already posted here" if result.already_posted else "is posted in this channel"
         respond(**_note(f"The digest of {period.key} {done}."), replace_original=True)
+
+    # ---- the Details button on a digest card ---------------------------------------------
+
+    def details_from_button(self, action: dict, respond: Respond, logger: Logger) -> None:
+        """The whole entry behind a card (trailers per patch, every mail), only for the
+        person who clicked: the model is rebuilt from the database (summaries are cached)."""
+        try:
+            wanted = json.loads(action.get("value") or "{}")
+            period = period_from_key(str(wanted.get("p", "")))
+            key = str(wanted.get("e", ""))
+            lang = wanted.get("l") if wanted.get("l") in ("en", "zh") else self.config.lang
+        except (ValueError, PeriodError) as exc:
+            respond(**_note(f"Cannot show details: {exc}"), replace_original=False)
+            return
+        model = build_digest(
+            self.db_factory(),
+            period,
+            lang=lang,
+            summarizer=self.summarizer,
+            now=self.now(),
+            lore_url=self.config.lore_url,
+        )
+        entry = next((e for e in model["entries"] if e["key"] == key), None)
+        if entry is None:
+            logger.info("details: %s not in the digest of %s", key[:80], period.key)
+            respond(
+                **_note(f"That entry is no longer in the digest of {period.key}."),
+                replace_original=False,
+            )
+            return
+        respond(**render_details(entry, model), replace_original=False)
 
     # ---- serve --schedule ----------------------------------------------------------------
 
