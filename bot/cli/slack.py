@@ -41,6 +41,9 @@ def ask(ctx: CliContext, words: tuple[str, ...]) -> None:
     if command.name in SLACK_ONLY:
         raise click.UsageError(f"`{command.name}` works in a Slack channel: type /kvmarm there.")
     config = ctx.config
+    if command.name == "waiting":
+        _print_waiting(ctx, command.query)
+        return
     summariser = make_summariser(config)
     if command.name == "digest":
         from bot.commands.digest import markdown_digest
@@ -58,6 +61,30 @@ def ask(ctx: CliContext, words: tuple[str, ...]) -> None:
         click.echo("\n" + render_text(note), nl=False)
     if isinstance(result, NoMatch):
         ctx_exit(1)
+
+
+def _print_waiting(ctx: CliContext, query: str) -> None:
+    """`kvmarm ask waiting [all|person]`: the review queue as of now, as text."""
+    from datetime import UTC, datetime
+
+    from bot.live.waiting import person_addresses, waiting_for
+
+    who, addresses = (
+        ("", None) if query.casefold() in ("", "all") else person_addresses(ctx.db, query)
+    )
+    if addresses == []:
+        click.echo(f"Nobody called {query} gave a review on the list.")
+        ctx_exit(1)
+    entries = waiting_for(ctx.db, datetime.now(UTC), addresses)
+    head = f"Waiting on {who}" if who else "Review queue"
+    click.echo(f"{head}: {len(entries)} versions, longest waiting first")
+    for e in entries:
+        w = e.item
+        why = f" [{e.why}]" if e.why else ""
+        click.echo(
+            f"  {w.days_waiting:4d} days  v{w.version} {w.title} — {w.author_name} "
+            f"({w.reviewed}/{w.patches} reviewed){why}"
+        )
 
 
 def ctx_exit(code: int) -> None:
