@@ -32,8 +32,8 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from bot.config import load_config  # noqa: E402
 from bot.digest import period_for_week, render_markdown, render_slack  # noqa: E402
-from bot.digest.extractive import ExtractiveSummarizer  # noqa: E402
-from bot.digest.llm import OpenAISummarizer, make_openai_client  # noqa: E402
+from bot.digest.extractive import ExtractiveSummariser  # noqa: E402
+from bot.digest.llm import OpenAISummariser, make_openai_client  # noqa: E402
 from bot.digest.model import run_digest  # noqa: E402
 from bot.digest.period import iso_week_of  # noqa: E402
 from storage import digests as store  # noqa: E402
@@ -109,7 +109,7 @@ def run_bench(db, args) -> None:
     )
 
     def extractive() -> dict:
-        run = run_digest(db, period, summarizer=ExtractiveSummarizer(), now=NOW)
+        run = run_digest(db, period, summariser=ExtractiveSummariser(), now=NOW)
         render_markdown(run.model, "en")
         render_slack(run.model)
         return run.model
@@ -139,14 +139,14 @@ def run_bench(db, args) -> None:
                 "KVMARM_CONFIG": "/dev/null",
             }
         )
-        summarizer = OpenAISummarizer(make_openai_client(config), "bench-model")
+        summariser = OpenAISummariser(make_openai_client(config), "bench-model")
         store.forget_summaries(db, period.key)
         started = time.perf_counter()
-        first = run_digest(db, period, summarizer=summarizer, now=NOW)
+        first = run_digest(db, period, summariser=summariser, now=NOW)
         llm_s = time.perf_counter() - started
         requests = len(server.requests)
         server.reset()
-        run_digest(db, period, summarizer=summarizer, now=NOW)
+        run_digest(db, period, summariser=summariser, now=NOW)
         again = len(server.requests)
     stats = first.stats
     raw_tokens, text_tokens = raw_bytes // 4, estimate_tokens("x" * text_chars)

@@ -554,3 +554,26 @@ def settled_events(db: sqlite_utils.Database) -> int:
 def set_settled_events(db: sqlite_utils.Database, event_id: int) -> None:
     with db.atomic():
         set_state(db, "events_settled", max(event_id, 0))
+
+
+# ---- the review queue, per person ---------------------------------------------------------------
+
+
+def posting_raw(db: sqlite_utils.Database, version_key: str) -> bytes | None:
+    """The raw bytes of a version's cover letter, else of its first patch."""
+    row = db.execute(
+        """SELECT c.raw FROM versions v JOIN message_content c
+             ON c.msgid = coalesce(v.cover, v.key) WHERE v.key = ?""",
+        [version_key],
+    ).fetchone()
+    return zlib.decompress(row[0]) if row else None
+
+
+def repliers_of_version(db: sqlite_utils.Database, version_key: str) -> set[str]:
+    """Addresses that sent a reply in a version's thread."""
+    rows = db.execute(
+        """SELECT DISTINCT g.from_email FROM memberships m JOIN messages g ON g.msgid = m.msgid
+           WHERE m.version_key = ? AND g.is_reply = 1""",
+        [version_key],
+    ).fetchall()
+    return {r[0] for r in rows}

@@ -189,7 +189,7 @@ def test_a_writer_on_a_read_only_database_fails_in_one_line(read_only_db, tmp_pa
 def test_slash_digest_of_a_week_out_of_range_answers_the_error(fake_slack, month_db, week):
     from datetime import UTC, datetime
 
-    from bot.digest.extractive import ExtractiveSummarizer
+    from bot.digest.extractive import ExtractiveSummariser
     from bot.slack.app import create_app, per_thread
     from bot.slack.client import make_web_client
     from bot.slack.digest import DigestGlue
@@ -200,7 +200,7 @@ def test_slash_digest_of_a_week_out_of_range_answers_the_error(fake_slack, month
     client = make_web_client(config)
     factory = per_thread(lambda: open_db(month_db))
     glue = DigestGlue(
-        config, client, ExtractiveSummarizer(), factory, lambda: datetime(2022, 2, 23, tzinfo=UTC)
+        config, client, ExtractiveSummariser(), factory, lambda: datetime(2022, 2, 23, tzinfo=UTC)
     )
     app = create_app(
         config, client=client, db_factory=factory, digest=glue, token_verification_enabled=False

@@ -10,9 +10,9 @@ import re
 import pytest
 
 from bot.config import load_config
-from bot.digest import build_digest, make_summarizer, period_for_week, render_markdown
-from bot.digest.extractive import ExtractiveSummarizer
-from bot.digest.llm import OpenAISummarizer, make_openai_client
+from bot.digest import build_digest, make_summariser, period_for_week, render_markdown
+from bot.digest.extractive import ExtractiveSummariser
+from bot.digest.llm import OpenAISummariser, make_openai_client
 from bot.digest.model import run_digest
 from bot.digest.render_slack import render_details
 from bot.slack.client import make_web_client
@@ -38,7 +38,7 @@ def db(tmp_path):
     database.close()
 
 
-def _summarizer(server: FakeOpenAI, *, timeout: float = 1.0) -> OpenAISummarizer:
+def _summariser(server: FakeOpenAI, *, timeout: float = 1.0) -> OpenAISummariser:
     config = load_config(
         {
             "OPENAI_BASE_URL": server.base_url,
@@ -48,25 +48,25 @@ def _summarizer(server: FakeOpenAI, *, timeout: float = 1.0) -> OpenAISummarizer
         }
     )
     client = make_openai_client(config, timeout=timeout, max_retries=1)
-    return OpenAISummarizer(client, config.llm_model)
+    return OpenAISummariser(client, config.llm_model)
 
 
 def _widget(model: dict) -> dict:
     return next(e for e in model["entries"] if e["key"] == WIDGET)["summary"]
 
 
-def test_make_summarizer_picks_by_config():
+def test_make_summariser_picks_by_config():
     assert isinstance(
-        make_summarizer(load_config({"KVMARM_CONFIG": "/dev/null"})), ExtractiveSummarizer
+        make_summariser(load_config({"KVMARM_CONFIG": "/dev/null"})), ExtractiveSummariser
     )
-    llm = make_summarizer(
+    llm = make_summariser(
         load_config({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "KVMARM_CONFIG": "/dev/null"})
     )
-    assert isinstance(llm, OpenAISummarizer) and llm.name == "llm:gpt-4o-mini"
+    assert isinstance(llm, OpenAISummariser) and llm.name == "llm:gpt-4o-mini"
 
 
 def test_normal_reply_is_used_and_grounded(db, llm):
-    model = build_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    model = build_digest(db, period_for_week(WEEK), summariser=_summariser(llm), now=NOW)
     s = _widget(model)
     assert s["source"] == "llm" and s["model"] == "llm:fake-model" and s["note"] is None
     assert s["this_week"] == "Alice Author discussed KVM: arm64: Frobnicate the widget."
@@ -94,12 +94,12 @@ def test_normal_reply_is_used_and_grounded(db, llm):
 
 def test_second_run_uses_the_cache(db, llm):
     period = period_for_week(WEEK)
-    first = run_digest(db, period, summarizer=_summarizer(llm), now=NOW)
+    first = run_digest(db, period, summariser=_summariser(llm), now=NOW)
     assert len(llm.requests) == 1 and first.stats.prompt_tokens > 0
     usage = store.usage_since(db, NOW)
     assert usage["requests"] == 1 and usage["prompt_tokens"] == first.stats.prompt_tokens
     llm.reset()
-    second = run_digest(db, period, summarizer=_summarizer(llm), now=NOW)
+    second = run_digest(db, period, summariser=_summariser(llm), now=NOW)
     assert llm.requests == []
     assert second.stats.prompt_tokens == 0 and second.stats.cached == len(second.model["entries"])
     assert json.dumps(first.model, sort_keys=True) == json.dumps(second.model, sort_keys=True)
@@ -107,7 +107,7 @@ def test_second_run_uses_the_cache(db, llm):
 
 def test_rate_limit_is_retried_after_retry_after(db, llm):
     llm.script(Reply(status=429, headers={"Retry-After": "0.3"}))
-    model = build_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    model = build_digest(db, period_for_week(WEEK), summariser=_summariser(llm), now=NOW)
     assert _widget(model)["source"] == "llm"
     assert len(llm.requests) == 2
 
@@ -154,12 +154,12 @@ def test_failures_fall_back_to_extractive_and_still_post(db, llm, case):
     replies, reason = FAILURES[case]
     llm.script(*replies)
     period = period_for_week(WEEK)
-    summarizer = _summarizer(llm)
+    summariser = _summariser(llm)
     with FakeSlack() as slack:
         client = make_web_client(
             load_config({"SLACK_BOT_TOKEN": "xoxb-t", "SLACK_API_URL": slack.api_url})
         )
-        result = post_digest(db, client, "C1", period, summarizer=summarizer, now=NOW, chart=False)
+        result = post_digest(db, client, "C1", period, summariser=summariser, now=NOW, chart=False)
         assert result.parent_ts and len(result.replies) == 3
         posted = json.dumps([c.params for c in slack.calls_to("chat.postMessage")])
         # the extractive stand-in carries no "AI summary" line; Details says why
@@ -168,7 +168,7 @@ def test_failures_fall_back_to_extractive_and_still_post(db, llm, case):
     asked = len(llm.requests)
     assert asked >= 1
     llm.reset()
-    model = build_digest(db, period, summarizer=_summarizer(llm), now=NOW)
+    model = build_digest(db, period, summariser=_summariser(llm), now=NOW)
     s = _widget(model)
     if case in REJECTIONS:  # kept: same text, 0 tokens
         assert llm.requests == []
@@ -183,7 +183,7 @@ def test_failures_fall_back_to_extractive_and_still_post(db, llm, case):
         assert llm.topics() == ["KVM: arm64: Frobnicate the widget"]
         assert s["source"] == "llm" and s["note"] is None
         llm.reset()
-        assert _widget(build_digest(db, period, summarizer=_summarizer(llm), now=NOW)) == s
+        assert _widget(build_digest(db, period, summariser=_summariser(llm), now=NOW)) == s
         assert llm.requests == []
 
 
@@ -191,7 +191,7 @@ def test_failures_fall_back_to_extractive_and_still_post(db, llm, case):
 def test_errors_are_noted_in_the_digest(db, llm, case):
     replies, reason = ERRORS[case]
     llm.script(*replies)
-    run = run_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    run = run_digest(db, period_for_week(WEEK), summariser=_summariser(llm), now=NOW)
     s = _widget(run.model)
     assert s["source"] == "extractive" and reason in s["note"]
     assert "Alice Author posted v2 (2 patches)" in s["this_week"]
@@ -213,13 +213,13 @@ def test_no_history_means_no_background(db, llm):
             )
         )
     )
-    summarizer = _summarizer(llm)
+    summariser = _summariser(llm)
     db.execute(
         "UPDATE messages SET body = body || ? WHERE msgid = 'dave-question@example.com'",
         ["\n\nWe also tried it on v6.3-rc1 with the same result, and on two boards. " * 3],
     )
     db.conn.commit()
-    model = build_digest(db, period_for_week(WEEK), summarizer=summarizer, now=NOW)
+    model = build_digest(db, period_for_week(WEEK), summariser=summariser, now=NOW)
     question = next(e for e in model["entries"] if e["kind"] == "thread")["summary"]
     assert question["source"] == "llm"
     assert question["background"] is None
@@ -236,7 +236,7 @@ def test_injection_in_mail_cannot_close_its_block(db, llm):
         ],
     )
     db.conn.commit()
-    build_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    build_digest(db, period_for_week(WEEK), summariser=_summariser(llm), now=NOW)
     user = llm.requests[0]["messages"][1]["content"]
     labels = [int(n) for n in re.findall(r"<<<MAIL (\d+)>>>", user)]
     assert labels == list(range(1, len(labels) + 1))  # only ours, in order

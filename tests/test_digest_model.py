@@ -15,7 +15,7 @@ import json
 import pytest
 
 from bot.digest import build_digest, period_for_week
-from bot.digest.extractive import ExtractiveSummarizer
+from bot.digest.extractive import ExtractiveSummariser
 from tests.digest_support import NOW, WEEK, fixture_db
 
 
@@ -155,14 +155,14 @@ def test_same_week_twice_is_identical_and_cached(tmp_path):
     period = period_for_week(WEEK)
     calls = []
 
-    class Counting(ExtractiveSummarizer):
-        def summarize(self, request):
+    class Counting(ExtractiveSummariser):
+        def summarise(self, request):
             calls.append(request.entry_key)
-            return super().summarize(request)
+            return super().summarise(request)
 
-    first = build_digest(db, period, now=NOW, summarizer=Counting())
+    first = build_digest(db, period, now=NOW, summariser=Counting())
     assert len(calls) == 3
-    second = build_digest(db, period, now=NOW, summarizer=Counting())
+    second = build_digest(db, period, now=NOW, summariser=Counting())
     assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
     assert len(calls) == 3  # the second run took every summary from the cache
 

@@ -189,3 +189,16 @@ def test_ask_refuses_slack_only_commands(tmp_path):
         env={"KVMARM_CONFIG": "/dev/null"},
     )  # fmt: skip
     assert result.exit_code == 2 and "works in a Slack channel" in result.output
+
+
+def test_recipients_read_to_and_cc():
+    from ingest.recipients import recipients
+
+    raw = (
+        b"From: A <a@x.org>\nTo: kvmarm@lists.linux.dev,\n Marc Zyngier <MAZ@kernel.org>\n"
+        b"Cc: =?utf-8?q?J=C3=B6rg?= <joerg@x.org>, will@kernel.org\n"
+        b"Subject: [PATCH] x\n\nTo: not@header.org\n"
+    )
+    assert recipients(raw) == {"kvmarm@lists.linux.dev", "maz@kernel.org", "joerg@x.org",
+                               "will@kernel.org"}  # fmt: skip
+    assert recipients(b"Subject: none\n\nbody") == frozenset()

@@ -548,3 +548,60 @@ def test_serve_delivers_after_each_pull(fake_slack, db_path):
     assert pulled == [1] and len(cards) == 6
     sync_and_notify(db, config, make_web_client(config), pull=lambda database, cfg: None)
     assert len([c for c in posted(fake_slack) if not c.params.get("thread_ts")]) == 6
+
+
+# ---- the review queue ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app_in_march(fake_slack, db_path):
+    from datetime import UTC, datetime
+
+    config = app_config(fake_slack, db_path)
+    return create_app(
+        config,
+        client=make_web_client(config),
+        db_factory=per_thread(lambda: open_db(db_path)),
+        now=lambda: datetime(2022, 3, 1, tzinfo=UTC),
+        token_verification_enabled=False,
+    )
+
+
+def test_waiting_lists_the_review_queue_and_what_waits_on_a_person(
+    app_in_march, fake_slack, db_path
+):
+    app = app_in_march
+    ingest(db_path, month("2022-02"))
+    queue = slash(app, fake_slack, "waiting all", 1)
+    assert queue["text"].startswith("*Review queue*: 7 versions wait for review")
+    entries = [b["text"]["text"] for b in queue["blocks"][1:]]
+    assert len(entries) == 7
+    days = [int(re.search(r"\n(\d+) days waiting", e).group(1)) for e in entries]
+    assert days == sorted(days, reverse=True) and days[0] == 41
+    assert "KVM: arm64: mixed-width check should be skipped for uninitialized vCPUs" in entries[0]
+    assert "1/2 patches reviewed (not yet: 1)" in entries[0]
+    maz = slash(app, fake_slack, "waiting maz@kernel.org", 2)
+    said = json.dumps(maz["blocks"])
+    assert maz["text"].startswith("*Waiting on maz@kernel.org*: 3 versions")
+    assert "arm64: implement read-only page tables" in said and "To/Cc" in said
+    drew = slash(app, fake_slack, "waiting Andrew Jones", 3)
+    assert drew["text"].startswith("*Waiting on Andrew Jones*: 1 versions")
+    assert "reviewed an earlier version" in json.dumps(drew["blocks"])
+    slash(app, fake_slack, "iam will@kernel.org", 4)
+    mine = slash(app, fake_slack, "waiting", 5)
+    assert mine["text"].startswith("*Waiting on will@kernel.org*: 6 versions")
+    nobody = slash(app, fake_slack, "waiting Nobody Atall", 6)
+    assert "Nobody called Nobody Atall gave a review" in nobody["text"]
+    dispatch(app, home_opened_body())  # App Home shows the same under "Waiting on you"
+    [home] = wait_for(fake_slack, "views.publish")
+    view = json.dumps(home.params["view"])
+    assert "Waiting on you" in view and "arm64: implement read-only page tables" in view
+
+
+def test_ask_waiting_in_a_terminal(db_path):
+    result = CliRunner().invoke(
+        main, ["--db", str(db_path), "ask", "waiting", "all"], env=CLEAN_ENV
+    )
+    assert result.exit_code == 0, result.output
+    # as of today the January 2022 mail is long idle: nothing waits
+    assert result.output.startswith("Review queue: 0 versions")

@@ -12,7 +12,7 @@ import pytest
 from bot.config import load_config
 from bot.digest import period_for_week, render_markdown
 from bot.digest.claims import Claim, claims_in
-from bot.digest.llm import OpenAISummarizer, make_openai_client
+from bot.digest.llm import OpenAISummariser, make_openai_client
 from bot.digest.model import run_digest
 from storage import digests as store
 from tests.digest_support import NOW, WEEK, fixture_db
@@ -42,7 +42,7 @@ def db(tmp_path):
     database.close()
 
 
-def _summarizer(server: FakeOpenAI, *, budget: float = 60.0, timeout: float = 10.0):
+def _summariser(server: FakeOpenAI, *, budget: float = 60.0, timeout: float = 10.0):
     config = load_config(
         {
             "OPENAI_BASE_URL": server.base_url,
@@ -54,7 +54,7 @@ def _summarizer(server: FakeOpenAI, *, budget: float = 60.0, timeout: float = 10
         }
     )
     client = make_openai_client(config, timeout=config.llm_timeout, max_retries=2)
-    return OpenAISummarizer(
+    return OpenAISummariser(
         client, config.llm_model, budget=config.llm_budget, timeout=config.llm_timeout
     )
 
@@ -79,7 +79,7 @@ def test_a_hanging_llm_cannot_hold_the_digest_beyond_its_budget(db, llm):
     llm.script_for(WIDGET_TOPIC, *[Reply(hang=True)] * 6)
     period = period_for_week(WEEK)
     start = time.monotonic()
-    run = run_digest(db, period, summarizer=_summarizer(llm, budget=2.0), now=NOW)
+    run = run_digest(db, period, summariser=_summariser(llm, budget=2.0), now=NOW)
     elapsed = time.monotonic() - start
     assert elapsed < 3.5, elapsed  # 2 s budget (+ building the digest)
     widget = _summary(run.model, WIDGET)
@@ -90,7 +90,7 @@ def test_a_hanging_llm_cannot_hold_the_digest_beyond_its_budget(db, llm):
     assert "time budget" in render_markdown(run.model, "en")
     # the next run, with a healthy LLM, asks again for the widget only
     llm.reset()
-    again = run_digest(db, period, summarizer=_summarizer(llm), now=NOW)
+    again = run_digest(db, period, summariser=_summariser(llm), now=NOW)
     assert llm.topics() == [WIDGET_TOPIC]
     assert _summary(again.model, WIDGET)["source"] == "llm"
     assert again.stats.retried == 1 and again.stats.cached == len(again.model["entries"]) - 1
@@ -100,7 +100,7 @@ def test_no_request_starts_after_the_budget(db, llm):
     """A budget already spent: nothing is asked, every entry is extractive and noted."""
     llm.script(*[Reply(delay=0.6)] * 4)
     run = run_digest(
-        db, period_for_week(WEEK), summarizer=_summarizer(llm, budget=0.5), now=NOW, workers=1
+        db, period_for_week(WEEK), summariser=_summariser(llm, budget=0.5), now=NOW, workers=1
     )
     notes = [e["summary"]["note"] for e in run.model["entries"] if e["summary"]["note"]]
     assert len(notes) == 2 and all("time budget" in n for n in notes)
@@ -110,7 +110,7 @@ def test_no_request_starts_after_the_budget(db, llm):
 def test_a_fallback_is_retried_next_run_and_a_good_summary_stays_cached(db, llm):
     llm.script_for(WIDGET_TOPIC, Reply(status=500), Reply(status=502), Reply(status=503))
     period = period_for_week(WEEK)
-    first = run_digest(db, period, summarizer=_summarizer(llm), now=NOW)
+    first = run_digest(db, period, summariser=_summariser(llm), now=NOW)
     assert _summary(first.model, WIDGET)["source"] == "extractive"
     assert "HTTP 503" in _summary(first.model, WIDGET)["note"]
     question = _summary(first.model, QUESTION)
@@ -118,14 +118,14 @@ def test_a_fallback_is_retried_next_run_and_a_good_summary_stays_cached(db, llm)
     assert sorted(llm.topics()).count(WIDGET_TOPIC) == 3  # the SDK's 2 retries, no more
 
     llm.reset()
-    second = run_digest(db, period, summarizer=_summarizer(llm), now=NOW)
+    second = run_digest(db, period, summariser=_summariser(llm), now=NOW)
     assert llm.topics() == [WIDGET_TOPIC]  # only the fallback is asked again
     assert _summary(second.model, WIDGET)["source"] == "llm"
     assert _summary(second.model, QUESTION) == question  # the good one, from the cache
     assert second.stats.retried == 1 and second.stats.fallbacks == 0
 
     llm.reset()
-    third = run_digest(db, period, summarizer=_summarizer(llm), now=NOW)
+    third = run_digest(db, period, summariser=_summariser(llm), now=NOW)
     assert llm.requests == [] and third.stats.cached == len(third.model["entries"])
     assert json.dumps(third.model["entries"]) == json.dumps(second.model["entries"])
 
@@ -133,15 +133,15 @@ def test_a_fallback_is_retried_next_run_and_a_good_summary_stays_cached(db, llm)
 def test_a_failed_retry_keeps_the_fallback_marked(db, llm):
     llm.script_for(WIDGET_TOPIC, *[Reply(status=500)] * 3)
     period = period_for_week(WEEK)
-    run_digest(db, period, summarizer=_summarizer(llm), now=NOW)
+    run_digest(db, period, summariser=_summariser(llm), now=NOW)
     llm.reset()
     llm.script_for(WIDGET_TOPIC, *[Reply(raw=b"<html>oops</html>")] * 3)
-    second = run_digest(db, period, summarizer=_summarizer(llm), now=NOW)
+    second = run_digest(db, period, summariser=_summariser(llm), now=NOW)
     assert "not a chat completion" in _summary(second.model, WIDGET)["note"]
     rows = db.execute("SELECT entry_key, retry FROM digest_summaries ORDER BY entry_key")
     assert dict(rows.fetchall())[WIDGET] == 1
     llm.reset()
-    run_digest(db, period, summarizer=_summarizer(llm), now=NOW)
+    run_digest(db, period, summariser=_summariser(llm), now=NOW)
     assert llm.topics() == [WIDGET_TOPIC]
     assert store.usage_since(db, NOW)["requests"] >= 3
 
@@ -208,7 +208,7 @@ UNSUPPORTED = {
 @pytest.mark.parametrize("text", SUPPORTED)
 def test_claims_the_facts_show_pass(db, llm, text):
     llm.script_for(WIDGET_TOPIC, _says(text))
-    run = run_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    run = run_digest(db, period_for_week(WEEK), summariser=_summariser(llm), now=NOW)
     s = _summary(run.model, WIDGET)
     assert s["source"] == "llm", s["note"]
     assert s["this_week"] == text
@@ -217,7 +217,7 @@ def test_claims_the_facts_show_pass(db, llm, text):
 @pytest.mark.parametrize("text", sorted(UNSUPPORTED))
 def test_claims_the_facts_do_not_show_fall_back_with_the_reason(db, llm, text):
     llm.script_for(WIDGET_TOPIC, _says(text))
-    run = run_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    run = run_digest(db, period_for_week(WEEK), summariser=_summariser(llm), now=NOW)
     s = _summary(run.model, WIDGET)
     assert s["source"] == "extractive"
     assert "claims the facts do not show" in s["note"] and UNSUPPORTED[text] in s["note"]
@@ -233,7 +233,7 @@ def test_claims_the_facts_do_not_show_fall_back_with_the_reason(db, llm, text):
 )
 def test_first_names_of_known_people_outside_the_thread(db, llm, text, source):
     llm.script_for(WIDGET_TOPIC, _says(text))
-    run = run_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    run = run_digest(db, period_for_week(WEEK), summariser=_summariser(llm), now=NOW)
     s = _summary(run.model, WIDGET)
     assert s["source"] == source
     if source == "extractive":
@@ -242,7 +242,7 @@ def test_first_names_of_known_people_outside_the_thread(db, llm, text, source):
 
 def test_a_huge_reply_is_malformed_and_claims_stay_fast(db, llm):
     llm.script_for(WIDGET_TOPIC, *[_says("Alice Author, Bob Reviewer, " * 1000)] * 2)
-    run = run_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    run = run_digest(db, period_for_week(WEEK), summariser=_summariser(llm), now=NOW)
     assert "longer than 6000 characters" in _summary(run.model, WIDGET)["note"]
     start = time.monotonic()
     assert claims_in("Alpha Beta Gamma, " * 2000) == []  # no catastrophic backtracking
@@ -251,7 +251,7 @@ def test_a_huge_reply_is_malformed_and_claims_stay_fast(db, llm):
 
 def test_a_question_thread_cannot_claim_anything_applied(db, llm):
     llm.script_for("stage-2", _says("Eve Answer applied a fix for Dave Asker."))
-    run = run_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    run = run_digest(db, period_for_week(WEEK), summariser=_summariser(llm), now=NOW)
     s = _summary(run.model, QUESTION)
     assert s["source"] == "extractive" and "Eve Answer applied" in s["note"]
 
@@ -275,7 +275,7 @@ def test_mail_text_steering_the_model_does_not_reach_the_digest(db, llm, injecti
     )
     db.conn.commit()
     llm.obey_injections()  # a gullible model: it says what the mail told it to
-    run = run_digest(db, period_for_week(WEEK), summarizer=_summarizer(llm), now=NOW)
+    run = run_digest(db, period_for_week(WEEK), summariser=_summariser(llm), now=NOW)
     [request] = [r for r in llm.requests if WIDGET_TOPIC in json.dumps(r)]
     assert injection in request["messages"][1]["content"]  # it did reach the model …
     s = _summary(run.model, WIDGET)

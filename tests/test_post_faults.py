@@ -485,7 +485,7 @@ def test_cli_chart_refused_exits_1_says_so_then_the_next_run_uploads_it(cli, sla
 def test_weekly_job_retries_a_week_whose_chart_failed(tmp_path, slack, caplog):
     from datetime import timedelta
 
-    from bot.digest.extractive import ExtractiveSummarizer
+    from bot.digest.extractive import ExtractiveSummariser
     from bot.slack.digest import DigestGlue
     from bot.slack.schedule import parse_schedule, run_schedule
     from storage.db import open_db
@@ -502,7 +502,7 @@ def test_weekly_job_retries_a_week_whose_chart_failed(tmp_path, slack, caplog):
     glue = DigestGlue(
         config,
         client_for(slack),
-        ExtractiveSummarizer(),
+        ExtractiveSummariser(),
         lambda: open_db(tmp_path / "digest.db"),
         now=lambda: NOW,
     )

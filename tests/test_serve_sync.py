@@ -26,7 +26,7 @@ def test_sync_forever_survives_lore_being_down() -> None:
 
 def test_weekly_job_pulls_the_week_before_posting(tmp_path) -> None:
     from bot.config import load_config
-    from bot.digest.extractive import ExtractiveSummarizer
+    from bot.digest.extractive import ExtractiveSummariser
     from bot.slack.digest import DigestGlue
     from storage.db import open_db
 
@@ -35,7 +35,7 @@ def test_weekly_job_pulls_the_week_before_posting(tmp_path) -> None:
     glue = DigestGlue(
         config,
         client=None,
-        summarizer=ExtractiveSummarizer(),
+        summariser=ExtractiveSummariser(),
         db_factory=lambda: open_db(tmp_path / "k.db"),
         now=lambda: datetime(2022, 2, 14, 1, tzinfo=UTC),
         pull=lambda db, period: pulled.append(period.key),

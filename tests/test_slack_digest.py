@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.digest import build_digest, period_for_week, render_slack
-from bot.digest.extractive import ExtractiveSummarizer
+from bot.digest.extractive import ExtractiveSummariser
 from bot.digest.render_slack import DETAILS_ACTION
 from bot.slack.app import create_app, per_thread
 from bot.slack.blocks import POST_DIGEST_ACTION
@@ -44,7 +44,7 @@ def _glue(fake_slack, path, now=NOW) -> DigestGlue:
     return DigestGlue(
         config,
         make_web_client(config),
-        ExtractiveSummarizer(),
+        ExtractiveSummariser(),
         per_thread(lambda: open_db(path)),
         lambda: now,
     )
@@ -219,20 +219,20 @@ def test_scheduled_job_posts_last_week_once_across_restarts(fake_slack, archive_
 
 
 def test_thread_gets_an_llm_summary_as_a_follow_up(fake_slack, archive_copy):
-    from bot.commands.summary import llm_summarize
-    from bot.digest import make_summarizer
+    from bot.commands.summary import llm_summarise
+    from bot.digest import make_summariser
     from tests.fake_openai import FakeOpenAI
 
     with FakeOpenAI() as llm:
         config = app_config(
             fake_slack, archive_copy, OPENAI_BASE_URL=llm.base_url, KVMARM_LLM_MODEL="fake-model"
         )
-        summarizer = make_summarizer(config)
+        summariser = make_summariser(config)
         app = create_app(
             config,
             client=make_web_client(config),
             db_factory=per_thread(lambda: open_db(archive_copy)),
-            summarize=llm_summarize(config, summarizer=summarizer),
+            summarise=llm_summarise(config, summariser=summariser),
             token_verification_enabled=False,
         )
         reply = dispatch(app, command_body("thread FEAT_CCIDX", _url(fake_slack)))
@@ -250,7 +250,7 @@ def test_thread_gets_an_llm_summary_as_a_follow_up(fake_slack, archive_copy):
 
 
 def test_no_llm_no_follow_up(fake_slack, archive_copy):
-    from bot.commands.summary import llm_summarize
+    from bot.commands.summary import llm_summarise
 
     config = app_config(fake_slack, archive_copy)
-    assert llm_summarize(config) is None
+    assert llm_summarise(config) is None

@@ -148,11 +148,11 @@ def digest(
       kvmarm digest --week 2022-W06 --chart week.png > week.md
     """
     from bot.digest.chart import render_chart
-    from bot.digest.extractive import ExtractiveSummarizer
+    from bot.digest.extractive import ExtractiveSummariser
     from bot.digest.model import run_digest
     from bot.digest.render_markdown import render_markdown
     from bot.digest.render_slack import render_slack
-    from bot.digest.summarise import make_summarizer
+    from bot.digest.summarise import make_summariser
     from storage.digests import forget_summaries
 
     now = datetime.now(UTC)
@@ -160,11 +160,11 @@ def digest(
     pull_before_digest(ctx, period, offline, required=False)
     config = ctx.config
     lang = lang or config.lang
-    summarizer = ExtractiveSummarizer() if extractive else make_summarizer(config)
+    summariser = ExtractiveSummariser() if extractive else make_summariser(config)
     if refresh:
         forget_summaries(ctx.db, period.key)
     run = run_digest(
-        ctx.db, period, lang=lang, summarizer=summarizer, now=now, lore_url=config.lore_url
+        ctx.db, period, lang=lang, summariser=summariser, now=now, lore_url=config.lore_url
     )
     model = run.model
     chart_ref = None
@@ -232,7 +232,7 @@ def post(
       kvmarm post --channel C0123456789 --week 2022-W06
       kvmarm post                      # last week, to $KVMARM_CHANNEL
     """
-    from bot.digest.summarise import make_summarizer
+    from bot.digest.summarise import make_summariser
     from bot.slack.client import make_web_client
     from bot.slack.post import PostError, post_digest
 
@@ -252,7 +252,7 @@ def post(
             channel,
             period,
             lang=lang or config.lang,
-            summarizer=make_summarizer(config),
+            summariser=make_summariser(config),
             force=force,
             allowed_channels=config.allowed_channels,
             chart=not no_chart,

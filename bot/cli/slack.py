@@ -31,8 +31,8 @@ def ask(ctx: CliContext, words: tuple[str, ...]) -> None:
     from bot.commands.answers import Sources, answer, summary_note
     from bot.commands.render_text import render_text
     from bot.commands.results import NoMatch
-    from bot.commands.summary import llm_summarize
-    from bot.digest import PeriodError, make_summarizer
+    from bot.commands.summary import llm_summarise
+    from bot.digest import PeriodError, make_summariser
 
     try:
         command = parse_command(" ".join(words))
@@ -41,23 +41,50 @@ def ask(ctx: CliContext, words: tuple[str, ...]) -> None:
     if command.name in SLACK_ONLY:
         raise click.UsageError(f"`{command.name}` works in a Slack channel: type /kvmarm there.")
     config = ctx.config
-    summarizer = make_summarizer(config)
+    if command.name == "waiting":
+        _print_waiting(ctx, command.query)
+        return
+    summariser = make_summariser(config)
     if command.name == "digest":
         from bot.commands.digest import markdown_digest
 
         try:
-            text = markdown_digest(ctx.db, command.query, config, summarizer, datetime.now(UTC))
+            text = markdown_digest(ctx.db, command.query, config, summariser, datetime.now(UTC))
         except PeriodError as exc:
             raise click.UsageError(str(exc)) from exc
         click.echo(text, nl=False)
         return
     result = answer(ctx.db, command, Sources(lore_url=config.lore_url, db_path=config.db))
     click.echo(render_text(result), nl=False)
-    summarize = llm_summarize(config, summarizer=summarizer)
-    if summarize is not None and (note := summary_note(ctx.db, result, summarize)):
+    summarise = llm_summarise(config, summariser=summariser)
+    if summarise is not None and (note := summary_note(ctx.db, result, summarise)):
         click.echo("\n" + render_text(note), nl=False)
     if isinstance(result, NoMatch):
         ctx_exit(1)
+
+
+def _print_waiting(ctx: CliContext, query: str) -> None:
+    """`kvmarm ask waiting [all|person]`: the review queue as of now, as text."""
+    from datetime import UTC, datetime
+
+    from bot.live.waiting import person_addresses, waiting_for
+
+    who, addresses = (
+        ("", None) if query.casefold() in ("", "all") else person_addresses(ctx.db, query)
+    )
+    if addresses == []:
+        click.echo(f"Nobody called {query} gave a review on the list.")
+        ctx_exit(1)
+    entries = waiting_for(ctx.db, datetime.now(UTC), addresses)
+    head = f"Waiting on {who}" if who else "Review queue"
+    click.echo(f"{head}: {len(entries)} versions, longest waiting first")
+    for e in entries:
+        w = e.item
+        why = f" [{e.why}]" if e.why else ""
+        click.echo(
+            f"  {w.days_waiting:4d} days  v{w.version} {w.title} — {w.author_name} "
+            f"({w.reviewed}/{w.patches} reviewed){why}"
+        )
 
 
 def ctx_exit(code: int) -> None:

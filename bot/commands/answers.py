@@ -30,7 +30,7 @@ from bot.commands.results import (
     SeriesHistory,
     SeriesThread,
     Status,
-    Summarize,
+    Summarise,
     SummaryNote,
     TargetSummary,
     TrailerInfo,
@@ -56,7 +56,7 @@ class Sources:
 
     lore_url: str = DEFAULT_LORE_URL
     db_path: str = ""
-    summarize: Summarize | None = None
+    summarise: Summarise | None = None
     # "Now" for what depends on time (a series idle for 90 days reads "idle since …").
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
@@ -97,12 +97,12 @@ def summary_target(result: object) -> Target | None:
     return None
 
 
-def summary_note(db: Database, result: object, summarize: Summarize) -> SummaryNote | None:
-    """The follow-up for a `thread` answer: ``summarize``'s text, or None."""
+def summary_note(db: Database, result: object, summarise: Summarise) -> SummaryNote | None:
+    """The follow-up for a `thread` answer: ``summarise``'s text, or None."""
     target = summary_target(result)
     if target is None or not isinstance(result, SeriesThread | PlainThread):
         return None
-    summary = summarize(db, target)
+    summary = summarise(db, target)
     if summary is None:
         return None
     return SummaryNote(target.title, result.link, summary)
@@ -513,7 +513,7 @@ def _summary(
 def _summary_from(
     db: Database, target: Target, sources: Sources, body: str, where: str
 ) -> TargetSummary | None:
-    if sources.summarize is not None and (given := sources.summarize(db, target)) is not None:
+    if sources.summarise is not None and (given := sources.summarise(db, target)) is not None:
         return given
     text = extract_summary(body)
     return TargetSummary(text, f"from the {where}") if text else None

@@ -11,7 +11,7 @@ from datetime import datetime
 from bot.config import Config
 from bot.digest import (
     Period,
-    Summarizer,
+    Summariser,
     build_digest,
     period_for_week,
     period_last_week,
@@ -37,11 +37,11 @@ def markdown_digest(
     db: Database,
     spec: str,
     config: Config,
-    summarizer: Summarizer,
+    summariser: Summariser,
     now: datetime,
 ) -> str:
     period = digest_period(spec, now)
     model = build_digest(
-        db, period, lang=config.lang, summarizer=summarizer, now=now, lore_url=config.lore_url
+        db, period, lang=config.lang, summariser=summariser, now=now, lore_url=config.lore_url
     )
     return render_markdown(model, config.lang)

@@ -25,6 +25,7 @@ Usage: /kvmarm <command>   (the same words work with @kvmarm and `kvmarm ask "â€
   subscriptions           what this channel is subscribed to
   iam [<address>|--forget]   link your Slack user to your list address (show, or forget it)
   mine                    your series: versions, reviews per version, status, what waits on you
+  waiting [person|all]    the review queue: latest versions with unreviewed patches, oldest first
   notify on|off           a DM when your series is reviewed, applied, dropped or asked to change
   help                    this text
 <words>: subject words, FEAT_ names, author name or address, a Message-ID or a lore URL.
@@ -52,12 +53,13 @@ COMMANDS = (
     "subscriptions",
     "iam",
     "mine",
+    "waiting",
     "notify",
     "help",
 )
 # Commands that act in Slack (a channel, a person) rather than answer from the facts.
 SLACK_ONLY = ("subscribe", "unsubscribe", "subscriptions", "iam", "mine", "notify")
-PERSONAL = ("iam", "mine", "notify")
+PERSONAL = ("iam", "mine", "notify", "waiting")  # answered for the asking Slack user
 _ADDRESS_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _WEEK_RE = re.compile(r"^(\d{4})-?W(\d{2})$", re.IGNORECASE)
 
@@ -107,6 +109,8 @@ def parse_command(text: str) -> Command:
         return Command("iam", _address(words[1:]))
     if head == "mine":
         return Command("mine")
+    if head in ("waiting", "queue"):
+        return Command("waiting", " ".join(words[1:]).strip())
     if head in ("notify", "alerts"):
         state = " ".join(words[1:]).casefold()
         if state not in ("", "on", "off"):

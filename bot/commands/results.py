@@ -16,7 +16,7 @@ from storage.db import Database
 from storage.search import Target
 
 # A summariser: (db, target) → (text, where it came from), or None to use the extract.
-Summarize = Callable[[Database, Target], "TargetSummary | None"]
+Summarise = Callable[[Database, Target], "TargetSummary | None"]
 
 SUMMARY_CHARS = 400
 

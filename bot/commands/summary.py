@@ -16,38 +16,38 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from bot.commands.results import Summarize, TargetSummary
+from bot.commands.results import Summarise, TargetSummary
 from bot.config import Config
 from bot.digest.entries import build_entry, load_context
 from bot.digest.grounding import Directory
 from bot.digest.period import period_between
-from bot.digest.summarise import make_summarizer, summarise_entries
-from bot.digest.summary import Summarizer
+from bot.digest.summarise import make_summariser, summarise_entries
+from bot.digest.summary import Summariser
 from storage import digests as store
 from storage.db import Database
 from storage.messages import from_iso
 from storage.search import Target
 
 
-def llm_summarize(
+def llm_summarise(
     config: Config,
     *,
-    summarizer: Summarizer | None = None,
+    summariser: Summariser | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
-) -> Summarize | None:
-    """A ``Summarize`` for answers, or None when the summariser is not an LLM's."""
-    summarizer = summarizer or make_summarizer(config)
-    if not summarizer.name.startswith("llm"):  # "extractive" or "llm:<model>"
+) -> Summarise | None:
+    """A ``Summarise`` for answers, or None when the summariser is not an LLM's."""
+    summariser = summariser or make_summariser(config)
+    if not summariser.name.startswith("llm"):  # "extractive" or "llm:<model>"
         return None
 
-    def summarize(db: Database, target: Target) -> TargetSummary | None:
-        return summarise_target(db, target, summarizer, config, now())
+    def summarise(db: Database, target: Target) -> TargetSummary | None:
+        return summarise_target(db, target, summariser, config, now())
 
-    return summarize
+    return summarise
 
 
 def summarise_target(
-    db: Database, target: Target, summarizer: Summarizer, config: Config, now
+    db: Database, target: Target, summariser: Summariser, config: Config, now
 ) -> TargetSummary | None:
     """The summariser's text for everything said in ``target`` so far (None: no mail)."""
     last = from_iso(target.last_date)
@@ -73,7 +73,7 @@ def summarise_target(
         directory=Directory.from_pairs(store.sender_directory(db)),
     )
     summaries, _ = summarise_entries(
-        db, [request], summarizer, period_until=period.until, now=now, workers=1
+        db, [request], summariser, period_until=period.until, now=now, workers=1
     )
     made = summaries[request.entry_key]
     if made.source != "llm":  # the LLM failed or named outsiders: keep the cover extract

@@ -3,7 +3,7 @@
 Public API (used by the CLI and the Slack app)::
 
     period = period_for_week("2022-W07")            # or period_last_week(now), …
-    model = build_digest(db, period, lang="en", summarizer=make_summarizer(config))
+    model = build_digest(db, period, lang="en", summariser=make_summariser(config))
     text = render_markdown(model, "en")
     messages = render_slack(model)                  # parent first, then thread replies
 """
@@ -21,16 +21,16 @@ from bot.digest.period import (
 )
 from bot.digest.render_markdown import render_markdown
 from bot.digest.render_slack import render_slack
-from bot.digest.summarise import make_summarizer
-from bot.digest.summary import Summarizer, SummaryError
+from bot.digest.summarise import make_summariser
+from bot.digest.summary import Summariser, SummaryError
 
 __all__ = [
     "Period",
     "PeriodError",
-    "Summarizer",
+    "Summariser",
     "SummaryError",
     "build_digest",
-    "make_summarizer",
+    "make_summariser",
     "period_between",
     "period_for_week",
     "period_from_key",

@@ -114,12 +114,12 @@ _ZH: dict[str, Any] = {
 
 
 @dataclass
-class ExtractiveSummarizer:
+class ExtractiveSummariser:
     name: str = "extractive"
     prompt_version: str = PROMPT_VERSION
     budget: float | None = None  # no network, no time budget
 
-    def summarize(self, request: SummaryRequest, *, deadline: float | None = None) -> Summary:
+    def summarise(self, request: SummaryRequest, *, deadline: float | None = None) -> Summary:
         t = _ZH if request.lang == "zh" else _EN
         directory = request.directory
         allowed = Allowed.of(request.people)

@@ -83,8 +83,8 @@ def make_openai_client(
     )
 
 
-class OpenAISummarizer:
-    """``Summarizer`` over Chat Completions; ``json_mode`` asks for response_format JSON."""
+class OpenAISummariser:
+    """``Summariser`` over Chat Completions; ``json_mode`` asks for response_format JSON."""
 
     prompt_version = PROMPT_VERSION
 
@@ -110,7 +110,7 @@ class OpenAISummarizer:
         self.timeout = timeout if timeout is not None else _client_timeout(client)
         self.clock = clock
 
-    def summarize(self, request: SummaryRequest, *, deadline: float | None = None) -> Summary:
+    def summarise(self, request: SummaryRequest, *, deadline: float | None = None) -> Summary:
         messages = build_messages(request)
         chars = sum(len(m["content"]) for m in messages)
         used = Usage(0, 0, 0, 0)

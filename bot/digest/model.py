@@ -3,7 +3,7 @@ renderers read.  Nothing here formats text for people; it states facts.
 
     {
       "schema": 2, "lang", "generated_at", "period": {key, iso_week, since, until, …},
-      "summarizer": {"name", "prompt_version"},
+      "summarizer": {"name", "prompt_version"},   # the JSON key keeps its published spelling
       "totals": {mails, threads, series, new_series, new_versions, participants, bot_mails,
                  entries, late_mails, categories: {section: {entries, mails}},
                  types: {PATCH|RFC|PULL|Other: {entries, mails}}},   # entries with mail
@@ -36,12 +36,12 @@ from bot.digest.entries import (
     load_context,
     lore_link,
 )
-from bot.digest.extractive import ExtractiveSummarizer
+from bot.digest.extractive import ExtractiveSummariser
 from bot.digest.grounding import Directory
 from bot.digest.period import Period
 from bot.digest.reports import link_reports
 from bot.digest.summarise import RunStats, summarise_entries
-from bot.digest.summary import Summarizer
+from bot.digest.summary import Summariser
 from storage import digests as store
 from storage.db import Database
 from storage.digests import MailRow
@@ -64,14 +64,14 @@ def build_digest(
     period: Period,
     *,
     lang: str = "en",
-    summarizer: Summarizer | None = None,
+    summariser: Summariser | None = None,
     now: datetime | None = None,
     lore_url: str = DEFAULT_LORE_URL,
     workers: int = 4,
 ) -> dict:
     """The digest model for ``period`` (see the module docstring for its shape)."""
     return run_digest(
-        db, period, lang=lang, summarizer=summarizer, now=now, lore_url=lore_url, workers=workers
+        db, period, lang=lang, summariser=summariser, now=now, lore_url=lore_url, workers=workers
     ).model
 
 
@@ -80,7 +80,7 @@ def run_digest(
     period: Period,
     *,
     lang: str = "en",
-    summarizer: Summarizer | None = None,
+    summariser: Summariser | None = None,
     now: datetime | None = None,
     lore_url: str = DEFAULT_LORE_URL,
     workers: int = 4,
@@ -89,7 +89,7 @@ def run_digest(
     if lang not in ("en", "zh"):
         raise ValueError(f"lang must be 'en' or 'zh', not {lang!r}")
     now = (now or datetime.now(UTC)).astimezone(UTC)
-    summarizer = summarizer or ExtractiveSummarizer()
+    summariser = summariser or ExtractiveSummariser()
     mails = store.window_mails(db, period.since, period.until)
     # No mail at all is a missed sync, not a quiet week: then no queue either (an empty
     # digest is refused by post, so the week is not marked as posted).
@@ -105,7 +105,7 @@ def run_digest(
     summaries, stats = summarise_entries(
         db,
         requests,
-        summarizer,
+        summariser,
         period_until=period.until,
         now=now,
         workers=workers,
@@ -128,7 +128,7 @@ def run_digest(
         "generated_at": iso(now),
         "period": period.as_dict(),
         "lore_url": lore_url,
-        "summarizer": {"name": summarizer.name, "prompt_version": summarizer.prompt_version},
+        "summarizer": {"name": summariser.name, "prompt_version": summariser.prompt_version},
         "totals": _totals(mails, active, late),
         "buckets": buckets,
         "summaries": {**_summary_counts(active), "out_of_time": stats.out_of_time},

@@ -1,6 +1,6 @@
 """Summarising the entries of a digest: pick the summariser, check, cache, fall back.
 
-The types (``Summarizer``, ``SummaryRequest``, ``Summary``) are in summary.py.
+The types (``Summariser``, ``SummaryRequest``, ``Summary``) are in summary.py.
 
 ``summarise_entries`` is the one caller: it looks each entry up in the cache (keyed by entry,
 last message, language, model and prompt version), asks the summariser for the misses,
@@ -11,7 +11,7 @@ the result.  Re-running a week therefore costs 0 tokens and gives the same text 
 for entries whose LLM call *failed* (error, timeout, time budget used up): those are stored
 as fallbacks and asked again on the next run, until a good summary replaces them.
 
-The LLM's work for one digest has a time budget (``summarizer.budget`` seconds, default
+The LLM's work for one digest has a time budget (``summariser.budget`` seconds, default
 ``KVMARM_LLM_BUDGET`` = 100): entries not summarised when it runs out get the extractive
 summary with a note saying so, and the digest is not held up by a hanging endpoint.
 """
@@ -27,11 +27,11 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.digest.claims import check_claims
-from bot.digest.extractive import ExtractiveSummarizer
+from bot.digest.extractive import ExtractiveSummariser
 from bot.digest.grounding import check_summary
 from bot.digest.summary import (
     OutOfTime,
-    Summarizer,
+    Summariser,
     Summary,
     SummaryError,
     SummaryRequest,
@@ -51,13 +51,13 @@ DEFAULT_MODEL = "gpt-4o-mini"
 MIN_LLM_TEXT = 200
 
 
-def make_summarizer(config: Config) -> Summarizer:
+def make_summariser(config: Config) -> Summariser:
     """The LLM summariser when OPENAI_API_KEY or OPENAI_BASE_URL is set, else extractive."""
     if not (config.openai_api_key or config.openai_base_url):
-        return ExtractiveSummarizer()
-    from bot.digest.llm import OpenAISummarizer, make_openai_client
+        return ExtractiveSummariser()
+    from bot.digest.llm import OpenAISummariser, make_openai_client
 
-    return OpenAISummarizer(
+    return OpenAISummariser(
         make_openai_client(config, timeout=config.llm_timeout),
         config.llm_model or DEFAULT_MODEL,
         budget=config.llm_budget,
@@ -80,7 +80,7 @@ class RunStats:
 def summarise_entries(
     db: Database,
     requests: Sequence[SummaryRequest],
-    summarizer: Summarizer,
+    summariser: Summariser,
     *,
     period_until: datetime,
     now: datetime,
@@ -92,12 +92,12 @@ def summarise_entries(
     A cached fallback for a failed call is asked again (within the budget); if that fails
     too, the fallback stands and stays marked for the next run.
     """
-    fallback = ExtractiveSummarizer()
+    fallback = ExtractiveSummariser()
     results: dict[str, Summary] = {}
     misses: list[tuple[store.CacheKey, SummaryRequest]] = []
     retried = 0
     for request in requests:
-        key = _cache_key(request, summarizer)
+        key = _cache_key(request, summariser)
         cached = store.get_summary(db, key)
         if cached is not None and not cached.retry:
             results[request.entry_key] = _from_stored(cached)
@@ -105,12 +105,12 @@ def summarise_entries(
             misses.append((key, request))
             retried += cached is not None
     stats = RunStats(cached=len(results), retried=retried)
-    budget = getattr(summarizer, "budget", None)
+    budget = getattr(summariser, "budget", None)
     deadline = clock() + budget if budget is not None else None
-    made = _run(summarizer, fallback, [r for _, r in misses], workers, deadline, clock)
+    made = _run(summariser, fallback, [r for _, r in misses], workers, deadline, clock)
     for (key, request), outcome in zip(misses, made, strict=True):
         summary = _settle(request, outcome, fallback)
-        _record_usage(db, request, summarizer, summary, outcome, now)
+        _record_usage(db, request, summariser, summary, outcome, now)
         store.save_summary(
             db, key, _to_stored(summary, request), period_until=period_until, now=now
         )
@@ -120,8 +120,8 @@ def summarise_entries(
 
 
 def _run(
-    summarizer: Summarizer,
-    fallback: Summarizer,
+    summariser: Summariser,
+    fallback: Summariser,
     requests: list[SummaryRequest],
     workers: int,
     deadline: float | None,
@@ -132,20 +132,20 @@ def _run(
     The threads are daemons: a call still hanging at the deadline is abandoned (it ends by
     its own timeout) and neither holds up the digest nor the process's exit.
     """
-    extractive = isinstance(summarizer, type(fallback))
+    extractive = isinstance(summariser, type(fallback))
     if extractive:
-        return [summarizer.summarize(r) for r in requests]
+        return [summariser.summarise(r) for r in requests]
     results: list[Summary | SummaryError | None] = [
-        fallback.summarize(r) if r.own_text_chars < MIN_LLM_TEXT else None for r in requests
+        fallback.summarise(r) if r.own_text_chars < MIN_LLM_TEXT else None for r in requests
     ]  # next to no text of their own: the facts say it all, no request
     pending = [i for i, r in enumerate(results) if r is None]
     done = threading.Condition()
 
     def one(request: SummaryRequest) -> Summary | SummaryError:
         if deadline is not None and clock() >= deadline:
-            return OutOfTime(_out_of_time(summarizer))
+            return OutOfTime(_out_of_time(summariser))
         try:
-            return summarizer.summarize(request, deadline=deadline)
+            return summariser.summarise(request, deadline=deadline)
         except SummaryError as exc:
             log.warning("summary of %s failed: %s", request.entry_key, exc)
             return exc
@@ -174,18 +174,18 @@ def _run(
     late = sum(r is None for r in final)
     if late:
         log.warning("LLM time budget used up: %d entries summarised extractively", late)
-    return [r if r is not None else OutOfTime(_out_of_time(summarizer)) for r in final]
+    return [r if r is not None else OutOfTime(_out_of_time(summariser)) for r in final]
 
 
-def _out_of_time(summarizer: Summarizer) -> str:
-    budget = getattr(summarizer, "budget", None) or 0
+def _out_of_time(summariser: Summariser) -> str:
+    budget = getattr(summariser, "budget", None) or 0
     return f"the LLM time budget of {budget:g} s for this digest was used up"
 
 
 def _settle(
     request: SummaryRequest,
     outcome: Summary | SummaryError,
-    fallback: Summarizer,
+    fallback: Summariser,
 ) -> Summary:
     """Accept a grounded LLM summary; otherwise the extractive one, saying why."""
     if isinstance(outcome, SummaryError):
@@ -207,12 +207,12 @@ def _settle(
 
 
 def _fallback(
-    request: SummaryRequest, fallback: Summarizer, note: str, usage: Usage | None
+    request: SummaryRequest, fallback: Summariser, note: str, usage: Usage | None
 ) -> Summary:
-    return replace(fallback.summarize(request), note=note, usage=usage)
+    return replace(fallback.summarise(request), note=note, usage=usage)
 
 
-def _record_usage(db, request, summarizer, summary: Summary, outcome, now: datetime) -> None:
+def _record_usage(db, request, summariser, summary: Summary, outcome, now: datetime) -> None:
     usage = summary.usage
     if usage is None:
         return
@@ -222,7 +222,7 @@ def _record_usage(db, request, summarizer, summary: Summary, outcome, now: datet
     store.record_usage(
         db,
         entry_key=request.entry_key,
-        model=summarizer.name,
+        model=summariser.name,
         prompt_tokens=usage.prompt_tokens,
         completion_tokens=usage.completion_tokens,
         prompt_chars=usage.prompt_chars,
@@ -244,13 +244,13 @@ def _count(stats: RunStats, summary: Summary, outcome: Summary | SummaryError) -
     )
 
 
-def _cache_key(request: SummaryRequest, summarizer: Summarizer) -> store.CacheKey:
+def _cache_key(request: SummaryRequest, summariser: Summariser) -> store.CacheKey:
     return store.CacheKey(
         entry_key=request.entry_key,
         last_msgid=request.last_msgid,
         lang=request.lang,
-        model=summarizer.name,
-        prompt_version=summarizer.prompt_version,
+        model=summariser.name,
+        prompt_version=summariser.prompt_version,
     )
 
 

@@ -1,10 +1,10 @@
 """What a summary of one digest entry is made from and what it is: the request (facts and
-mails), the summary, the ``Summarizer`` interface, and the error a summariser raises.
+mails), the summary, the ``Summariser`` interface, and the error a summariser raises.
 
-    Summarizer (Protocol)            summarize(request, deadline=) -> Summary, may raise
+    Summariser (Protocol)            summarise(request, deadline=) -> Summary, may raise
                                      SummaryError (OutOfTime when the deadline is near)
-    ├── extractive.ExtractiveSummarizer   default: facts + key sentences, no network
-    └── llm.OpenAISummarizer              any OpenAI-compatible Chat Completions endpoint
+    ├── extractive.ExtractiveSummariser   default: facts + key sentences, no network
+    └── llm.OpenAISummariser              any OpenAI-compatible Chat Completions endpoint
 
 Orchestration (cache, grounding check, fallback) is in summarise.py.
 """
@@ -147,11 +147,11 @@ class Summary:
         }
 
 
-class Summarizer(Protocol):
+class Summariser(Protocol):
     name: str  # part of the cache key: "extractive", "llm:<model>"
     prompt_version: str  # bump when the prompt or the algorithm changes
     budget: float | None  # seconds for all of one digest's calls (None: no limit)
 
-    def summarize(self, request: SummaryRequest, *, deadline: float | None = None) -> Summary:
+    def summarise(self, request: SummaryRequest, *, deadline: float | None = None) -> Summary:
         """``deadline``: a ``time.monotonic()`` value the call must not run past."""
         ...

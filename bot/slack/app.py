@@ -21,7 +21,7 @@ from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.commands.answers import Sources
-from bot.commands.results import Summarize
+from bot.commands.results import Summarise
 from bot.config import Config
 from bot.slack.dedupe import EventDeduper
 from bot.slack.dedupe import install as install_dedupe
@@ -39,7 +39,7 @@ class Deps:
     db_factory: DbFactory
     sources: Sources
     digest: DigestGlue | None = None  # the digest preview, Post button and weekly job
-    summarize: Summarize | None = None  # slow summaries of `thread` answers (an LLM's)
+    summarise: Summarise | None = None  # slow summaries of `thread` answers (an LLM's)
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -49,7 +49,7 @@ def create_app(
     client: WebClient,
     db_factory: DbFactory,
     digest: DigestGlue | None = None,
-    summarize: Summarize | None = None,
+    summarise: Summarise | None = None,
     now: Callable[[], datetime] | None = None,
     token_verification_enabled: bool = True,
     listener_executor: Executor | None = None,
@@ -79,7 +79,7 @@ def create_app(
         db_factory=db_factory,
         sources=Sources(lore_url=config.lore_url, db_path=config.db),
         digest=digest,
-        summarize=summarize,
+        summarise=summarise,
         now=now or (lambda: datetime.now(UTC)),
     )
     install_dedupe(app, dedupe or EventDeduper())

@@ -18,8 +18,6 @@ Only channels the bot is a member of receive anything (``conversations.info``).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +37,7 @@ from bot.live.cards import (
     series_view,
 )
 from bot.live.filters import FilterError, SeriesView, matches, parse_filter
+from bot.processes import holder_alive, process_owner
 from bot.slack.subscribe import CannotTell, membership
 from storage import live as store
 from storage.db import Database
@@ -107,30 +106,16 @@ def deliver_events(
 
 @contextmanager
 def _database_lock(db: Database, now: Callable[[], datetime]) -> Iterator[None]:
-    owner = f"{socket.gethostname()}:{os.getpid()}"
-    holder = store.claim_delivery_lock(db, owner, now(), _alive)
+    owner = process_owner()
+    holder = store.claim_delivery_lock(
+        db, owner, now(), lambda holder: holder_alive(holder, other_host_alive=True)
+    )
     if holder is not None:
         raise DeliveryError(f"events are being delivered by process {holder} right now")
     try:
         yield
     finally:
         store.release_delivery_lock(db, owner)
-
-
-def _alive(holder: str) -> bool:
-    """Is ``host:pid`` a live process on this host?  (Another host: assume it is.)"""
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname():
-        return True
-    if not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _deliver(db, client: WebClient, *, lore_url: str, now) -> DeliveryReport:

@@ -24,7 +24,7 @@ from bot.config import Config
 from bot.digest import (
     Period,
     PeriodError,
-    Summarizer,
+    Summariser,
     build_digest,
     period_from_key,
     period_last_week,
@@ -46,7 +46,7 @@ class DigestUnfinished(ConnectionError):
 class DigestGlue:
     config: Config
     client: WebClient
-    summarizer: Summarizer
+    summariser: Summariser
     db_factory: Callable
     now: Callable[[], datetime]
     # Pulls a period's mail from lore before the scheduled post (serve wires bot.sync.lore).
@@ -65,7 +65,7 @@ class DigestGlue:
             self.db_factory(),
             period,
             lang=lang,
-            summarizer=self.summarizer,
+            summariser=self.summariser,
             now=self.now(),
             lore_url=self.config.lore_url,
         )
@@ -115,7 +115,7 @@ class DigestGlue:
                 channel or "",
                 period,
                 lang=lang,
-                summarizer=self.summarizer,
+                summariser=self.summariser,
                 allowed_channels=self.config.allowed_channels,
                 now=self.now(),
                 lore_url=self.config.lore_url,
@@ -156,7 +156,7 @@ class DigestGlue:
             self.db_factory(),
             period,
             lang=lang,
-            summarizer=self.summarizer,
+            summariser=self.summariser,
             now=self.now(),
             lore_url=self.config.lore_url,
         )
@@ -188,7 +188,7 @@ class DigestGlue:
                         channel,
                         period,
                         lang=self.config.lang,
-                        summarizer=self.summarizer,
+                        summariser=self.summariser,
                         allowed_channels=self.config.allowed_channels,
                         now=self.now(),
                         lore_url=self.config.lore_url,

@@ -1,11 +1,13 @@
-"""App Home: rebuilt from the database each time someone opens it — their series (`mine`),
-what waits on them, the subscriptions they made and whether personal alerts are on."""
+"""App Home: rebuilt from the database each time someone opens it — what waits on them (their
+series with changes requested or open questions, and review requests from `waiting`), their
+series (`mine`), the subscriptions they made and whether personal alerts are on."""
 
 from __future__ import annotations
 
 from slack_sdk import WebClient
 
 from bot.live.mine import mine_lines
+from bot.live.waiting import waiting_for, waiting_lines
 from bot.mrkdwn import escape_mrkdwn
 from bot.slack.personal import NO_LINK, linked_addresses
 from storage import live as store
@@ -21,9 +23,10 @@ def home_view(deps, db, user: str, client: WebClient | None) -> dict:
     else:
         who = ", ".join(escape_mrkdwn(e) for e in emails)
         lines = mine_lines(db, emails, deps.config.lore_url)
-        waiting = [line for line in lines if "waits on you" in line]
+        yours = [line for line in lines if "waits on you" in line]
+        reviews = waiting_lines(waiting_for(db, deps.now(), emails), deps.config.lore_url)
         blocks.append(_header("Waiting on you"))
-        blocks += [_text(line) for line in waiting] or [_text("Nothing: no changes requested.")]
+        blocks += [_text(line) for line in yours + reviews[:10]] or [_text("Nothing waits.")]
         blocks.append(_header(f"Your series ({who})"))
         blocks += [_text(line) for line in lines] or [_text("No series from you on the list.")]
     alerts = "on" if store.alerts_of(db, user) else "off"

@@ -120,14 +120,7 @@ class Poster:
                     self._save(store.PostPart(CHART_PART, "chart", "posted", file_id))
                     return file_id
             file_id = self._upload(png)
-            return self._write(
-                CHART_PART,
-                "chart",
-                "the chart",
-                send=lambda: self._complete(file_id, thread_ts),
-                find=lambda: file_id if self._look_for_file(file_id, thread_ts) else None,
-                file_id=file_id,
-            )
+            return self._share(file_id, thread_ts)
         except (_Unchecked, PostError) as exc:
             self._left_open("the chart", str(exc))
             return None
@@ -232,17 +225,21 @@ class Poster:
         )
         return file_id
 
+    def _share(self, file_id: str, thread_ts: str) -> str | None:
+        """Share an uploaded file into the thread: one recorded write, looked up when unsure."""
+        return self._write(
+            CHART_PART,
+            "chart",
+            "the chart",
+            send=lambda: self._complete(file_id, thread_ts),
+            find=lambda: file_id if self._look_for_file(file_id, thread_ts) else None,
+            file_id=file_id,
+        )
+
     def _share_again(self, file_id: str, thread_ts: str) -> str | None:
         """Complete the recorded upload again (not a new file); None if Slack refuses it."""
         try:
-            return self._write(
-                CHART_PART,
-                "chart",
-                "the chart",
-                send=lambda: self._complete(file_id, thread_ts),
-                find=lambda: file_id if self._look_for_file(file_id, thread_ts) else None,
-                file_id=file_id,
-            )
+            return self._share(file_id, thread_ts)
         except PostError as exc:
             if isinstance(exc.__cause__, Refused) and exc.__cause__.error != "not_in_channel":
                 return None  # the upload expired: upload the chart anew

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.commands.grammar import Command
 from bot.live.mine import mine_lines
+from bot.live.waiting import person_addresses, waiting_for, waiting_lines
 from bot.mrkdwn import escape_mrkdwn
 from storage import live as store
 
@@ -30,6 +31,8 @@ def personal_reply(deps, command: Command, *, user: str | None, client: WebClien
     if command.name == "iam":
         return _reply(_iam(deps, db, command.query, user, client))
     emails = linked_addresses(deps, db, user, client)
+    if command.name == "waiting":
+        return _waiting(deps, db, command.query, emails)
     if command.name == "notify":
         if not command.query:
             state = "on" if store.alerts_of(db, user) else "off"
@@ -94,6 +97,24 @@ def _iam(deps, db, query: str, user: str, client: WebClient | None) -> str:
         else " — no mail from it on the list yet, so nothing to show until there is"
     )
     return f"Linked you to {escape_mrkdwn(query)}{note}."
+
+
+def _waiting(deps, db, query: str, emails: list[str]) -> dict:
+    """`waiting`: what waits on you (or the whole queue when we do not know you);
+    `waiting all`; `waiting <person>`."""
+    if query.casefold() == "all" or (not query and not emails):
+        entries = waiting_for(db, deps.now(), None)
+        title = f"*Review queue*: {len(entries)} versions wait for review, longest first"
+        if not query:
+            title += f"\n_{NO_LINK}_"
+    else:
+        who, addresses = (", ".join(emails), emails) if not query else person_addresses(db, query)
+        if not addresses:
+            return _reply(f"Nobody called {escape_mrkdwn(query)} gave a review on the list.")
+        entries = waiting_for(db, deps.now(), addresses)
+        title = f"*Waiting on {escape_mrkdwn(who)}*: {len(entries)} versions, longest first"
+    lines = waiting_lines(entries, deps.config.lore_url)
+    return _blocks(title, lines or ["Nothing waits."])
 
 
 def _reply(text: str) -> dict:

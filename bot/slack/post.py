@@ -22,9 +22,7 @@ the next run continues it (the chart after four 500s, for instance).
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import sqlite3
 import threading
 import time
@@ -36,8 +34,9 @@ from datetime import UTC, datetime
 from slack_sdk import WebClient
 
 from bot.config import DEFAULT_LORE_URL
-from bot.digest import Period, Summarizer, build_digest, render_slack
+from bot.digest import Period, Summariser, build_digest, render_slack
 from bot.digest.chart import render_chart
+from bot.processes import holder_alive, process_owner
 from bot.slack.parts import EVENT_TYPE, Poster, PostError, PostLater, Retry
 from storage import digests as store
 from storage.db import Database
@@ -75,7 +74,7 @@ def post_digest(
     period: Period,
     *,
     lang: str = "en",
-    summarizer: Summarizer | None = None,
+    summariser: Summariser | None = None,
     force: bool = False,
     allowed_channels: Collection[str] | None = None,
     chart: bool = True,
@@ -110,7 +109,7 @@ def post_digest(
             channel,
             period,
             lang=lang,
-            summarizer=summarizer,
+            summariser=summariser,
             force=force,
             chart=chart,
             now=now,
@@ -128,7 +127,7 @@ def _post(
     period,
     *,
     lang,
-    summarizer,
+    summariser,
     force,
     chart,
     now,
@@ -153,7 +152,7 @@ def _post(
         raise PostError(f"--thread wants a message ts such as 1700000000.000100, not {thread_ts!r}")
     if thread_ts and (previous is None or force):
         raise PostError("--thread continues an interrupted run; there is none to continue")
-    model = build_digest(db, period, lang=lang, summarizer=summarizer, now=now, lore_url=lore_url)
+    model = build_digest(db, period, lang=lang, summariser=summariser, now=now, lore_url=lore_url)
     if not model["entries"]:
         raise PostError(
             f"no mail dated in {period.key} in the database: nothing posted (sync or ingest first)"
@@ -189,10 +188,6 @@ def _post(
     )
 
 
-def _owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 @contextmanager
 def _one_at_a_time(period_key: str, channel: str) -> Iterator[None]:
     """Threads of one process (the Slack app: scheduler, button) post a week in turn."""
@@ -204,7 +199,7 @@ def _one_at_a_time(period_key: str, channel: str) -> Iterator[None]:
 
 def _start(db, period: Period, channel: str, now: datetime) -> store.PostRun:
     try:
-        return store.start_post_run(db, period.key, channel, now, _owner())
+        return store.start_post_run(db, period.key, channel, now, process_owner())
     except sqlite3.IntegrityError as exc:
         raise PostError(
             f"another process started posting {period.key} to {channel} just now"
@@ -214,25 +209,11 @@ def _start(db, period: Period, channel: str, now: datetime) -> store.PostRun:
 def _take_over(db, run: store.PostRun) -> store.PostRun:
     """Continue an interrupted run — unless the process that runs it is still alive."""
     holder = run.state.partition(" ")[2]
-    if holder and holder != _owner() and _alive(holder):
+    if holder and holder != process_owner() and holder_alive(holder, other_host_alive=False):
         raise PostError(
             f"{run.period_key} is being posted to {run.channel} by process {holder} right now"
         )
-    claimed = store.claim_post_run(db, run, _owner())
+    claimed = store.claim_post_run(db, run, process_owner())
     if claimed is None:
         raise PostError(f"another process took over posting {run.period_key} to {run.channel}")
     return claimed
-
-
-def _alive(holder: str) -> bool:
-    """Is ``host:pid`` a live process on this host?  (Another host: assume it died.)"""
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

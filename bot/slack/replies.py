@@ -27,7 +27,7 @@ def answer_for(deps, command: Command):
 
 def reply_for(deps, command: Command, *, channel: str | None = None, shareable=True) -> dict:
     """The ephemeral reply (``text`` + ``blocks``) for a parsed command."""
-    if command.name in SLACK_ONLY:
+    if command.name in SLACK_ONLY or command.name in PERSONAL:
         return failure_message(f"`{command.name}` cannot be shared.")
     if command.name == "digest":
         if deps.digest is None:
@@ -51,8 +51,8 @@ def replies_for(
         return
     result = answer_for(deps, command)
     yield answer_message(result)
-    if deps.summarize is not None:
-        note = summary_note(deps.db_factory(), result, deps.summarize)
+    if deps.summarise is not None:
+        note = summary_note(deps.db_factory(), result, deps.summarise)
         if note is not None:
             yield answer_message(note, shareable=False)
 
@@ -74,7 +74,7 @@ def replies_for_text(
         yield error_message(err)
         return
     for reply in replies_for(deps, command, channel=channel, user=user, client=client):
-        if in_thread and command.name not in SLACK_ONLY and command.name != "digest":
+        if in_thread and command.name not in (*SLACK_ONLY, *PERSONAL, "digest"):
             reply["response_type"] = "in_thread"
         yield reply
 

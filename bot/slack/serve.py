@@ -329,8 +329,8 @@ def serve(
     """`kvmarm serve`: build the app from ``config`` and run it until interrupted."""
     from datetime import UTC, datetime
 
-    from bot.commands.summary import llm_summarize
-    from bot.digest import make_summarizer
+    from bot.commands.summary import llm_summarise
+    from bot.digest import make_summariser
     from bot.slack.app import create_app, per_thread
     from bot.slack.client import make_web_client
     from bot.slack.dedupe import EventDeduper
@@ -350,16 +350,16 @@ def serve(
     open_db(config.db).close()  # create the file and apply migrations once, up front
     client = make_web_client(config)
     db_factory = per_thread(lambda: open_db(config.db))
-    summarizer = make_summarizer(config)
+    summariser = make_summariser(config)
     digest = DigestGlue(
-        config, client, summarizer, db_factory, lambda: datetime.now(UTC), pull=_pull(config)
+        config, client, summariser, db_factory, lambda: datetime.now(UTC), pull=_pull(config)
     )
     app = create_app(
         config,
         client=client,
         db_factory=db_factory,
         digest=digest,
-        summarize=llm_summarize(config, summarizer=summarizer),
+        summarise=llm_summarise(config, summariser=summariser),
         logger=bolt_logger(debug=debug),
         dedupe=EventDeduper(db_factory),  # durable: a retry after a restart is recognised
     )
