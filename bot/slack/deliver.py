@@ -6,17 +6,20 @@ first (one parent message per series per channel), later events go into its thre
 the card is updated (``chat.update``) to the current version and status.
 
 Every Slack call that creates a message is recorded before it is made (``pending``) and
-after (``sent`` with its ``ts``), like the digest's posting (bot/slack/post.py).  A delivery
-found ``pending`` at the next run — the process died during the call — is looked up in the
-channel by the metadata each message carries (``event_type: kvmarm_event``, event id, part)
-before anything is re-sent; when the lookup is impossible (no ``channels:history``), it is
-marked ``unknown`` and never re-sent blindly.  Slack refusing a message (not in channel,
-channel gone) is recorded as ``failed`` and tried again at most ``MAX_ATTEMPTS`` times.
+after (``sent`` with its ``ts``), like the digest's posting (bot/slack/parts.py), through the
+same Slack-call layer (bot/slack/calls.py: ``post_tagged``, ``find_tagged``, what a failure
+means).  A delivery found ``pending`` at the next run — the process died during the call, or
+Slack answered 5xx — is looked up in the channel by the metadata each message carries
+(``event_type: kvmarm_event``, event id, part; every page of the history or thread) before
+anything is re-sent; when the lookup is impossible (no ``channels:history``), it is marked
+``unknown`` and never re-sent blindly.  Slack refusing a message (not in channel, channel
+gone, rate limited) is recorded as ``failed`` and tried again at most ``MAX_ATTEMPTS`` times.
 Only channels the bot is a member of receive anything (``conversations.info``).
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -25,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.config import DEFAULT_LORE_URL
 from bot.live.cards import (
@@ -38,10 +40,11 @@ from bot.live.cards import (
 )
 from bot.live.filters import FilterError, SeriesView, matches, parse_filter
 from bot.processes import holder_alive, process_owner
+from bot.slack.calls import CallFailed, Refused, Unknown, call, find_tagged, post_tagged
 from bot.slack.subscribe import CannotTell, membership
 from storage import live as store
 from storage.db import Database
-from storage.messages import iso
+from storage.messages import from_iso, iso
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,13 @@ MAX_ATTEMPTS = 3
 _FINAL = ("sent", "skipped", "unknown")
 _LOCK = threading.Lock()  # threads of one process (serve's sync loop) deliver in turn
 _POSTING_KINDS = ("new_series", "new_version")
+
+
+class _Unsure(enum.Enum):
+    UNSURE = "unsure"
+
+
+_UNSURE = _Unsure.UNSURE  # a write's outcome is unknown
 
 
 class DeliveryError(Exception):
@@ -257,7 +267,7 @@ class _Deliverer:
         message = event_message(event, self.lore_url, title=s.facts.title)
         meta = {"event": event.id, "part": "direct"}
         ts = self._post(event, user, message, None, meta, previous)
-        if ts is not None:
+        if isinstance(ts, str):
             self.save(event.id, user, "sent", ts, previous)
 
     # -- one event to one channel ------------------------------------------------------------
@@ -289,6 +299,8 @@ class _Deliverer:
         self.save(event.id, channel, "pending", None, previous)
         message = card_message(s.facts, self.lore_url)
         ts = self._post(event, channel, message, None, meta, previous)
+        if ts is _UNSURE:  # Slack may have it: the card stays pending, looked up before a resend
+            return None
         if ts is None:
             store.save_card(
                 self.db, store.Card(channel, key, "failed", None, None, iso(self.now()))
@@ -315,45 +327,45 @@ class _Deliverer:
         self.save(event.id, channel, "pending", None, previous)
         message = event_message(event, self.lore_url)
         ts = self._post(event, channel, message, card.ts, meta, previous)
-        if ts is not None:
+        if isinstance(ts, str):
             self.save(event.id, channel, "sent", ts, previous)
 
-    def _post(self, event, channel, message: dict, thread_ts, meta: dict, previous) -> str | None:
+    def _post(
+        self, event, channel, message: dict, thread_ts, meta: dict, previous
+    ) -> str | _Unsure | None:
+        """Its ts; None: refused (recorded failed); ``_UNSURE``: Slack answered 5xx, the message
+        may be there (left pending: looked up by the next run before anything is re-sent)."""
         try:
-            response = self.client.chat_postMessage(
-                channel=channel,
-                text=message["text"],
-                blocks=message["blocks"],
-                thread_ts=thread_ts,
-                unfurl_links=False,
-                unfurl_media=False,
-                metadata={"event_type": EVENT_TYPE, "event_payload": meta},
-            )
-        except OSError as exc:  # no answer: it may have arrived; stays pending, looked up next
-            raise SlackUnreachable(f"Slack cannot be reached: {exc}") from exc
-        except SlackApiError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            if status < 500:  # refused: nothing was posted
+            ts = post_tagged(self.client, channel, message, EVENT_TYPE, meta, thread_ts=thread_ts)
+        except CallFailed as exc:
+            if exc.status is None:  # no answer: it may have arrived; stays pending, looked up
+                raise SlackUnreachable(exc.reason) from exc
+            if not isinstance(exc, Unknown):  # refused or rate limited: nothing was posted
                 self.save(event.id, channel, "failed", None, previous)
                 self.report.failed += 1
-            self.report.errors.append(f"{channel}: event {event.id}: {_error(exc)}")
-            log.warning("cannot deliver event %s to %s: %s", event.id, channel, _error(exc))
-            return None
+            self.report.errors.append(f"{channel}: event {event.id}: {exc.reason}")
+            log.warning("cannot deliver event %s to %s: %s", event.id, channel, exc.reason)
+            return _UNSURE if isinstance(exc, Unknown) else None
         self.report.sent += 1
-        return response["ts"]
+        return ts
 
     def _update_card(self, channel: str, card: store.Card, s: _Series) -> None:
         if not card.ts:
             return
         message = card_message(s.facts, self.lore_url)
         try:
-            self.client.chat_update(
-                channel=channel, ts=card.ts, text=message["text"], blocks=message["blocks"]
+            call(
+                "chat.update",
+                self.client.chat_update,
+                channel=channel,
+                ts=card.ts,
+                text=message["text"],
+                blocks=message["blocks"],
             )
-        except OSError as exc:
-            raise SlackUnreachable(f"Slack cannot be reached: {exc}") from exc
-        except SlackApiError as exc:
-            self.report.errors.append(f"{channel}: card update: {_error(exc)}")
+        except CallFailed as exc:
+            if exc.status is None:
+                raise SlackUnreachable(exc.reason) from exc
+            self.report.errors.append(f"{channel}: card update: {exc.reason}")
             return
         store.save_card(
             self.db,
@@ -377,39 +389,22 @@ class _Deliverer:
     def _find(
         self, channel: str, thread_ts, meta: dict, *, since: str
     ) -> tuple[str | bool | None, dict]:
-        """The ts (and payload) of our message carrying ``meta``; None: not there;
-        False: cannot tell."""
+        """The ts (and payload) of our message carrying ``meta`` (the same lookup as the
+        digest's, bot.slack.calls); None: not there; False: cannot tell."""
         try:
-            if thread_ts is None:
-                oldest = datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-                response = self.client.conversations_history(
-                    channel=channel, oldest=str(oldest.timestamp() - 60), include_all_metadata=True
-                )
-            else:
-                response = self.client.conversations_replies(
-                    channel=channel, ts=thread_ts, include_all_metadata=True
-                )
-        except OSError as exc:
-            raise SlackUnreachable(f"Slack cannot be reached: {exc}") from exc
-        except SlackApiError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            if status >= 500 or status == 429:  # try the lookup again next run
-                raise SlackUnreachable(f"Slack is not answering: {_error(exc)}") from exc
-            log.warning("cannot look up an interrupted delivery in %s: %s", channel, _error(exc))
+            found = find_tagged(
+                self.client,
+                channel,
+                EVENT_TYPE,
+                meta,
+                thread_ts=thread_ts,
+                oldest=from_iso(since).timestamp() - 60 if thread_ts is None else 0.0,
+                partial=True,
+            )
+        except Refused as exc:
+            log.warning("cannot look up an interrupted delivery in %s: %s", channel, exc.reason)
             return False, {}
-        for m in response.get("messages") or []:
-            metadata = m.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == EVENT_TYPE and all(
-                payload.get(k) == v for k, v in meta.items()
-            ):
-                return m.get("ts"), payload
-        return None, {}
-
-
-def _error(exc: SlackApiError) -> str:
-    response = exc.response
-    if response is None:
-        return str(exc)
-    error = response.get("error") if hasattr(response, "get") else None
-    return f"{error or 'error'} (HTTP {response.status_code})"
+        except CallFailed as exc:  # Slack down, rate limited: try the lookup again next run
+            prefix = "" if exc.status is None else "Slack is not answering: "
+            raise SlackUnreachable(prefix + exc.reason) from exc
+        return found if found else (None, {})

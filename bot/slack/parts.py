@@ -16,7 +16,15 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.slack.calls import CallFailed, Refused, Unknown, call, find_file, find_message
+from bot.slack.calls import (
+    CallFailed,
+    Refused,
+    Unknown,
+    call,
+    find_file,
+    find_message,
+    post_tagged,
+)
 from bot.slack.client import upload_bytes
 from storage import digests as store
 from storage.db import Database
@@ -185,18 +193,14 @@ class Poster:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _send_message(self, part: int, message: dict, thread_ts: str | None) -> str:
-        response = call(
-            "chat.postMessage",
-            self.client.chat_postMessage,
-            channel=self.run.channel,
-            text=message["text"],
-            blocks=message["blocks"],
+        return post_tagged(
+            self.client,
+            self.run.channel,
+            message,
+            EVENT_TYPE,
+            self._payload(part),
             thread_ts=thread_ts,
-            unfurl_links=False,
-            unfurl_media=False,
-            metadata={"event_type": EVENT_TYPE, "event_payload": self._payload(part)},
         )
-        return str(response["ts"])
 
     def _upload(self, png: bytes) -> str:
         """Upload the PNG (not yet visible anywhere); its file id.  Raises PostError."""
