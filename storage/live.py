@@ -1,5 +1,5 @@
 """SQL for live Slack: facts → events (once each, by natural key), where each event went,
-channel subscriptions and series cards, and the files each patch touches.
+channel subscriptions and series cards, and the files each series touches.
 
 Events are recorded by diffing the derived facts against the events table: every query
 below yields candidate facts with a natural key, and ``INSERT OR IGNORE`` keeps the ones
@@ -94,33 +94,24 @@ class Card:
 # ---- files touched ------------------------------------------------------------------------
 
 
-def unindexed_patch_diffs(db: sqlite_utils.Database) -> Iterator[tuple[str, str]]:
-    """(msgid, diff) of every stored patch whose paths are not recorded yet."""
-    rows = db.execute(
-        """SELECT DISTINCT p.msgid, c.diff FROM patches p
-           JOIN message_content c ON c.msgid = p.msgid
-           WHERE p.msgid NOT IN (SELECT msgid FROM message_paths)"""
-    )
-    for msgid, diff_z in rows.fetchall():
-        yield msgid, zlib.decompress(diff_z).decode("utf-8", "surrogatepass")
-
-
-def save_paths(db: sqlite_utils.Database, rows: Sequence[tuple[str, Sequence[str]]]) -> None:
-    with db.atomic():
-        db.conn.executemany(
-            "INSERT OR REPLACE INTO message_paths(msgid, paths) VALUES (?, ?)",
-            [(msgid, json.dumps(list(paths))) for msgid, paths in rows],
-        )
-
-
 def series_paths(db: sqlite_utils.Database, series_id: str) -> set[str]:
-    """Every file any patch of any version of the series touches."""
+    """Every file any patch of any version of the series touches: the paths the parser
+    stored on each patch (``messages.paths``).  A patch parsed before messages kept them
+    (PARSE_VERSION < 8, until ``kvmarm reindex``) has "[]" there: its paths are read from
+    ``message_paths``, which live delivery filled from the diffs until then (no longer
+    written)."""
     rows = db.execute(
-        """SELECT mp.paths FROM versions v JOIN patches p ON p.version_key = v.key
-           JOIN message_paths mp ON mp.msgid = p.msgid WHERE v.series_id = ?""",
+        """SELECT m.paths, mp.paths FROM versions v JOIN patches p ON p.version_key = v.key
+           JOIN messages m ON m.msgid = p.msgid
+           LEFT JOIN message_paths mp ON mp.msgid = p.msgid
+           WHERE v.series_id = ?""",
         [series_id],
     ).fetchall()
-    return {path for (paths,) in rows for path in json.loads(paths)}
+    return {
+        path
+        for stored, indexed in rows
+        for path in json.loads(indexed if stored == "[]" and indexed else stored)
+    }
 
 
 # ---- facts → events -------------------------------------------------------------------------
