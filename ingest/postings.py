@@ -34,6 +34,8 @@ class Draft:
     members: dict[int, Message] = field(default_factory=dict)  # counter → message; 0 = cover
     cover: Message | None = None  # a 0/N cover, a [GIT PULL], or a "naked" cover
     resend_of: int | None = None  # an unlabelled RESEND: the version it re-posts
+    # sort_key of the mail that opened it: postings are made (and kept) in this order
+    order: tuple[datetime, str] | None = None
 
     @property
     def first(self) -> Message:
@@ -91,7 +93,7 @@ def group_postings(messages: Iterable[Message]) -> list[Draft]:
     for m in sorted((m for m in by_id.values() if is_candidate(m)), key=sort_key):
         draft = _place(m, owner, by_send_id, by_sender, answering)
         if draft is None:
-            draft = Draft()
+            draft = Draft(order=sort_key(m))
             drafts.append(draft)
             by_sender[m.sender.email].append(draft)
         _add(draft, m)

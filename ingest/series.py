@@ -46,9 +46,13 @@ def is_pull(d: Draft) -> bool:
 
 
 def chain_drafts(
-    drafts: list[Draft], member_of: dict[str, Draft], by_id: dict[str, Message]
+    drafts: list[Draft], member_of: dict[str, Draft], replied: dict[str, Draft]
 ) -> list[tuple[list[Draft], list[str]]]:
-    """Group postings into series; each group sorted by (version, date), with link kinds."""
+    """Group postings into series; each group sorted by (version, date), with link kinds.
+
+    ``drafts`` in the order they were made (``Draft.order``); ``member_of``: member msgid →
+    posting; ``replied``: member msgid → the other posting it was sent in reply to
+    (``replied_drafts``)."""
     uf = _UnionFind()
     index = {id(d): str(i) for i, d in enumerate(drafts)}
     kinds: dict[str, set[str]] = defaultdict(set)
@@ -64,8 +68,8 @@ def chain_drafts(
             link(older, newer, "change-id")
     for d in drafts:
         for m in d.all_messages():
-            if (replied := _replied_draft(m, d, member_of, by_id)) is not None:
-                link(replied, d, "reply")
+            if (answered := replied.get(m.msgid)) is not None:
+                link(answered, d, "reply")
             for msgid in m.version_links:
                 if (linked := member_of.get(msgid)) is not None:
                     link(linked, d, "link")
@@ -173,7 +177,7 @@ def _sharing_patch_titles(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
     pairs = []
     latest_by_title: dict[tuple[str, str], Draft] = {}
     for d in sorted(drafts, key=lambda d: sort_key(d.first)):
-        keys = {m.subject.key for m in d.members.values() if m.subject.key}
+        keys = sorted({m.subject.key for m in d.members.values() if m.subject.key})
         if len(keys) >= 2:
             counts: dict[int, tuple[int, Draft]] = {}
             for key in keys:
@@ -213,10 +217,11 @@ def _cover_only_first_sends(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
     return pairs
 
 
+RETITLE_DAYS = 180
 _TITLE_STOP = frozenset({"a", "an", "the", "of", "for", "to", "in", "on", "and", "with", "kvm"})
 
 
-def _title_words(title: str) -> frozenset[str]:
+def title_words(title: str) -> frozenset[str]:
     """Words of a title after its subsystem prefix ("KVM: arm64:", "kvm/arm64:")."""
     tail = title.rsplit(":", 1)[-1]
     return frozenset(w for w in re.findall(r"[a-z0-9_]+", tail.casefold()) if w not in _TITLE_STOP)
@@ -234,7 +239,9 @@ def _retitled(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
         v = d.explicit_version
         if v is not None and v >= 2:
             earlier = by_sender.get((d.sender, v - 1), ())
-            fits = [o for o in earlier if _within(o, d, days=180) and _is_earlier_version(o, d)]
+            fits = [
+                o for o in earlier if _within(o, d, days=RETITLE_DAYS) and _is_earlier_version(o, d)
+            ]
             if len(fits) == 1:
                 pairs.append((fits[0], d))
         by_sender[d.sender, draft_version(d)].append(d)
@@ -251,7 +258,7 @@ def _is_earlier_version(older: Draft, newer: Draft) -> bool:
     old_keys = {m.subject.key for m in older.members.values() if m.subject.key}
     if len(new_keys) >= 2 and len(new_keys & old_keys) * 2 >= len(new_keys):
         return True
-    a, b = _title_words(older.first.subject.title), _title_words(newer.first.subject.title)
+    a, b = title_words(older.first.subject.title), title_words(newer.first.subject.title)
     return len(a) >= 2 and len(b) >= 2 and len(a & b) * 3 >= len(a | b) * 2
 
 
@@ -262,24 +269,54 @@ def _within(older: Draft, newer: Draft, *, days: int) -> bool:
     return timedelta(0) <= d_new - d_old <= timedelta(days=days)
 
 
-def _replied_draft(
-    m: Message, own: Draft, member_of: dict[str, Draft], by_id: dict[str, Message]
-) -> Draft | None:
-    """The other posting this member was sent in reply to (through replies, if need be)."""
-    seen: set[str] = set()
-    parent = m.parent
-    while parent and parent not in seen and len(seen) < 100:
-        seen.add(parent)
-        owner = member_of.get(parent)
-        if owner is not None:
-            return owner if owner is not own else None
-        up = by_id.get(parent)
-        parent = up.parent if up is not None else None
-    return None
+def replied_drafts(
+    drafts: Iterable[Draft], member_of: dict[str, Draft], by_id: dict[str, Message]
+) -> dict[str, Draft]:
+    """Member msgid → the other posting it was sent in reply to (through replies, if need
+    be): the first posting member up its In-Reply-To chain, when not its own posting."""
+    out: dict[str, Draft] = {}
+    for d in drafts:
+        for m in d.all_messages():
+            seen: set[str] = set()
+            parent = m.parent
+            while parent and parent not in seen and len(seen) < 100:
+                seen.add(parent)
+                owner = member_of.get(parent)
+                if owner is not None:
+                    if owner is not d:
+                        out[m.msgid] = owner
+                    break
+                up = by_id.get(parent)
+                parent = up.parent if up is not None else None
+    return out
 
 
-def find_partial_reroll(newer: Draft, older: Draft, by_id: dict[str, Message]) -> bool:
-    """b4's rule: every patch of the incomplete newer version answers the same n/N of the older."""
+REROLL_DEPTH = 50
+
+
+def reroll_ancestors(d: Draft, by_id: dict[str, Message]) -> dict[str, tuple[str, ...]]:
+    """For an incomplete posting (fewer patches than its total), each patch's ancestors up
+    its In-Reply-To chain (at most REROLL_DEPTH): what ``find_partial_reroll`` looks at."""
+    total = d.patch_total
+    if not d.members or total is None or len(d.members) >= total:
+        return {}
+    out = {}
+    for patch in d.members.values():
+        chain: list[str] = []
+        parent = patch.parent
+        for _ in range(REROLL_DEPTH):
+            if parent is None:
+                break
+            chain.append(parent)
+            up = by_id.get(parent)
+            parent = up.parent if up is not None else None
+        out[patch.msgid] = tuple(chain)
+    return out
+
+
+def find_partial_reroll(newer: Draft, older: Draft, ancestors: dict[str, tuple[str, ...]]) -> bool:
+    """b4's rule: every patch of the incomplete newer version answers the same n/N of the
+    older (``ancestors``: ``reroll_ancestors`` of the newer)."""
     total = newer.patch_total
     if not newer.members or total is None or len(newer.members) >= total:
         return False
@@ -287,16 +324,7 @@ def find_partial_reroll(newer: Draft, older: Draft, by_id: dict[str, Message]) -
         return False
     older_ids = {m.msgid: n for n, m in older.members.items()}
     for n, patch in newer.members.items():
-        parent, found = patch.parent, False
-        for _ in range(50):
-            if parent is None:
-                break
-            if older_ids.get(parent) == n:
-                found = True
-                break
-            up = by_id.get(parent)
-            parent = up.parent if up is not None else None
-        if not found:
+        if not any(older_ids.get(up) == n for up in ancestors.get(patch.msgid, ())):
             return False
     return True
 

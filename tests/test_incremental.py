@@ -26,6 +26,13 @@ _DUMPS = {
     "search": "SELECT kind, ref, title, people FROM search_fts",
     "components": "SELECT msgid, comp FROM derive_components",
     "keys": "SELECT key, comp, strong FROM derive_keys",
+    # what the next incremental derivation starts from must be what a full one leaves
+    "drafts": "SELECT key, unit, chain, series_id, hash, summary FROM derive_drafts",
+    "chain_keys": "SELECT key, draft FROM derive_chain_keys",
+    "pull_candidates": "SELECT * FROM derive_pull_candidates",
+    "pull_entries": "SELECT * FROM derive_pull_entries",
+    "pull_marks": "SELECT * FROM derive_pull_marks",
+    "appliers": "SELECT * FROM derive_appliers",
 }
 
 
@@ -83,3 +90,32 @@ def test_every_month_of_the_archive_one_at_a_time_equals_a_full_derivation(tmp_p
     figures = _add_months_and_compare(tmp_path, files)
     print("derived / stored after each month:", figures)
     assert len(figures) == len(files)
+
+
+def test_months_out_of_order_equal_a_full_derivation(tmp_path) -> None:
+    """A sync that brings older mail (an earlier month after later ones): earlier versions
+    and the threads they start arrive after the series they belong to were derived."""
+    later, earlier = _months("2020-11", 2), _months("2020-10", 1)
+    figures = _add_months_and_compare(tmp_path, [*later, *earlier])
+    assert len(figures) == 3 and figures[2][0] < figures[2][1]
+
+
+def test_chain_keys_find_every_posting_a_retitled_version_can_chain_to() -> None:
+    """ingest.components._retitle_keys keys title words by prefix filtering: any two titles
+    that series._is_earlier_version counts as alike (Jaccard ≥ 2/3 over ≥ 2 words) share a
+    prefix word.  Checked on every pair of 2,000 random word sets of 2–12 words."""
+    import random
+
+    from ingest.components import retitle_word_prefix
+
+    rng = random.Random(7)
+    vocabulary = [f"w{i}" for i in range(14)]
+    sets = [frozenset(rng.sample(vocabulary, rng.randint(2, 12))) for _ in range(2000)]
+    alike = 0
+    for i, a in enumerate(sets):
+        pa = set(retitle_word_prefix(a))
+        for b in sets[i + 1 :]:
+            if len(a & b) * 3 >= len(a | b) * 2:
+                alike += 1
+                assert pa & set(retitle_word_prefix(b)), (sorted(a), sorted(b))
+    assert alike > 1000
