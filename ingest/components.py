@@ -57,10 +57,25 @@ def component_keys(m: Message) -> Keys:
     return Keys(frozenset(strong), frozenset(weak - strong))
 
 
+# The words most frequent in kvmarm titles (after "KVM: arm64:"), ordered last so prefixes
+# hold rarer words.  Any fixed order is correct; this one keeps chains small.  Never
+# derived from the data at hand: every run must order words the same way.
+_COMMON_TEXT = (
+    "add support use hyp page from move vcpu fix introduce when remove stage guest host "
+    "test nvhe code el2 make 2 allow register table at implement enable registers handle is "
+    "check pmu into s vhe trap handling nested t tests state drop memory virtual don 1 "
+    "fixes if generic userspace arm64 set counter arm helper up data cpu memslot out "
+    "context function hypercall cache get save as mmio access only mmu refactor time id "
+    "fault mode size provide 5 early new by all "
+)
+_COMMON_WORDS = frozenset(_COMMON_TEXT.split())
+
+
 def retitle_word_prefix(words: Iterable[str]) -> list[str]:
-    """The first |x| - ⌈2|x|/3⌉ + 1 words in sorted order: two sets with Jaccard similarity
-    at least 2/3 share one of them (prefix filtering, Chaudhuri et al. 2006)."""
-    ordered = sorted(set(words))
+    """The first |x| - ⌈2|x|/3⌉ + 1 words in one fixed order (rare before common): two
+    sets with Jaccard similarity at least 2/3 share one of them (prefix filtering,
+    Chaudhuri et al. 2006)."""
+    ordered = sorted(set(words), key=lambda w: (w in _COMMON_WORDS, w))
     return ordered[: len(ordered) - (2 * len(ordered) + 2) // 3 + 1]
 
 
@@ -76,7 +91,7 @@ def _markers(m: Message) -> set[str]:
 RETITLE_WINDOW = timedelta(days=RETITLE_DAYS)
 
 
-def chain_keys(d: Draft, replied: Iterable[str]) -> frozenset[str]:
+def chain_keys(d: Draft, replied: Iterable[str]) -> Keys:
     """The keys through which posting ``d`` can be chained with another (level two), as
     ingest.series.chain_drafts decides; ``replied``: keys of the postings it answers."""
     sender = d.sender
@@ -93,32 +108,37 @@ def chain_keys(d: Draft, replied: Iterable[str]) -> frozenset[str]:
     for m in d.members.values():
         if m.subject.key:
             keys.add(f"pk:{sender}|{m.subject.key}")  # shared patch titles
+    weak: set[str] = set()
     if not is_pull(d):
-        keys.update(_retitle_keys(d))
-    return frozenset(keys)
+        newer, older = _retitle_keys(d)
+        keys |= newer
+        weak |= older
+    return Keys(frozenset(keys), frozenset(weak - keys))
 
 
-def _retitle_keys(d: Draft) -> set[str]:
+def _retitle_keys(d: Draft) -> tuple[set[str], set[str]]:
     """series._retitled: a [PATCH vN] chains to the one posting of v(N-1) by its sender in
     the 180 days before that shares its patch-ids, patch titles (``pk:``, above) or most
     of its title words, and it must see every such posting.  Patch-ids as they are; title
     words by prefix filtering: two word sets with Jaccard similarity ≥ 2/3 share a word
     among the first |x| - ⌈2|x|/3⌉ + 1 of each (words in one fixed order), keyed by sender,
-    the newer's version and the 180-day period (the newer's and the one before)."""
+    the newer's version and the 180-day period (the newer's and the one before).  Held
+    strongly as the newer, weakly as the older: two older postings are not related
+    through a newer one's keys unless it exists.  Returns (strong, weak)."""
     sender = d.sender
-    keys = {f"rp:{sender}|{m.patch_id}" for m in d.members.values() if m.patch_id}
+    strong = {f"rp:{sender}|{m.patch_id}" for m in d.members.values() if m.patch_id}
+    weak: set[str] = set()
     when = posting_date(d)
     words = title_words(d.first.subject.title)
     if when is None or len(words) < 2:
-        return keys
+        return strong, weak
     period = int(when.timestamp() // RETITLE_WINDOW.total_seconds())
-    prefix = retitle_word_prefix(words)
     version = d.explicit_version
-    for w in prefix:
-        keys.add(f"rw:{sender}|{draft_version(d) + 1}|{period}|{w}")  # as the older
+    for w in retitle_word_prefix(words):
+        weak.add(f"rw:{sender}|{draft_version(d) + 1}|{period}|{w}")  # as the older
         if version is not None and version >= 2:  # as the newer
-            keys.update(f"rw:{sender}|{version}|{p}|{w}" for p in (period - 1, period))
-    return keys
+            strong.update(f"rw:{sender}|{version}|{p}|{w}" for p in (period - 1, period))
+    return strong, weak
 
 
 class _UnionFind:

@@ -17,9 +17,11 @@ a part of the archive be re-derived alone with the same result.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ingest.applies import Undone, find_appliers, settle_notices
@@ -43,7 +45,7 @@ from ingest.series import (
     reroll_ancestors,
 )
 from ingest.subjects import normalise_title
-from ingest.summaries import Summary, Unpacked, summarise, unpack
+from ingest.summaries import Summary, Unpacked, summarise, unpack, unpack_body
 from ingest.threads import _EPOCH, group_threads
 
 
@@ -120,25 +122,42 @@ def _note_last(last: dict[int, datetime], key: int, when: datetime | None) -> No
 
 @dataclass
 class Chains:
-    """Level two, before pull requests are matched: postings chained into series, each
-    version completed (partial rerolls, carried trailers)."""
+    """Level two: postings chained into series.  A series is *completed* (partial rerolls
+    filled in, trailers carried from earlier versions) once its postings' bodies are
+    unpacked (``complete``), and then finished (``finish_series``)."""
 
     unpacked: Unpacked
     chains: list[tuple[list[Draft], list[str]]]
-    partial: dict[int, int]
+    partial: dict[int, int] = field(default_factory=dict)
+    completed: set[int] = field(default_factory=set)  # indexes into ``chains``
 
-    def series_ids(self) -> list[str]:
-        return [_series_key(members) for members, _how in self.chains]
+    def series_id(self, i: int) -> str:
+        return _series_key(self.chains[i][0])
+
+    def shape(self, i: int) -> str:
+        """What a series' facts depend on besides its postings' summaries and pull marks:
+        which postings, in which order, chained how (a hash)."""
+        members, how = self.chains[i]
+        text = json.dumps([[_posting_key(d) for d in members], how], separators=(",", ":"))
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
-def chain_postings(summaries: list[Summary]) -> Chains:
-    """Level two, first step: chain the postings of ``summaries`` into series."""
-    u = unpack(summaries)
-    chains = chain_drafts(u.drafts, u.member_of, u.replied)
-    partial: dict[int, int] = {}
-    for members, _how in chains:
-        _complete_versions(members, u.slots_of, u.ancestors, partial)
-    return Chains(u, chains, partial)
+def chain_postings(heads: list[Summary]) -> Chains:
+    """Level two, first step: chain the postings of ``heads`` (summaries, or only their
+    heads: ingest/summaries.py) into series."""
+    u = unpack(heads)
+    return Chains(u, chain_drafts(u.drafts, u.member_of, u.replied))
+
+
+def complete(chains: Chains, bodies: dict[str, Summary], which: Iterable[int]) -> None:
+    """Unpack the bodies of the postings of series ``which`` and complete those series."""
+    u = chains.unpacked
+    for i in sorted(set(which) - chains.completed):
+        members, _how = chains.chains[i]
+        for d in members:
+            unpack_body(u, d, bodies[_posting_key(d)])
+        _complete_versions(members, u.slots_of, u.ancestors, chains.partial)
+        chains.completed.add(i)
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,9 +188,11 @@ class PullEntry:
     evidence: Evidence
 
 
-def pull_candidates(chains: Chains) -> list[PullCandidate]:
+def pull_candidates(chains: Chains, which: Iterable[int]) -> list[PullCandidate]:
+    """The patches of (completed) series ``which`` a pull request may name."""
     out = []
-    for members, _how in chains.chains:
+    for i in sorted(which):
+        members, _how = chains.chains[i]
         sid = _series_key(members)
         for pos, d in enumerate(members):
             if is_pull(d):
@@ -193,9 +214,10 @@ def pull_candidates(chains: Chains) -> list[PullCandidate]:
     return out
 
 
-def pull_entries(chains: Chains) -> list[PullEntry]:
+def pull_entries(drafts: Iterable[Draft]) -> list[PullEntry]:
+    """The shortlog lines of the pull requests among ``drafts``."""
     out = []
-    for d in chains.unpacked.drafts:
+    for d in drafts:
         cover = d.cover
         if cover is None or cover.pull is None or not cover.pull.shortlog:
             continue
@@ -246,15 +268,16 @@ def mark_pulled(entries: Iterable[PullEntry], candidates: Iterable[PullCandidate
     return marks
 
 
-def finish_series(chains: Chains, marks: Marks) -> list[Series]:
-    """Level two, last step: each chain as a Series, its versions' statuses decided."""
+def finish_series(chains: Chains, marks: Marks, which: Iterable[int]) -> list[Series]:
+    """Level two, last step: (completed) series ``which``, their versions' statuses decided."""
     u = chains.unpacked
-    for d in u.drafts:
-        for slot in u.slots_of[id(d)].values():
-            if slot.pulled is None:
-                slot.pulled = marks.get((_posting_key(d), slot.n))
     out = []
-    for members, how in chains.chains:
+    for i in sorted(which):
+        members, how = chains.chains[i]
+        for d in members:
+            for slot in u.slots_of[id(d)].values():
+                if slot.pulled is None:
+                    slot.pulled = marks.get((_posting_key(d), slot.n))
         postings = [
             _posting(
                 d,
@@ -306,9 +329,12 @@ def derive_all(messages: Sequence[Message], context: DeriveContext | None = None
     ctx = context if context is not None else derive_context(messages)
     level_one = derive_postings(messages, ctx)
     chains = chain_postings(level_one.summaries)
-    candidates, entries = pull_candidates(chains), pull_entries(chains)
+    everything = range(len(chains.chains))
+    complete(chains, {s["key"]: s for s in level_one.summaries}, everything)
+    candidates = pull_candidates(chains, everything)
+    entries = pull_entries(chains.unpacked.drafts)
     marks = mark_pulled(entries, candidates)
-    series_list = sorted(finish_series(chains, marks), key=series_order)
+    series_list = sorted(finish_series(chains, marks, everything), key=series_order)
     derived = Derived(
         level_one.threads,
         series_list,
@@ -349,7 +375,7 @@ def _posting_key(d: Draft) -> str:
 
 def _complete_versions(members, slots_of, ancestors, partial: dict[int, int]) -> None:
     """Partial rerolls borrow the earlier version's patches; unchanged patches keep trailers."""
-    earlier: list[tuple[int, dict[int, SlotFacts]]] = []
+    earlier: dict[str, list[tuple[int, SlotFacts]]] = defaultdict(list)  # by patch-id
     previous: Draft | None = None
     for d in members:
         slots = slots_of[id(d)]
@@ -370,7 +396,9 @@ def _complete_versions(members, slots_of, ancestors, partial: dict[int, int]) ->
                 cover_trailers_for(slots, previous, donor)
             slots_of[id(d)] = dict(sorted(slots.items()))
         carry_trailers(slots_of[id(d)], earlier)
-        earlier.append((draft_version(d), slots_of[id(d)]))
+        for slot in slots_of[id(d)].values():
+            if slot.message.patch_id:
+                earlier[slot.message.patch_id].append((draft_version(d), slot))
         previous = d
 
 

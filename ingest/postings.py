@@ -36,6 +36,17 @@ class Draft:
     resend_of: int | None = None  # an unlabelled RESEND: the version it re-posts
     # sort_key of the mail that opened it: postings are made (and kept) in this order
     order: tuple[datetime, str] | None = None
+    # Set by ``freeze`` once complete (level two): what is asked of it again and again.
+    _frozen: tuple[list[Message], datetime | None] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def freeze(self) -> None:
+        """No member is added any more: remember its messages and date."""
+        self._frozen = None
+        messages = self.all_messages()
+        dates = [m.date for m in messages if m.date is not None]
+        self._frozen = (messages, min(dates) if dates else None)
 
     @property
     def first(self) -> Message:
@@ -62,6 +73,8 @@ class Draft:
         return None
 
     def all_messages(self) -> list[Message]:
+        if self._frozen is not None:
+            return self._frozen[0]
         head = [self.cover] if self.cover is not None else []
         return head + [self.members[n] for n in sorted(self.members)]
 
@@ -216,5 +229,7 @@ def _adopt_naked_cover(draft: Draft, by_id: dict[str, Message], owner) -> None:
 
 
 def posting_date(draft: Draft) -> datetime | None:
+    if draft._frozen is not None:
+        return draft._frozen[1]
     dates = [m.date for m in draft.all_messages() if m.date is not None]
     return min(dates) if dates else None

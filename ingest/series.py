@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from itertools import pairwise
 
@@ -233,6 +233,14 @@ def _retitled(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
     words with.  Only one such earlier posting may qualify — two is a guess, not a link."""
     pairs = []
     by_sender: dict[tuple[str, int], list[Draft]] = defaultdict(list)  # (sender, version)
+    likeness: dict[int, _Likeness] = {}
+
+    def like(d: Draft) -> _Likeness:
+        found = likeness.get(id(d))
+        if found is None:
+            found = likeness[id(d)] = _likeness(d)
+        return found
+
     for d in sorted(drafts, key=lambda d: sort_key(d.first)):
         if is_pull(d):
             continue
@@ -240,7 +248,9 @@ def _retitled(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
         if v is not None and v >= 2:
             earlier = by_sender.get((d.sender, v - 1), ())
             fits = [
-                o for o in earlier if _within(o, d, days=RETITLE_DAYS) and _is_earlier_version(o, d)
+                o
+                for o in earlier
+                if _within(o, d, days=RETITLE_DAYS) and _is_earlier_version(like(o), like(d))
             ]
             if len(fits) == 1:
                 pairs.append((fits[0], d))
@@ -248,17 +258,30 @@ def _retitled(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
     return pairs
 
 
-def _is_earlier_version(older: Draft, newer: Draft) -> bool:
+@dataclass(frozen=True, slots=True)
+class _Likeness:
+    """What tells an earlier version of a posting: its patch-ids, patch titles, title words."""
+
+    ids: frozenset[str]
+    keys: frozenset[str]
+    words: frozenset[str]
+
+
+def _likeness(d: Draft) -> _Likeness:
+    return _Likeness(
+        frozenset(m.patch_id for m in d.members.values() if m.patch_id),
+        frozenset(m.subject.key for m in d.members.values() if m.subject.key),
+        title_words(d.first.subject.title),
+    )
+
+
+def _is_earlier_version(older: _Likeness, newer: _Likeness) -> bool:
     """``older`` shares most of ``newer``'s patches (patch-id or title), or its title."""
-    new_ids = {m.patch_id for m in newer.members.values() if m.patch_id}
-    old_ids = {m.patch_id for m in older.members.values() if m.patch_id}
-    if new_ids and len(new_ids & old_ids) * 2 >= len(new_ids):
+    if newer.ids and len(newer.ids & older.ids) * 2 >= len(newer.ids):
         return True
-    new_keys = {m.subject.key for m in newer.members.values() if m.subject.key}
-    old_keys = {m.subject.key for m in older.members.values() if m.subject.key}
-    if len(new_keys) >= 2 and len(new_keys & old_keys) * 2 >= len(new_keys):
+    if len(newer.keys) >= 2 and len(newer.keys & older.keys) * 2 >= len(newer.keys):
         return True
-    a, b = title_words(older.first.subject.title), title_words(newer.first.subject.title)
+    a, b = older.words, newer.words
     return len(a) >= 2 and len(b) >= 2 and len(a & b) * 3 >= len(a | b) * 2
 
 
@@ -329,16 +352,16 @@ def find_partial_reroll(newer: Draft, older: Draft, ancestors: dict[str, tuple[s
     return True
 
 
-def carry_trailers(slots: dict[int, SlotFacts], earlier: list[tuple[int, dict[int, SlotFacts]]]):
-    """Follow-up trailers given on an earlier version of an unchanged patch (same patch-id)."""
+def carry_trailers(
+    slots: dict[int, SlotFacts], earlier: dict[str, list[tuple[int, SlotFacts]]]
+) -> None:
+    """Follow-up trailers given on an earlier version of an unchanged patch (same patch-id;
+    ``earlier``: patch-id → (version, slot) of the earlier versions, in version order)."""
     for slot in slots.values():
         pid = slot.message.patch_id
         if not pid or slot.from_version is not None:
             continue
-        for version, old_slots in earlier:
-            for old in old_slots.values():
-                if old.message.patch_id != pid:
-                    continue
-                for t in old.trailers:
-                    if t.source == "reply" and not t.mismatch and not t.unresolved:
-                        slot.add(replace(t, source="carried", from_version=version))
+        for version, old in earlier.get(pid, ()):
+            for t in old.trailers:
+                if t.source == "reply" and not t.mismatch and not t.unresolved:
+                    slot.add(replace(t, source="carried", from_version=version))

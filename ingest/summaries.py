@@ -193,28 +193,39 @@ def summarise(
     }
 
 
+# What chaining reads of a posting (the head), and what finishing its series reads too.
+HEAD = ("key", "order", "cover", "members", "replied", "pull")
+BODY = ("slots", "notices", "respins", "undone", "ancestors", "thread_root", "last")
+
+
+def split(summary: Summary) -> tuple[Summary, Summary]:
+    return {k: summary[k] for k in HEAD}, {k: summary[k] for k in BODY}
+
+
 @dataclass
 class Unpacked:
-    """Summaries turned back into the mutable objects the second level works on."""
+    """Summaries turned back into the mutable objects the second level works on: postings
+    from their heads (enough to chain them), the rest from their bodies when a series
+    is finished (``unpack_body``)."""
 
     drafts: list[Draft] = field(default_factory=list)  # in the order they were made
+    by_key: dict[str, Draft] = field(default_factory=dict)
+    member_of: dict[str, Draft] = field(default_factory=dict)
+    replied: dict[str, Draft] = field(default_factory=dict)
     slots_of: dict[int, dict[int, SlotFacts]] = field(default_factory=dict)
     events: dict[int, DraftEvents] = field(default_factory=dict)
     undone: dict[int, Undone] = field(default_factory=dict)
-    member_of: dict[str, Draft] = field(default_factory=dict)
-    replied: dict[str, Draft] = field(default_factory=dict)
     ancestors: dict[int, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     thread_root: dict[int, str | None] = field(default_factory=dict)
     last: dict[int, datetime | None] = field(default_factory=dict)
 
 
-def unpack(summaries: list[Summary]) -> Unpacked:
-    """Fresh Draft/SlotFacts objects for ``summaries`` (each call makes new ones: the second
-    level changes them)."""
+def unpack(heads: list[Summary]) -> Unpacked:
+    """Fresh Draft objects for the postings of ``heads`` (summaries or their heads); each
+    call makes new ones, as the second level changes them."""
     out = Unpacked()
-    by_key: dict[str, Draft] = {}
     replied_keys: dict[str, str] = {}
-    for s in sorted(summaries, key=_order):
+    for s in sorted(heads, key=_order):
         pull = None
         if s["pull"] is not None:
             url, shortlog = s["pull"]
@@ -222,35 +233,41 @@ def unpack(summaries: list[Summary]) -> Unpacked:
         cover = decode_member(s["cover"], pull) if s["cover"] is not None else None
         members = {n: decode_member(v) for n, v in s["members"]}
         d = Draft(members=members, cover=cover, order=_order(s))
+        d.freeze()
         out.drafts.append(d)
-        by_key[s["key"]] = d
+        out.by_key[s["key"]] = d
         for m in d.all_messages():
             out.member_of[m.msgid] = d
-        out.slots_of[id(d)] = {
-            n: SlotFacts(
-                n=n,
-                message=members[n],
-                trailers=[decode_trailer(t) for t in trailers],
-                applied=decode_evidence(applied),
-                pulled=decode_evidence(pulled),
-            )
-            for n, trailers, applied, pulled in s["slots"]
-        }
-        if s["notices"] or s["respins"]:
-            out.events[id(d)] = DraftEvents(
-                notices=_evidence_list(s["notices"]), respins=_evidence_list(s["respins"])
-            )
-        if s["undone"] is not None:
-            by, undone = s["undone"]
-            out.undone[id(d)] = Undone(by=_evidence_list(by), undone=_evidence_list(undone))
-        out.ancestors[id(d)] = {k: tuple(v) for k, v in s["ancestors"].items()}
-        out.thread_root[id(d)] = s["thread_root"]
-        out.last[id(d)] = _date(s["last"])
         replied_keys.update(s["replied"])
     for msgid, key in replied_keys.items():
-        if (target := by_key.get(key)) is not None:
+        if (target := out.by_key.get(key)) is not None:
             out.replied[msgid] = target
     return out
+
+
+def unpack_body(out: Unpacked, d: Draft, body: Summary) -> None:
+    """The rest of posting ``d``: its patches' trailers and marks, what replies said."""
+    members = d.members
+    out.slots_of[id(d)] = {
+        n: SlotFacts(
+            n=n,
+            message=members[n],
+            trailers=[decode_trailer(t) for t in trailers],
+            applied=decode_evidence(applied),
+            pulled=decode_evidence(pulled),
+        )
+        for n, trailers, applied, pulled in body["slots"]
+    }
+    if body["notices"] or body["respins"]:
+        out.events[id(d)] = DraftEvents(
+            notices=_evidence_list(body["notices"]), respins=_evidence_list(body["respins"])
+        )
+    if body["undone"] is not None:
+        by, undone = body["undone"]
+        out.undone[id(d)] = Undone(by=_evidence_list(by), undone=_evidence_list(undone))
+    out.ancestors[id(d)] = {k: tuple(v) for k, v in body["ancestors"].items()}
+    out.thread_root[id(d)] = body["thread_root"]
+    out.last[id(d)] = _date(body["last"])
 
 
 def _order(s: Summary) -> tuple[datetime, str]:

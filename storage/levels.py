@@ -8,6 +8,7 @@ full by a full derivation, then a part at a time by incremental derivation
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
@@ -15,20 +16,11 @@ from datetime import datetime
 
 import sqlite_utils
 
+from ingest.components import Keys
 from ingest.derive import Marks, PullCandidate, PullEntry
 from ingest.records import Evidence
-from ingest.summaries import Summary, decode_evidence, encode_evidence
+from ingest.summaries import Summary, decode_evidence, encode_evidence, split
 from storage.sqlbits import delete_in, rows_in, select_in
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDraft:
-    key: str
-    unit: str
-    chain: str
-    series_id: str
-    hash: str
-    summary: Summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +33,14 @@ class DraftPlace:
     chain: str
     series_id: str
     hash: str
+    shape: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDraft:
+    place: DraftPlace
+    digest: str  # of its summary
+    head: Summary  # what chaining reads of it
 
 
 LEVEL_TABLES = (
@@ -58,6 +58,11 @@ def clear_levels(db: sqlite_utils.Database) -> None:
         db.execute(f"DELETE FROM {table}")
 
 
+def summary_digest(summary: Summary) -> str:
+    text = json.dumps(summary, separators=(",", ":"), sort_keys=True)
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
 def save_drafts(
     db: sqlite_utils.Database, places: Iterable[DraftPlace], summaries: dict[str, Summary]
 ) -> None:
@@ -66,17 +71,30 @@ def save_drafts(
     full, moved = [], []
     for p in places:
         if p.key in summaries:
-            summary = json.dumps(summaries[p.key], separators=(",", ":"))
-            full.append((p.key, p.unit, p.chain, p.series_id, p.hash, summary))
+            head, body = split(summaries[p.key])
+            full.append(
+                (
+                    p.key,
+                    p.unit,
+                    p.chain,
+                    p.series_id,
+                    p.hash,
+                    p.shape,
+                    summary_digest(summaries[p.key]),
+                    json.dumps(head, separators=(",", ":")),
+                    json.dumps(body, separators=(",", ":")),
+                )
+            )
         else:
-            moved.append((p.unit, p.chain, p.series_id, p.hash, p.key))
+            moved.append((p.unit, p.chain, p.series_id, p.hash, p.shape, p.key))
     db.conn.executemany(
-        "INSERT OR REPLACE INTO derive_drafts(key, unit, chain, series_id, hash, summary) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT OR REPLACE INTO derive_drafts(key, unit, chain, series_id, hash, shape, digest, "
+        "head, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         full,
     )
     db.conn.executemany(
-        "UPDATE derive_drafts SET unit = ?, chain = ?, series_id = ?, hash = ? WHERE key = ?",
+        "UPDATE derive_drafts SET unit = ?, chain = ?, series_id = ?, hash = ?, shape = ? "
+        "WHERE key = ?",
         moved,
     )
 
@@ -100,31 +118,44 @@ def chains_of_drafts(db: sqlite_utils.Database, keys: Collection[str]) -> set[st
 
 def _drafts(db: sqlite_utils.Database, column: str, values: Collection[str]) -> list[StoredDraft]:
     sql = (
-        "SELECT key, unit, chain, series_id, hash, summary FROM derive_drafts "
+        "SELECT key, unit, chain, series_id, hash, shape, digest, head FROM derive_drafts "
         f"WHERE {column} IN ({{}})"
     )
     return [
-        StoredDraft(key, unit, chain, sid, digest, json.loads(summary))
-        for key, unit, chain, sid, digest, summary in rows_in(db, sql, values)
+        StoredDraft(DraftPlace(key, unit, chain, sid, rows, shape), digest, json.loads(head))
+        for key, unit, chain, sid, rows, shape, digest, head in rows_in(db, sql, values)
     ]
 
 
-def save_chain_keys(db: sqlite_utils.Database, keys: dict[str, frozenset[str]]) -> None:
+def bodies_of(db: sqlite_utils.Database, keys: Collection[str]) -> dict[str, Summary]:
+    sql = "SELECT key, body FROM derive_drafts WHERE key IN ({})"
+    return {key: json.loads(body) for key, body in rows_in(db, sql, keys)}
+
+
+def save_chain_keys(db: sqlite_utils.Database, keys: dict[str, Keys]) -> None:
     """Each posting's second-level keys (replacing what it held)."""
     delete_in(db, "DELETE FROM derive_chain_keys WHERE draft IN ({})", list(keys))
     db.conn.executemany(
-        "INSERT OR IGNORE INTO derive_chain_keys(key, draft) VALUES (?, ?)",
-        [(k, draft) for draft, held in keys.items() for k in sorted(held)],
+        "INSERT OR IGNORE INTO derive_chain_keys(key, draft, strong) VALUES (?, ?, ?)",
+        [
+            (k, draft, strength)
+            for draft, held in keys.items()
+            for strength, ks in ((1, held.strong), (0, held.weak))
+            for k in sorted(ks)
+        ],
     )
 
 
-def chains_holding(db: sqlite_utils.Database, keys: Collection[str]) -> set[str]:
-    """The chains of the postings holding any of ``keys``."""
+def chains_holding(db: sqlite_utils.Database, keys: Iterable[Keys]) -> set[str]:
+    """The chains a posting holding ``keys`` is related to: of the postings holding one of
+    its strong keys, or holding one of its weak keys strongly (ingest.components.Keys)."""
+    strong = {k for held in keys for k in held.strong}
+    weak = {k for held in keys for k in held.weak} - strong
     sql = (
         "SELECT DISTINCT d.chain FROM derive_chain_keys k JOIN derive_drafts d ON d.key = k.draft "
         "WHERE k.key IN ({})"
     )
-    return set(select_in(db, sql, keys))
+    return set(select_in(db, sql, strong)) | set(select_in(db, sql + " AND k.strong = 1", weak))
 
 
 # ---- pull requests (ingest.derive.mark_pulled) ---------------------------------------------

@@ -561,8 +561,9 @@ def m038_two_level_derivation(db: sqlite_utils.Database) -> None:
     """What the second level of derivation (ingest/derive.py) keeps between runs, so new mail
     re-derives only the postings and series it touches (bot/sync/derivation.py):
     - derive_drafts: each posting's summary (ingest/summaries.py), the unit (first-level
-      component) it was derived in, its chain (second-level component), series and a hash
-      of its stored rows (unchanged rows are not rewritten);
+      component) it was derived in, its chain (second-level component) and series, and
+      hashes that tell what changed (unchanged series are not finished again, unchanged
+      rows not rewritten);
     - derive_chain_keys: the second-level keys each posting holds (ingest/components.py);
     - derive_pull_candidates / derive_pull_entries / derive_pull_marks: patches a pull
       request's shortlog may name, the shortlog lines, and which patch each line marked;
@@ -576,8 +577,11 @@ def m038_two_level_derivation(db: sqlite_utils.Database) -> None:
             unit TEXT NOT NULL,
             chain TEXT NOT NULL,
             series_id TEXT NOT NULL,
-            hash TEXT NOT NULL,
-            summary TEXT NOT NULL
+            hash TEXT NOT NULL,        -- of its version's rows (storage.derived.series_rows)
+            shape TEXT NOT NULL,       -- of its series' chaining (ingest.derive.Chains.shape)
+            digest TEXT NOT NULL,      -- of its summary
+            head TEXT NOT NULL,        -- JSON: what chaining reads (ingest/summaries.py)
+            body TEXT NOT NULL         -- JSON: the rest
         );
         CREATE INDEX derive_drafts_unit ON derive_drafts(unit);
         CREATE INDEX derive_drafts_chain ON derive_drafts(chain);
@@ -585,6 +589,7 @@ def m038_two_level_derivation(db: sqlite_utils.Database) -> None:
         CREATE TABLE derive_chain_keys (
             key TEXT NOT NULL,
             draft TEXT NOT NULL,
+            strong INTEGER NOT NULL,   -- 1: relates to every holder; 0: only to strong ones
             PRIMARY KEY (key, draft)
         ) WITHOUT ROWID;
         CREATE INDEX derive_chain_keys_draft ON derive_chain_keys(draft);

@@ -27,7 +27,7 @@ _DUMPS = {
     "components": "SELECT msgid, comp FROM derive_components",
     "keys": "SELECT key, comp, strong FROM derive_keys",
     # what the next incremental derivation starts from must be what a full one leaves
-    "drafts": "SELECT key, unit, chain, series_id, hash, summary FROM derive_drafts",
+    "drafts": "SELECT * FROM derive_drafts",
     "chain_keys": "SELECT key, draft FROM derive_chain_keys",
     "pull_candidates": "SELECT * FROM derive_pull_candidates",
     "pull_entries": "SELECT * FROM derive_pull_entries",

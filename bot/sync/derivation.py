@@ -15,16 +15,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 
 from ingest.applies import shows_applier
 from ingest.components import Keys, chain_keys, group_components, keys_by_message
 from ingest.derive import (
+    Chains,
     Derivation,
     DeriveContext,
     PullCandidate,
     chain_postings,
+    complete,
     derive_all,
     derive_context,
     derive_postings,
@@ -58,7 +61,7 @@ from storage.derived import (
 )
 from storage.levels import (
     DraftPlace,
-    StoredDraft,
+    bodies_of,
     candidates_titled,
     chains_holding,
     chains_of_drafts,
@@ -76,6 +79,7 @@ from storage.levels import (
     save_drafts,
     save_entries,
     stored_appliers,
+    summary_digest,
 )
 from storage.messages import (
     count_messages,
@@ -161,9 +165,10 @@ def _save_levels(
     summaries = {s["key"]: s for s in done.postings.summaries}
     held = _chain_keys(done.chains.unpacked.drafts, summaries)
     chain_of = _chain_ids(held)
+    shape_of = _shapes(done.chains, range(len(done.chains.chains)))
     series_of = {v.key: s.id for s in done.derived.series for v in s.versions}
     places = [
-        DraftPlace(key, unit_of[key], chain_of[key], series_of[key], hashes[key])
+        DraftPlace(key, unit_of[key], chain_of[key], series_of[key], hashes[key], shape_of[key])
         for key in summaries
     ]
     save_drafts(db, places, summaries)
@@ -209,38 +214,68 @@ def _derive_part(db: Database, now: datetime) -> int:
     fresh = {s["key"]: s for s in level_one.summaries}
     fresh_keys = _chain_keys(unpack(list(fresh.values())).drafts, fresh)
     replaced = drafts_of_units(db, units)
-    chains = chains_holding(db, {k for held in fresh_keys.values() for k in held})
-    chains |= {d.chain for d in replaced}
-    before = _by_key([*drafts_of_chains(db, chains), *replaced])
-    gone = {d.key for d in replaced} | fresh.keys()
-    summaries = {key: d.summary for key, d in before.items() if key not in gone} | fresh
-    chained = chain_postings(list(summaries.values()))
-    held = _chain_keys(chained.unpacked.drafts, summaries)
+    chains = chains_holding(db, fresh_keys.values()) | {d.place.chain for d in replaced}
+    before = {d.place.key: d for d in [*drafts_of_chains(db, chains), *replaced]}
+    gone = {d.place.key for d in replaced} | fresh.keys()
+    heads = {key: d.head for key, d in before.items() if key not in gone} | fresh
+    chained = chain_postings(list(heads.values()))
+    held = _chain_keys(chained.unpacked.drafts, heads)
     chain_of = _chain_ids(held)
 
+    # Series to finish again: a posting's summary changed, or the series' chaining did.
+    every = range(len(chained.chains))
+    shape_of = _shapes(chained, every)
+    changed = {
+        key
+        for key, summary in fresh.items()
+        if key not in before or before[key].digest != summary_digest(summary)
+    }
+    dirty = {
+        i
+        for i in every
+        for d in chained.chains[i][0]
+        for key in [d.first.msgid]
+        if key in changed or key not in before or before[key].place.shape != shape_of[key]
+    }
+    bodies = _bodies(db, chained, dirty, fresh)
+    complete(chained, bodies, dirty)
+
     # Pull requests: the titles whose candidates or shortlog lines changed.
-    candidates, entries = pull_candidates(chained), pull_entries(chained)
-    titles = delete_candidates(db, before.keys()) | delete_entries(db, before.keys())
+    redone = {d.first.msgid for i in dirty for d in chained.chains[i][0]}
+    dropped = {d.place.key for d in replaced} - heads.keys()
+    titles = delete_candidates(db, redone | dropped)
+    candidates = pull_candidates(chained, dirty)
     save_candidates(db, candidates)
+    titles |= delete_entries(db, gone)
+    entries = pull_entries(chained.unpacked.by_key[key] for key in fresh)
     save_entries(db, entries)
     titles |= {c.title for c in candidates} | {e.title for e in entries}
-    changed = _remark(db, titles)
-    extra_chains = chains_of_drafts(db, {k for k, _n in changed} - summaries.keys() - before.keys())
+    remarked = {key for key, _n in _remark(db, titles)}
+    by_chain = {id(d): i for i, (members, _how) in enumerate(chained.chains) for d in members}
+    also = {by_chain[id(chained.unpacked.by_key[k])] for k in remarked if k in heads} - dirty
+    complete(chained, bodies | _bodies(db, chained, also, fresh), also)
+    extra_chains = chains_of_drafts(db, remarked - heads.keys() - before.keys())
     extra = drafts_of_chains(db, extra_chains)
-    finishing = [chained]
+    finishing = [(chained, dirty | also)]
     if extra:
-        finishing.append(chain_postings([d.summary for d in extra]))
-    marks = marks_of(db, [*summaries, *(d.key for d in extra)])
-    series = [s for c in finishing for s in finish_series(c, marks)]
+        other = chain_postings([d.head for d in extra])
+        everything = range(len(other.chains))
+        complete(other, bodies_of(db, [d.place.key for d in extra]), everything)
+        finishing.append((other, set(everything)))
+    marks = marks_of(
+        db, [d.first.msgid for c, which in finishing for i in which for d in c.chains[i][0]]
+    )
+    series = [s for c, which in finishing for s in finish_series(c, marks, which)]
 
-    # Write: the part's threads and memberships, the series, the bookkeeping.
-    old_hashes = {key: d.hash for key, d in before.items()}
-    old_hashes |= {d.key: d.hash for d in extra}
-    old_series = {d.series_id for d in before.values()} | {d.series_id for d in extra}
+    # Write: the series, the part's threads and memberships, the bookkeeping.
+    finished = {v.key for s in series for v in s.versions}
+    old = {key: d.place for key, d in before.items()} | {d.place.key: d.place for d in extra}
+    old_hashes = {key: p.hash for key, p in old.items() if key not in heads or key in finished}
+    old_series = {p.series_id for key, p in old.items() if key in old_hashes}
     hashes = write_series(db, series, old_hashes=old_hashes, old_series=old_series)
     series_of = {v.key: s.id for s in series for v in s.versions}
     memberships = [
-        (msgid, root, series_of.get(key) if key else None, key)
+        (msgid, root, _series_of(key, series_of, old), key)
         for msgid, root in level_one.thread_of.items()
         for key in [level_one.posting_of.get(msgid)]
     ]
@@ -250,21 +285,22 @@ def _derive_part(db: Database, now: datetime) -> int:
         {
             key: sid
             for key, sid in series_of.items()
-            if key not in fresh and before.get(key, _NOWHERE).series_id != sid
+            if key not in fresh and old[key].series_id != sid
         },
     )
-    delete_drafts(db, [d.key for d in replaced if d.key not in summaries])
+    delete_drafts(db, dropped)
     places = [
         DraftPlace(
             key,
-            unit_of[key] if key in fresh else before[key].unit,
+            unit_of[key] if key in fresh else old[key].unit,
             chain_of[key],
-            series_of[key],
-            hashes[key],
+            series_of[key] if key in finished else old[key].series_id,
+            hashes[key] if key in finished else old[key].hash,
+            shape_of[key],
         )
-        for key in summaries
+        for key in heads
     ]
-    places += [DraftPlace(d.key, d.unit, d.chain, d.series_id, hashes[d.key]) for d in extra]
+    places += [replace(d.place, hash=hashes[d.place.key]) for d in extra]
     save_drafts(db, places, fresh)
     save_chain_keys(db, held)
     delete_in(db, "DELETE FROM derive_keys WHERE comp IN ({})", units)
@@ -273,21 +309,39 @@ def _derive_part(db: Database, now: datetime) -> int:
     finish_part(db, part)
     _save_context(db, context)
     log.debug(
-        "derived %d mails of %d units and %d postings of %d chains for %d new",
+        "derived %d mails of %d units; chained %d postings of %d chains, finished %d series",
         len(part),
         len(units),
-        len(summaries) + len(extra),
-        len(chains) + len(extra_chains),
-        len(queued),
+        len(heads),
+        len(chains),
+        len(series),
     )
     return len(part)
 
 
-_NOWHERE = StoredDraft("", "", "", "", "", {})
+def _series_of(
+    key: str | None, series_of: dict[str, str], old: dict[str, DraftPlace]
+) -> str | None:
+    if key is None:
+        return None
+    return series_of[key] if key in series_of else old[key].series_id
 
 
-def _by_key(drafts: Iterable[StoredDraft]) -> dict[str, StoredDraft]:
-    return {d.key: d for d in drafts}
+def _shapes(chains: Chains, which: Iterable[int]) -> dict[str, str]:
+    """Posting key → the shape of its series' chaining."""
+    return {
+        d.first.msgid: shape
+        for i in which
+        for shape in [chains.shape(i)]
+        for d in chains.chains[i][0]
+    }
+
+
+def _bodies(
+    db: Database, chains: Chains, which: Iterable[int], fresh: dict[str, Summary]
+) -> dict[str, Summary]:
+    keys = {d.first.msgid for i in which for d in chains.chains[i][0]}
+    return bodies_of(db, keys - fresh.keys()) | {k: fresh[k] for k in keys & fresh.keys()}
 
 
 def _remark(db: Database, titles: Collection[str]) -> set[tuple[str, int]]:
@@ -301,9 +355,7 @@ def _remark(db: Database, titles: Collection[str]) -> set[tuple[str, int]]:
     return replace_marks(db, titles, marks, title_of)
 
 
-def _chain_keys(
-    drafts: Iterable[Draft], summaries: dict[str, Summary]
-) -> dict[str, frozenset[str]]:
+def _chain_keys(drafts: Iterable[Draft], summaries: dict[str, Summary]) -> dict[str, Keys]:
     """Each posting's second-level keys."""
     out = {}
     for d in drafts:
@@ -312,9 +364,9 @@ def _chain_keys(
     return out
 
 
-def _chain_ids(held: dict[str, frozenset[str]]) -> dict[str, str]:
+def _chain_ids(held: dict[str, Keys]) -> dict[str, str]:
     """Posting key → its chain (second-level component): the smallest key in it."""
-    groups = group_components({key: Keys(keys) for key, keys in held.items()})
+    groups = group_components(held)
     return {key: group[0] for group in groups for key in group}
 
 
