@@ -59,8 +59,18 @@ def clear_levels(db: sqlite_utils.Database) -> None:
 
 
 def summary_digest(summary: Summary) -> str:
-    text = json.dumps(summary, separators=(",", ":"), sort_keys=True)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    """A hash of a posting's summary: of its head, then of its body (``same_head``)."""
+    return "".join(
+        hashlib.blake2b(
+            json.dumps(part, separators=(",", ":"), sort_keys=True).encode(), digest_size=16
+        ).hexdigest()
+        for part in split(summary)
+    )
+
+
+def same_head(a: str, b: str) -> bool:
+    """Two summary digests agree on the head."""
+    return a[:32] == b[:32]
 
 
 def save_drafts(
@@ -124,6 +134,32 @@ def _drafts(db: sqlite_utils.Database, column: str, values: Collection[str]) -> 
     return [
         StoredDraft(DraftPlace(key, unit, chain, sid, rows, shape), digest, json.loads(head))
         for key, unit, chain, sid, rows, shape, digest, head in rows_in(db, sql, values)
+    ]
+
+
+def heads_of(db: sqlite_utils.Database, keys: Collection[str]) -> dict[str, Summary]:
+    sql = "SELECT key, head FROM derive_drafts WHERE key IN ({})"
+    return {key: json.loads(head) for key, head in rows_in(db, sql, keys)}
+
+
+def places_of(db: sqlite_utils.Database, keys: Collection[str]) -> list[DraftPlace]:
+    sql = "SELECT key, unit, chain, series_id, hash, shape FROM derive_drafts WHERE key IN ({})"
+    return [DraftPlace(*row) for row in rows_in(db, sql, keys)]
+
+
+def stored_chaining(
+    db: sqlite_utils.Database, series: Collection[str]
+) -> list[tuple[list[tuple[str, int]], list[str]]]:
+    """Each series' postings (key, version) in order, and how they were chained: what
+    ingest.series.chain_drafts decided, read back from the derived tables."""
+    members: dict[str, list[tuple[int, str, int]]] = {}
+    sql = "SELECT series_id, position, key, version FROM versions WHERE series_id IN ({})"
+    for sid, pos, key, version in rows_in(db, sql, series):
+        members.setdefault(sid, []).append((pos, key, version))
+    links = dict(rows_in(db, "SELECT id, links FROM series WHERE id IN ({})", series))
+    return [
+        ([(key, version) for _pos, key, version in sorted(rows)], json.loads(links[sid]))
+        for sid, rows in sorted(members.items())
     ]
 
 

@@ -64,21 +64,24 @@ from storage.levels import (
     bodies_of,
     candidates_titled,
     chains_holding,
-    chains_of_drafts,
     delete_candidates,
     delete_drafts,
     delete_entries,
     drafts_of_chains,
     drafts_of_units,
     entries_titled,
+    heads_of,
     marks_of,
+    places_of,
     replace_marks,
+    same_head,
     save_appliers,
     save_candidates,
     save_chain_keys,
     save_drafts,
     save_entries,
     stored_appliers,
+    stored_chaining,
     summary_digest,
 )
 from storage.messages import (
@@ -210,14 +213,22 @@ def _derive_part(db: Database, now: datetime) -> int:
     unit_of = _component_ids(keys)
     level_one = derive_postings([m for m in loaded if m.msgid not in aside], context)
 
-    # Level two: the chains the part's postings are in, were in, or share a key with.
+    # Level two.  A posting whose head changed (new, gone, or chained differently) is
+    # chained again with every posting of the chains it is, was or may be in.  A series
+    # none of whose postings changed head keeps its chaining: it is finished again, from
+    # its stored chaining, when one of its postings' bodies changed (a review, an apply).
     fresh = {s["key"]: s for s in level_one.summaries}
-    fresh_keys = _chain_keys(unpack(list(fresh.values())).drafts, fresh)
-    replaced = drafts_of_units(db, units)
-    chains = chains_holding(db, fresh_keys.values()) | {d.place.chain for d in replaced}
-    before = {d.place.key: d for d in [*drafts_of_chains(db, chains), *replaced]}
-    gone = {d.place.key for d in replaced} | fresh.keys()
-    heads = {key: d.head for key, d in before.items() if key not in gone} | fresh
+    replaced = {d.place.key: d for d in drafts_of_units(db, units)}
+    dropped = replaced.keys() - fresh.keys()
+    digests = {key: summary_digest(summary) for key, summary in fresh.items()}
+    moved = {k for k in fresh if k not in replaced or not same_head(replaced[k].digest, digests[k])}
+    moved_keys = _chain_keys(unpack([fresh[k] for k in moved]).drafts, fresh)
+    chains = chains_holding(db, moved_keys.values())
+    chains |= {replaced[k].place.chain for k in (moved | dropped) & replaced.keys()}
+    stored = {d.place.key: d for d in drafts_of_chains(db, chains)}
+    before = stored | replaced
+    heads = {k: d.head for k, d in stored.items() if k not in dropped}
+    heads |= {k: fresh[k] for k in fresh if k in heads or k in moved}
     chained = chain_postings(list(heads.values()))
     held = _chain_keys(chained.unpacked.drafts, heads)
     chain_of = _chain_ids(held)
@@ -225,11 +236,7 @@ def _derive_part(db: Database, now: datetime) -> int:
     # Series to finish again: a posting's summary changed, or the series' chaining did.
     every = range(len(chained.chains))
     shape_of = _shapes(chained, every)
-    changed = {
-        key
-        for key, summary in fresh.items()
-        if key not in before or before[key].digest != summary_digest(summary)
-    }
+    changed = {k for k in fresh if k not in replaced or replaced[k].digest != digests[k]}
     dirty = {
         i
         for i in every
@@ -237,40 +244,33 @@ def _derive_part(db: Database, now: datetime) -> int:
         for key in [d.first.msgid]
         if key in changed or key not in before or before[key].place.shape != shape_of[key]
     }
-    bodies = _bodies(db, chained, dirty, fresh)
-    complete(chained, bodies, dirty)
+    complete(chained, _bodies(db, chained, dirty, fresh), dirty)
+    kept = _stored_series(db, {replaced[k].place.series_id for k in changed - heads.keys()}, fresh)
 
     # Pull requests: the titles whose candidates or shortlog lines changed.
-    redone = {d.first.msgid for i in dirty for d in chained.chains[i][0]}
-    dropped = {d.place.key for d in replaced} - heads.keys()
+    redone = {d.first.msgid for i in dirty for d in chained.chains[i][0]} | _keys(kept)
     titles = delete_candidates(db, redone | dropped)
-    candidates = pull_candidates(chained, dirty)
+    candidates = pull_candidates(chained, dirty) + pull_candidates(kept, kept.completed)
     save_candidates(db, candidates)
-    titles |= delete_entries(db, gone)
-    entries = pull_entries(chained.unpacked.by_key[key] for key in fresh)
+    titles |= delete_entries(db, replaced.keys())
+    entries = pull_entries(unpack(list(fresh.values())).drafts)
     save_entries(db, entries)
     titles |= {c.title for c in candidates} | {e.title for e in entries}
     remarked = {key for key, _n in _remark(db, titles)}
     by_chain = {id(d): i for i, (members, _how) in enumerate(chained.chains) for d in members}
-    also = {by_chain[id(chained.unpacked.by_key[k])] for k in remarked if k in heads} - dirty
-    complete(chained, bodies | _bodies(db, chained, also, fresh), also)
-    extra_chains = chains_of_drafts(db, remarked - heads.keys() - before.keys())
-    extra = drafts_of_chains(db, extra_chains)
-    finishing = [(chained, dirty | also)]
-    if extra:
-        other = chain_postings([d.head for d in extra])
-        everything = range(len(other.chains))
-        complete(other, bodies_of(db, [d.place.key for d in extra]), everything)
-        finishing.append((other, set(everything)))
-    marks = marks_of(
-        db, [d.first.msgid for c, which in finishing for i in which for d in c.chains[i][0]]
-    )
+    also = {by_chain[id(chained.unpacked.by_key[k])] for k in remarked & heads.keys()} - dirty
+    complete(chained, _bodies(db, chained, also, fresh), also)
+    others = remarked - heads.keys() - _keys(kept) - dropped
+    extra = _stored_series(db, {p.series_id for p in places_of(db, others)}, fresh)
+    finishing = [(chained, dirty | also), (kept, kept.completed), (extra, extra.completed)]
+    marks = marks_of(db, [d.first.msgid for c, which in finishing for d in _members(c, which)])
     series = [s for c, which in finishing for s in finish_series(c, marks, which)]
 
     # Write: the series, the part's threads and memberships, the bookkeeping.
     finished = {v.key for s in series for v in s.versions}
-    old = {key: d.place for key, d in before.items()} | {d.place.key: d.place for d in extra}
-    old_hashes = {key: p.hash for key, p in old.items() if key not in heads or key in finished}
+    old = {key: d.place for key, d in before.items()}
+    old |= {p.key: p for p in places_of(db, (_keys(kept) | _keys(extra)) - old.keys())}
+    old_hashes = {key: p.hash for key, p in old.items() if key in dropped or key in finished}
     old_series = {p.series_id for key, p in old.items() if key in old_hashes}
     hashes = write_series(db, series, old_hashes=old_hashes, old_series=old_series)
     series_of = {v.key: s.id for s in series for v in s.versions}
@@ -300,9 +300,11 @@ def _derive_part(db: Database, now: datetime) -> int:
         )
         for key in heads
     ]
-    places += [replace(d.place, hash=hashes[d.place.key]) for d in extra]
-    save_drafts(db, places, fresh)
-    save_chain_keys(db, held)
+    for key in (fresh.keys() | finished) - heads.keys():  # series finished from storage
+        p = old[key]
+        places.append(replace(p, unit=unit_of.get(key, p.unit), hash=hashes.get(key, p.hash)))
+    save_drafts(db, [p for p in places if p != old.get(p.key) or p.key in changed], fresh)
+    save_chain_keys(db, {key: held[key] for key in moved})  # a kept head holds what it held
     delete_in(db, "DELETE FROM derive_keys WHERE comp IN ({})", units)
     delete_in(db, "DELETE FROM derive_components WHERE msgid IN ({})", part)
     save_components(db, Components(unit_of, keys))
@@ -335,6 +337,37 @@ def _shapes(chains: Chains, which: Iterable[int]) -> dict[str, str]:
         for shape in [chains.shape(i)]
         for d in chains.chains[i][0]
     }
+
+
+def _keys(chains: Chains) -> set[str]:
+    return {d.first.msgid for members, _how in chains.chains for d in members}
+
+
+def _members(chains: Chains, which: Iterable[int]) -> list[Draft]:
+    return [d for i in which for d in chains.chains[i][0]]
+
+
+def _stored_series(db: Database, series: Collection[str], fresh: dict[str, Summary]) -> Chains:
+    """Series as stored (postings, their order and versions, how they were chained),
+    completed: to finish again without chaining again."""
+    stored = stored_chaining(db, series)
+    keys = [key for members, _how in stored for key, _version in members]
+    heads = {k: h for k, h in heads_of(db, set(keys) - fresh.keys()).items()}
+    heads |= {k: fresh[k] for k in keys if k in fresh}
+    u = unpack(list(heads.values()))
+    chains: list[tuple[list[Draft], list[str]]] = []
+    for members, how in stored:
+        drafts = []
+        for key, version in members:
+            d = u.by_key[key]
+            if d.explicit_version is None and version != 1:
+                d.resend_of = version  # numbered when chained (series._number_unlabelled_resends)
+            drafts.append(d)
+        chains.append((drafts, how))
+    out = Chains(u, chains)
+    everything = range(len(chains))
+    complete(out, _bodies(db, out, everything, fresh), everything)
+    return out
 
 
 def _bodies(

@@ -30,7 +30,9 @@ from storage.db import Database, database_file
 from storage.derived import facts_outdated
 from storage.lock import write_lock
 from storage.messages import (
+    KnownMessages,
     StoredMail,
+    any_messages,
     count_messages,
     iso,
     iter_raw,
@@ -123,7 +125,7 @@ def _ingest_locked(
 ) -> IngestReport:
     report = IngestReport()
     known = known_messages(db)
-    had_messages = bool(known)
+    had_messages = any_messages(db)
     if not had_messages:
         set_state(db, "parse_version", PARSE_VERSION)
     bad = known_quarantine(db)
@@ -197,19 +199,24 @@ def _counted(mails: Iterable[RawMail], on_mail) -> Iterator[RawMail]:
         yield mail
 
 
-def _unseen(mails: Iterable[RawMail], known, report: IngestReport, on_mail) -> Iterator[RawMail]:
+def _unseen(
+    mails: Iterable[RawMail], known: KnownMessages, report: IngestReport, on_mail
+) -> Iterator[RawMail]:
     """Mails whose Message-ID is not stored yet (read from the raw header, before parsing)."""
     for mail in _counted(mails, on_mail):
         report.seen += 1
         msgid = peek_header(mail.data, "message-id")
-        stored = msgid is not None and msgid in known
-        if stored and not prefer_copy(known[msgid], peek_header(mail.data, "list-id")):
+        if (
+            msgid is not None
+            and msgid in known
+            and not prefer_copy(known[msgid], peek_header(mail.data, "list-id"))
+        ):
             report.duplicates += 1
             continue
         yield mail
 
 
-def _accept(m: Message, known: dict[str, str | None], report: IngestReport) -> bool:
+def _accept(m: Message, known: KnownMessages, report: IngestReport) -> bool:
     if m.msgid in known:
         if not prefer_copy(known[m.msgid], m.list_id):
             report.duplicates += 1
