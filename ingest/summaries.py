@@ -52,21 +52,22 @@ def encode_subject(s: Subject) -> list[Json]:
 
 
 def decode_subject(v: list[Json]) -> Subject:
+    # Positional: this runs for every patch of every posting a derivation reads back.
     return Subject(
-        full=v[0],
-        title=v[1],
-        key=v[2],
-        prefixes=tuple(v[3]),
-        is_reply=v[4],
-        version=v[5],
-        version_explicit=v[6],
-        counter=v[7],
-        total=v[8],
-        rfc=v[9],
-        resend=v[10],
-        patch=v[11],
-        pull=v[12],
-        tags=tuple(v[13]),
+        v[0],
+        v[1],
+        v[2],
+        tuple(v[3]),
+        v[4],
+        v[5],
+        v[6],
+        v[7],
+        v[8],
+        v[9],
+        v[10],
+        v[11],
+        v[12],
+        tuple(v[13]),
     )
 
 
@@ -86,12 +87,13 @@ def encode_member(m: Message) -> list[Json]:
 
 
 def decode_member(v: list[Json], pull: PullRequest | None = None) -> Message:
+    date, received = v[3], v[4]
     return Message(
-        msgid=v[0],
-        subject=decode_subject(v[1]),
-        sender=Person(v[2][0], v[2][1]),
-        date=_date(v[3]),
-        received=_date(v[4]),
+        v[0],
+        decode_subject(v[1]),
+        Person(v[2][0], v[2][1]),
+        datetime.fromisoformat(date) if date is not None else None,
+        datetime.fromisoformat(received) if received is not None else None,
         patch_id=v[5],
         send_id=v[6],
         change_id=v[7],

@@ -191,10 +191,11 @@ def _derive_part(db: Database, now: datetime) -> int:
     if not queued:
         return 0
     aside = set_aside_msgids(db)
-    new = keys_by_message(load_messages_by_id(db, queued))
+    arrived = load_messages_by_id(db, queued)
+    new = keys_by_message(arrived)
     units = touched_components(db, new.values()) | components_of(db, queued)
     part = set(component_members(db, units)) | set(queued)
-    loaded = load_messages_by_id(db, part)
+    loaded = arrived + load_messages_by_id(db, part - set(queued))
     keys = keys_by_message(loaded)
     queued_set = set(queued)
     save_appliers(
@@ -207,8 +208,9 @@ def _derive_part(db: Database, now: datetime) -> int:
     more = _context_changes(db, get_state(db, CONTEXT_KEY), context) - units
     if more:
         units |= more
-        part |= set(component_members(db, more))
-        loaded = load_messages_by_id(db, part)
+        widened = set(component_members(db, more)) - part
+        part |= widened
+        loaded += load_messages_by_id(db, widened)
         keys = keys_by_message(loaded)
     unit_of = _component_ids(keys)
     level_one = derive_postings([m for m in loaded if m.msgid not in aside], context)
