@@ -422,6 +422,7 @@ def _version_row(s: Series, v: Posting, pos: int) -> dict:
         "partial_reroll_of": v.partial_reroll_of,
         "status": v.status,
         "evidence": json.dumps([evidence_dict(e) for e in v.evidence]),
+        "evidence_last": max((d for e in v.evidence if (d := iso(e.when))), default=None),
         "thread_root": v.thread_root,
     }
 

@@ -632,3 +632,17 @@ def m038_two_level_derivation(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="m039_recent_fact_indexes")
+def m039_recent_fact_indexes(db: sqlite_utils.Database) -> None:
+    """Live events look for facts newer than a horizon after every ingest: the newest date
+    among a version's evidence (indexed), and trailers by the mail that gave them, so
+    that costs what is recent, not what the archive holds.  Filled by a full derivation."""
+    db.executescript(
+        """
+        ALTER TABLE versions ADD COLUMN evidence_last TEXT;
+        CREATE INDEX versions_evidence_last ON versions(evidence_last);
+        CREATE INDEX trailers_msgid ON trailers(msgid);
+        """
+    )

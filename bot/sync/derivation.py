@@ -95,7 +95,7 @@ from storage.state import get_state, set_state
 log = logging.getLogger(__name__)
 
 # Bump when derivation rules change: stored derived facts are then rebuilt on the next run.
-DERIVE_VERSION = 5
+DERIVE_VERSION = 6
 
 
 def facts_out_of_date(db: Database) -> bool:
@@ -224,7 +224,8 @@ def _derive_part(db: Database, now: datetime) -> int:
     dropped = replaced.keys() - fresh.keys()
     digests = {key: summary_digest(summary) for key, summary in fresh.items()}
     moved = {k for k in fresh if k not in replaced or not same_head(replaced[k].digest, digests[k])}
-    moved_keys = _chain_keys(unpack([fresh[k] for k in moved]).drafts, fresh)
+    moved_drafts = unpack([fresh[k] for k in moved]).drafts
+    moved_keys = _chain_keys(moved_drafts, fresh)
     chains = chains_holding(db, moved_keys.values())
     chains |= {replaced[k].place.chain for k in (moved | dropped) & replaced.keys()}
     stored = {d.place.key: d for d in drafts_of_chains(db, chains)}
@@ -254,8 +255,8 @@ def _derive_part(db: Database, now: datetime) -> int:
     titles = delete_candidates(db, redone | dropped)
     candidates = pull_candidates(chained, dirty) + pull_candidates(kept, kept.completed)
     save_candidates(db, candidates)
-    titles |= delete_entries(db, replaced.keys())
-    entries = pull_entries(unpack(list(fresh.values())).drafts)
+    titles |= delete_entries(db, moved | dropped)  # shortlog lines are in the head
+    entries = pull_entries(moved_drafts)
     save_entries(db, entries)
     titles |= {c.title for c in candidates} | {e.title for e in entries}
     remarked = {key for key, _n in _remark(db, titles)}
