@@ -228,10 +228,13 @@ def save_candidates(db: sqlite_utils.Database, candidates: Iterable[PullCandidat
 
 def delete_candidates(db: sqlite_utils.Database, keys: Collection[str]) -> set[str]:
     """Delete the candidates of these postings; the titles they had."""
-    titles = set(
-        select_in(db, "SELECT DISTINCT title FROM derive_pull_candidates WHERE key IN ({})", keys)
-    )
-    delete_in(db, "DELETE FROM derive_pull_candidates WHERE key IN ({})", keys)
+    return _delete_titled(db, "derive_pull_candidates", keys)
+
+
+def _delete_titled(db: sqlite_utils.Database, table: str, keys: Collection[str]) -> set[str]:
+    """Delete the rows of ``table`` whose posting key is in ``keys``; the titles they had."""
+    titles = set(select_in(db, f"SELECT DISTINCT title FROM {table} WHERE key IN ({{}})", keys))
+    delete_in(db, f"DELETE FROM {table} WHERE key IN ({{}})", keys)
     return titles
 
 
@@ -268,11 +271,7 @@ def save_entries(db: sqlite_utils.Database, entries: Iterable[PullEntry]) -> Non
 
 def delete_entries(db: sqlite_utils.Database, keys: Collection[str]) -> set[str]:
     """Delete the shortlog lines of these pull requests; the titles they named."""
-    titles = set(
-        select_in(db, "SELECT DISTINCT title FROM derive_pull_entries WHERE key IN ({})", keys)
-    )
-    delete_in(db, "DELETE FROM derive_pull_entries WHERE key IN ({})", keys)
-    return titles
+    return _delete_titled(db, "derive_pull_entries", keys)
 
 
 def entries_titled(db: sqlite_utils.Database, titles: Collection[str]) -> list[PullEntry]:
