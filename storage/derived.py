@@ -29,7 +29,7 @@ from storage.search_index import (
     refresh_search_index,
     refresh_search_rows,
 )
-from storage.sqlbits import delete_in, marks, select_in
+from storage.sqlbits import delete_in, marks, rows_in, select_in
 from storage.state import get_state, set_state
 
 DERIVE_VERSION_KEY = "derive_version"
@@ -139,18 +139,29 @@ def replace_threads(
     now: datetime,
 ) -> None:
     """The threads and memberships of the mails ``part`` (whole units, re-derived):
-    ``memberships`` is (msgid, thread root, series id, posting key) for each."""
-    roots = set(select_in(db, "SELECT thread_root FROM memberships WHERE msgid IN ({})", part))
-    _delete_search_rows(db, [], roots)
-    delete_in(db, "DELETE FROM threads WHERE root IN ({})", roots)
-    delete_in(db, "DELETE FROM memberships WHERE msgid IN ({})", part)
+    ``memberships`` is (msgid, thread root, series id, posting key) for each.  Rows that
+    did not change are left alone (with their search rows)."""
+    sql = "SELECT msgid, thread_root, series_id, version_key FROM memberships WHERE msgid IN ({})"
+    before = {row[0]: tuple(row) for row in rows_in(db, sql, part)}
+    roots = {row[1] for row in before.values()}
+    sql = "SELECT root, subject, first_date, last_date, n_messages, missing FROM threads "
+    old_threads = {row[0]: row for row in rows_in(db, sql + "WHERE root IN ({})", roots)}
+    rows = [_thread_row(t) for t in threads]
+    new_threads = {r["root"]: tuple(r.values()) for r in rows}
+    stale = {root for root, row in old_threads.items() if new_threads.get(root) != row}
+    _delete_search_rows(db, [], stale)
+    delete_in(db, "DELETE FROM threads WHERE root IN ({})", stale)
     mark = _max_rowid(db, "threads")
-    _insert_rows(db, "threads", [_thread_row(t) for t in threads])
+    _insert_rows(
+        db, "threads", [r for r in rows if old_threads.get(r["root"]) != new_threads[r["root"]]]
+    )
     _index_rows_after(db, threads=mark)
+    now_in = {row[0] for row in memberships}
+    delete_in(db, "DELETE FROM memberships WHERE msgid IN ({})", before.keys() - now_in)
     db.conn.executemany(
         "INSERT OR REPLACE INTO memberships(msgid, thread_root, series_id, version_key) "
         "VALUES (?, ?, ?, ?)",
-        memberships,
+        [row for row in memberships if before.get(row[0]) != row],
     )
     delete_in(db, "DELETE FROM derive_set_aside WHERE msgid IN ({})", part)
     _insert_set_aside(db, set_aside, now)
