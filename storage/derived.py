@@ -70,7 +70,7 @@ def save_derived(
     ``components`` (every stored mail's unit and keys) enables incremental derivation
     afterwards, with what the caller keeps (storage/levels.py) in the same transaction.
     Returns the hash of each version's rows (``write_series``)."""
-    rows = derived_rows(derived)
+    rows, hashes = derived_rows(derived)
     with transaction(db):
         for table in _TABLES:
             db.execute(f"DELETE FROM {table}")
@@ -87,7 +87,7 @@ def save_derived(
         if components is not None:
             save_components(db, components)
         set_state(db, COMPONENTS_KEY, components is not None)
-        return {v.key: v.hash for s in derived.series for v in series_rows(s)[1]}
+        return hashes
 
 
 @dataclass(frozen=True)
@@ -253,9 +253,11 @@ def _insert_set_aside(db: sqlite_utils.Database, set_aside: dict[str, str], now:
     )
 
 
-def derived_rows(derived: Derived) -> dict[str, list[dict]]:
-    """The rows of every derived table for ``derived``."""
+def derived_rows(derived: Derived) -> tuple[dict[str, list[dict]], dict[str, str]]:
+    """The rows of every derived table for ``derived``, and the hash of each version's
+    rows (``series_rows``)."""
     series, versions, patches, trailers = [], [], [], []
+    hashes = {}
     for s in derived.series:
         row, rows = series_rows(s)
         series.append(row)
@@ -263,6 +265,7 @@ def derived_rows(derived: Derived) -> dict[str, list[dict]]:
             versions.append(v.row)
             patches.extend(v.patches)
             trailers.extend(v.trailers)
+            hashes[v.key] = v.hash
     memberships = [
         {
             "msgid": msgid,
@@ -272,7 +275,7 @@ def derived_rows(derived: Derived) -> dict[str, list[dict]]:
         }
         for msgid, root in derived.thread_of.items()
     ]
-    return {
+    tables = {
         "threads": [_thread_row(t) for t in derived.threads],
         "series": series,
         "versions": versions,
@@ -280,6 +283,7 @@ def derived_rows(derived: Derived) -> dict[str, list[dict]]:
         "trailers": trailers,
         "memberships": memberships,
     }
+    return tables, hashes
 
 
 def _thread_row(t: Thread) -> dict:

@@ -60,12 +60,17 @@ def clear_levels(db: sqlite_utils.Database) -> None:
 
 def summary_digest(summary: Summary) -> str:
     """A hash of a posting's summary: of its head, then of its body (``same_head``)."""
-    return "".join(
-        hashlib.blake2b(
-            json.dumps(part, separators=(",", ":"), sort_keys=True).encode(), digest_size=16
-        ).hexdigest()
-        for part in split(summary)
-    )
+    return _digest(*_encoded(summary))
+
+
+def _encoded(summary: Summary) -> tuple[str, str]:
+    """Head and body as JSON (keys in the order ingest.summaries.summarise made them)."""
+    head, body = split(summary)
+    return json.dumps(head, separators=(",", ":")), json.dumps(body, separators=(",", ":"))
+
+
+def _digest(head: str, body: str) -> str:
+    return "".join(hashlib.blake2b(t.encode(), digest_size=16).hexdigest() for t in (head, body))
 
 
 def same_head(a: str, b: str) -> bool:
@@ -81,7 +86,7 @@ def save_drafts(
     full, moved = [], []
     for p in places:
         if p.key in summaries:
-            head, body = split(summaries[p.key])
+            head, body = _encoded(summaries[p.key])
             full.append(
                 (
                     p.key,
@@ -90,9 +95,9 @@ def save_drafts(
                     p.series_id,
                     p.hash,
                     p.shape,
-                    summary_digest(summaries[p.key]),
-                    json.dumps(head, separators=(",", ":")),
-                    json.dumps(body, separators=(",", ":")),
+                    _digest(head, body),
+                    head,
+                    body,
                 )
             )
         else:
