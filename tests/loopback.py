@@ -33,4 +33,5 @@ class LoopbackServer:
     @property
     def origin(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str), host  # an AF_INET server
         return f"http://{host}:{port}"

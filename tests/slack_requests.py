@@ -172,6 +172,7 @@ def http_server(app: App) -> Iterator[str]:
     thread.start()
     try:
         host, port = server.server_address[:2]
+        assert isinstance(host, str), host  # an AF_INET server
         yield f"http://{host}:{port}/slack/events"
     finally:
         server.shutdown()

@@ -11,7 +11,7 @@ import pytest
 
 from bot.sync.pipeline import ingest_mails, rebuild_derived
 from ingest.sources import iter_raw_mails
-from storage.db import open_db
+from storage.db import Database, open_db
 from storage.views import series_json, threads_json
 from tests.shared import shared_data_dir
 
@@ -29,8 +29,10 @@ _DUMPS = {
 }
 
 
-def dump(db) -> dict[str, list]:
-    out = {name: sorted(map(repr, db.execute(sql).fetchall())) for name, sql in _DUMPS.items()}
+def dump(db: Database) -> dict[str, list[str] | list[dict]]:
+    out: dict[str, list[str] | list[dict]] = {
+        name: sorted(map(repr, db.execute(sql).fetchall())) for name, sql in _DUMPS.items()
+    }
     out["series_json"] = series_json(db)
     out["threads_json"] = threads_json(db)
     return out
