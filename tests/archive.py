@@ -1,7 +1,9 @@
 """The whole shared kvmarm archive in one SQLite file, built once per test process.
 
-Tests that check facts against real mail, and the Slack app tests, read it; nothing writes
-to it (tests that write copy it first with ``copy_archive_db``).
+Tests that check facts against real mail, and the Slack app tests, read it through the
+session fixtures ``archive_db`` (opened read-only once) and ``archive_path`` in
+tests/conftest.py; nothing writes to it (tests that write copy it first with
+``copy_archive_db``).
 """
 
 from __future__ import annotations
