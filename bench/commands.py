@@ -30,6 +30,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
 # Run as a script, this file's folder comes first on sys.path and could shadow packages.
@@ -70,16 +72,42 @@ def renamed(data: bytes, copy: int) -> bytes:
     return b"\n".join(out) + sep + body
 
 
-def copies(files: list[Path], n: int) -> Iterator[RawMail]:
+_DATE_RE = re.compile(rb"^Date:[ \t]*(.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def dated_back(data: bytes, years: int) -> bytes:
+    """The mail with its Date: header moved ``years`` years earlier (left alone when it
+    cannot be read)."""
+    head, sep, body = data.partition(b"\n\n")
+    match = _DATE_RE.search(head)
+    if match is None:
+        return data
+    try:
+        when = parsedate_to_datetime(match.group(1).decode("ascii", "replace").strip())
+    except (TypeError, ValueError, IndexError):
+        return data
+    if when is None or when.year <= years + 1:
+        return data
+    moved = format_datetime(when - timedelta(days=round(365.25 * years))).encode()
+    return head[: match.start(1)] + moved + head[match.end(1) :] + sep + body
+
+
+def copies(files: list[Path], n: int, *, years_apart: int = 0) -> Iterator[RawMail]:
+    """The archive ``n`` times over, Message-IDs renamed per copy; with ``years_apart``,
+    copy c is also dated c × years_apart years earlier (an archive spanning decades)."""
     for copy in range(n):
         for path in files:
             for mail in iter_raw_mails(path):
                 if copy:
-                    mail = RawMail(renamed(mail.data, copy), f"{mail.origin}#c{copy}")
+                    data = renamed(mail.data, copy)
+                    if years_apart:
+                        data = dated_back(data, copy * years_apart)
+                    mail = RawMail(data, f"{mail.origin}#c{copy}")
                 yield mail
 
 
-def build(path: Path, files: list[Path], n: int) -> None:
+def build(path: Path, files: list[Path], n: int, *, years_apart: int = 0) -> None:
+    """The database of ``copies(files, n)`` at ``path``, unless it is there already."""
     if path.exists():
         print(f"  using {path}")
         return
@@ -89,8 +117,10 @@ def build(path: Path, files: list[Path], n: int) -> None:
         stale.unlink(missing_ok=True)
     db = open_db(tmp)
     total = n * sum(count_bytes(f) for f in files)
-    report = ingest_mails(db, copies(files, n), workers=default_workers(total))
+    mails = copies(files, n, years_apart=years_apart)
+    report = ingest_mails(db, mails, workers=default_workers(total))
     db.execute("ANALYZE")
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
     os.replace(tmp, path)
     print(f"  built {path.name}: {report.added} mails in {time.perf_counter() - started:.0f} s")

@@ -53,20 +53,22 @@ def names_tree(notice: AppliedNotice) -> bool:
 
 def find_appliers(messages: Iterable[Message]) -> frozenset[str]:
     """Addresses that apply patches: pull requests, b4 ty mails, notices naming a tree."""
-    found = set()
-    for m in messages:
-        if m.is_bot:
-            continue
-        if not m.subject.is_reply and (
-            m.subject.pull or any(p.upper() == "AUTOSEL" for p in m.subject.prefixes)
-        ):
-            found.add(m.sender.email)  # pull requests; the stable team's AUTOSEL picks
-        notice = m.applied
-        if notice is None or notice.verb in _TAKE_BACK:
-            continue
-        if notice.verb == "stable" or "b4-ty" in m.msgid or names_tree(notice):
-            found.add(m.sender.email)
-    return frozenset(found)
+    return frozenset(m.sender.email for m in messages if shows_applier(m))
+
+
+def shows_applier(m: Message) -> bool:
+    """``m`` shows its sender applies patches: a pull request, an AUTOSEL pick, a b4 ty
+    mail, a stable-tree notice or a notice naming a tree."""
+    if m.is_bot:
+        return False
+    if not m.subject.is_reply and (
+        m.subject.pull or any(p.upper() == "AUTOSEL" for p in m.subject.prefixes)
+    ):
+        return True  # pull requests; the stable team's AUTOSEL picks
+    notice = m.applied
+    if notice is None or notice.verb in _TAKE_BACK:
+        return False
+    return notice.verb == "stable" or "b4-ty" in m.msgid or names_tree(notice)
 
 
 def counts(m: Message, slots: Iterable[SlotFacts], appliers: frozenset[str]) -> bool:

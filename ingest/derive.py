@@ -4,14 +4,25 @@ This is the one place that turns per-mail facts into the facts maintainers read:
 form which posting, which postings are versions of one series, who gave which trailer on
 which patch, and what happened to each version (applied, pulled, superseded, …) — always
 with the message that proves it.
+
+It works in two levels, so that new mail costs what it touches (bot/sync/derivation.py):
+1. mails → threads and postings (``derive_postings``): what replies say of each patch, one
+   summary per posting (ingest/summaries.py);
+2. posting summaries → series (``chain_postings``, ``mark_pulled``, ``finish_series``):
+   versions chained, trailers carried between them, patches named by pull requests marked,
+   statuses decided.  It never reads a mail, only summaries.
+Each step relates postings only through what ingest/components.py names, which is what lets
+a part of the archive be re-derived alone with the same result.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from ingest.applies import Undone, find_appliers, settle_notices
 from ingest.ledger import (
@@ -23,34 +34,48 @@ from ingest.ledger import (
     find_targets,
 )
 from ingest.postings import Draft, group_postings, posting_date
-from ingest.records import Derived, Evidence, Message, PatchSlot, Posting, Series
+from ingest.records import Derived, Evidence, Message, PatchSlot, Posting, Series, Thread
 from ingest.series import (
     carry_trailers,
     chain_drafts,
     draft_version,
     find_partial_reroll,
     is_pull,
+    replied_drafts,
+    reroll_ancestors,
 )
 from ingest.subjects import normalise_title
+from ingest.summaries import Summary, Unpacked, summarise, unpack, unpack_body
 from ingest.threads import _EPOCH, group_threads
 
 
 @dataclass(frozen=True)
 class DeriveContext:
-    """What deriving some mails takes from all stored mail: when the data ends (idle
-    status) and who applies patches (whose notices count).  Deriving a part of the archive
-    (incremental derivation) passes the whole archive's."""
+    """What deriving some mails takes from all stored mail: who applies patches (whose
+    notices count).  Deriving a part of the archive (incremental derivation) passes the
+    whole archive's."""
 
-    as_of: datetime | None
     appliers: frozenset[str]
 
 
 def derive_context(messages: Iterable[Message]) -> DeriveContext:
-    found = list(messages)
-    return DeriveContext(_as_of(found), find_appliers(found))
+    return DeriveContext(find_appliers(messages))
 
 
-def derive(messages: Sequence[Message], context: DeriveContext | None = None) -> Derived:
+@dataclass(frozen=True)
+class Postings:
+    """The first level of derivation over some mails: threads, and one summary per posting
+    (ingest/summaries.py).  ``posting_of``: msgid → posting key, for the members of each
+    posting and the replies aimed at them."""
+
+    threads: list[Thread]
+    thread_of: dict[str, str]
+    posting_of: dict[str, str]
+    summaries: list[Summary]
+
+
+def derive_postings(messages: Iterable[Message], context: DeriveContext) -> Postings:
+    """Level one: threads, postings, reply targets, trailers and settled notices."""
     by_id = {m.msgid: m for m in messages}
     threads = group_threads(by_id.values())
     thread_of = {msgid: t.root for t in threads for msgid in t.msgids}
@@ -60,53 +85,283 @@ def derive(messages: Sequence[Message], context: DeriveContext | None = None) ->
     slots_of = {id(d): build_slots(d) for d in drafts}
     replies = [by_id[msgid] for msgid in targets]
     events = apply_replies(replies, targets, slots_of)
-    ctx = context if context is not None else derive_context(by_id.values())
-    undone = settle_notices(events, slots_of, ctx.appliers)
-    chains = chain_drafts(drafts, member_of, by_id)
-    partial: dict[int, int] = {}
-    for members, _how in chains:
-        _complete_versions(members, slots_of, by_id, partial)
-    _mark_pulled(drafts, slots_of, chains)
+    undone = settle_notices(events, slots_of, context.appliers)
+    replied = replied_drafts(drafts, member_of, by_id)
+    posting_of = {msgid: _posting_key(d) for msgid, d in member_of.items()}
+    last: dict[int, datetime] = {}
+    for d in drafts:
+        for m in d.all_messages():
+            _note_last(last, id(d), m.date)
+    for msgid, target in targets.items():
+        posting_of[msgid] = _posting_key(target.draft)
+        _note_last(last, id(target.draft), by_id[msgid].date)
+    summaries = [
+        summarise(
+            d,
+            slots_of[id(d)],
+            events.get(id(d)),
+            undone.get(id(d)),
+            replied={
+                m.msgid: _posting_key(replied[m.msgid])
+                for m in d.all_messages()
+                if m.msgid in replied
+            },
+            ancestors=reroll_ancestors(d, by_id),
+            thread_root=thread_of.get(d.first.msgid),
+            last=last.get(id(d)),
+        )
+        for d in drafts
+    ]
+    return Postings(threads, thread_of, posting_of, summaries)
 
-    series_list = []
-    series_of: dict[str, str] = {}
-    posting_of: dict[str, str] = {}
-    for members, how in chains:
+
+def _note_last(last: dict[int, datetime], key: int, when: datetime | None) -> None:
+    if when is not None and (key not in last or when > last[key]):
+        last[key] = when
+
+
+@dataclass
+class Chains:
+    """Level two: postings chained into series.  A series is *completed* (partial rerolls
+    filled in, trailers carried from earlier versions) once its postings' bodies are
+    unpacked (``complete``), and then finished (``finish_series``)."""
+
+    unpacked: Unpacked
+    chains: list[tuple[list[Draft], list[str]]]
+    partial: dict[int, int] = field(default_factory=dict)
+    completed: set[int] = field(default_factory=set)  # indexes into ``chains``
+
+    def series_id(self, i: int) -> str:
+        return _series_key(self.chains[i][0])
+
+    def shape(self, i: int) -> str:
+        """What a series' facts depend on besides its postings' summaries and pull marks:
+        which postings, in which order, chained how (a hash)."""
+        members, how = self.chains[i]
+        text = json.dumps([[_posting_key(d) for d in members], how], separators=(",", ":"))
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def chain_postings(heads: list[Summary]) -> Chains:
+    """Level two, first step: chain the postings of ``heads`` (summaries, or only their
+    heads: ingest/summaries.py) into series."""
+    u = unpack(heads)
+    return Chains(u, chain_drafts(u.drafts, u.member_of, u.replied))
+
+
+def complete(chains: Chains, bodies: dict[str, Summary], which: Iterable[int]) -> None:
+    """Unpack the bodies of the postings of series ``which`` and complete those series."""
+    u = chains.unpacked
+    for i in sorted(set(which) - chains.completed):
+        members, _how = chains.chains[i]
+        for d in members:
+            unpack_body(u, d, bodies[_posting_key(d)])
+        _complete_versions(members, u.slots_of, u.ancestors, chains.partial)
+        chains.completed.add(i)
+
+
+@dataclass(frozen=True, slots=True)
+class PullCandidate:
+    """A patch a [GIT PULL]'s shortlog may name (derive._mark_pulled): one slot of one
+    posting, with what choosing among candidates looks at."""
+
+    title: str  # normalised patch title
+    key: str  # posting key
+    n: int
+    date: datetime | None  # the posting's date
+    sender_name: str  # the posting's sender's name
+    series: str
+    position: int  # the posting's place in its series
+    order: tuple[datetime, str]  # the posting's Draft.order
+
+
+@dataclass(frozen=True, slots=True)
+class PullEntry:
+    """One shortlog line of one [GIT PULL]."""
+
+    title: str  # normalised commit subject
+    author: str
+    key: str  # the pull's posting key
+    index: int  # the line's place in the shortlog
+    date: datetime | None  # the pull's posting date
+    order: tuple[datetime, str]
+    evidence: Evidence
+
+
+def pull_candidates(chains: Chains, which: Iterable[int]) -> list[PullCandidate]:
+    """The patches of (completed) series ``which`` a pull request may name."""
+    out = []
+    for i in sorted(which):
+        members, _how = chains.chains[i]
+        sid = _series_key(members)
+        for pos, d in enumerate(members):
+            if is_pull(d):
+                continue
+            assert d.order is not None
+            for slot in chains.unpacked.slots_of[id(d)].values():
+                out.append(
+                    PullCandidate(
+                        title=normalise_title(slot.message.subject.title),
+                        key=_posting_key(d),
+                        n=slot.n,
+                        date=posting_date(d),
+                        sender_name=d.first.sender.name,
+                        series=sid,
+                        position=pos,
+                        order=d.order,
+                    )
+                )
+    return out
+
+
+def pull_entries(drafts: Iterable[Draft]) -> list[PullEntry]:
+    """The shortlog lines of the pull requests among ``drafts``."""
+    out = []
+    for d in drafts:
+        cover = d.cover
+        if cover is None or cover.pull is None or not cover.pull.shortlog:
+            continue
+        assert d.order is not None
+        proof = Evidence(
+            kind="pulled",
+            msgid=cover.msgid,
+            by=cover.sender.email,
+            where=cover.pull.url,
+            when=cover.date,
+        )
+        when = posting_date(d)
+        for i, (author, subject) in enumerate(cover.pull.shortlog):
+            out.append(
+                PullEntry(
+                    normalise_title(subject), author, _posting_key(d), i, when, d.order, proof
+                )
+            )
+    return out
+
+
+Marks = dict[tuple[str, int], Evidence]
+
+
+def mark_pulled(entries: Iterable[PullEntry], candidates: Iterable[PullCandidate]) -> Marks:
+    """Patches listed in a later [GIT PULL]'s shortlog, matched by subject and author: the
+    first pull (in posting order) to name a patch marks it.
+
+    Only the most recent posting of that patch before the pull is marked: v1..v6 of a
+    series were not pulled just because v7's identical patch was.  A title whose
+    candidates are in several series is skipped unless the author's name picks one.
+    Every decision is per title, so marks can be recomputed one title at a time.
+    """
+    by_title: dict[str, list[PullCandidate]] = defaultdict(list)
+    for c in sorted(candidates, key=lambda c: (c.order, c.n)):
+        by_title[c.title].append(c)
+    marks: Marks = {}
+    for e in sorted(entries, key=lambda e: (e.order, e.index)):
+        when = e.date
+        pool = [c for c in by_title.get(e.title, ()) if when is None or _dated_by(c.date, when)]
+        named = [c for c in pool if _same_name(c.sender_name, e.author)]
+        pool = named or pool
+        if len({c.series for c in pool}) != 1:
+            continue  # nobody by that name, and several series have that patch title
+        dated = all(c.date is not None for c in pool)
+        best = max(pool, key=lambda c: (c.date or _EPOCH, 0) if dated else (_EPOCH, c.position))
+        marks.setdefault((best.key, best.n), e.evidence)
+    return marks
+
+
+def finish_series(chains: Chains, marks: Marks, which: Iterable[int]) -> list[Series]:
+    """Level two, last step: (completed) series ``which``, their versions' statuses decided."""
+    u = chains.unpacked
+    out = []
+    for i in sorted(which):
+        members, how = chains.chains[i]
+        for d in members:
+            for slot in u.slots_of[id(d)].values():
+                if slot.pulled is None:
+                    slot.pulled = marks.get((_posting_key(d), slot.n))
         postings = [
             _posting(
                 d,
-                slots_of[id(d)],
-                events.get(id(d)),
-                undone.get(id(d)),
+                u.slots_of[id(d)],
+                u.events.get(id(d)),
+                u.undone.get(id(d)),
                 members,
-                partial,
-                thread_of,
+                chains.partial,
+                u.thread_root[id(d)],
             )
             for d in members
         ]
-        first = min(members, key=lambda d: (posting_date(d) is None, posting_date(d)))
+        first = _first_posted(members)
         latest = members[-1]
-        s = Series(
-            id=_posting_key(first),
-            title=latest.first.subject.title,
-            author=first.first.sender,
-            change_id=next((p.change_id for p in postings if p.change_id), None),
-            versions=tuple(postings),
-            links=tuple(how),
+        dates = [w for d in members if (w := u.last[id(d)]) is not None]
+        out.append(
+            Series(
+                id=_posting_key(first),
+                title=latest.first.subject.title,
+                author=first.first.sender,
+                change_id=next((p.change_id for p in postings if p.change_id), None),
+                versions=tuple(postings),
+                links=tuple(how),
+                last_activity=max(dates) if dates else None,
+            )
         )
-        series_list.append(s)
-        for d, p in zip(members, postings, strict=True):
-            for m in d.all_messages():
-                series_of[m.msgid] = s.id
-                posting_of[m.msgid] = p.key
-    for msgid, target in targets.items():
-        key = _posting_key(target.draft)
-        posting_of[msgid] = key
-        series_of[msgid] = series_of[target.draft.first.msgid]
-    series_list = _with_last_activity(series_list, series_of, by_id)
-    series_list = _with_idle(series_list, ctx.as_of)
-    series_list.sort(key=lambda s: (s.versions[0].date is None, s.versions[0].date, s.id))
-    return Derived(threads, series_list, thread_of, series_of, posting_of)
+    return out
+
+
+def series_order(s: Series) -> tuple[bool, datetime | None, str]:
+    return (s.versions[0].date is None, s.versions[0].date, s.id)
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """Both levels over some mails, with what each level made (kept for incremental
+    derivation: bot/sync/derivation.py)."""
+
+    derived: Derived
+    postings: Postings
+    chains: Chains
+    candidates: list[PullCandidate]
+    entries: list[PullEntry]
+    marks: Marks
+
+
+def derive_all(messages: Sequence[Message], context: DeriveContext | None = None) -> Derivation:
+    """Both levels over ``messages``."""
+    ctx = context if context is not None else derive_context(messages)
+    level_one = derive_postings(messages, ctx)
+    chains = chain_postings(level_one.summaries)
+    everything = range(len(chains.chains))
+    complete(chains, {s["key"]: s for s in level_one.summaries}, everything)
+    candidates = pull_candidates(chains, everything)
+    entries = pull_entries(chains.unpacked.drafts)
+    marks = mark_pulled(entries, candidates)
+    series_list = sorted(finish_series(chains, marks, everything), key=series_order)
+    derived = Derived(
+        level_one.threads,
+        series_list,
+        level_one.thread_of,
+        series_by_message(series_list, level_one.posting_of),
+        level_one.posting_of,
+    )
+    return Derivation(derived, level_one, chains, candidates, entries, marks)
+
+
+def derive(messages: Sequence[Message], context: DeriveContext | None = None) -> Derived:
+    """Threads and series of ``messages`` (both levels)."""
+    return derive_all(messages, context).derived
+
+
+def series_by_message(series_list: Iterable[Series], posting_of: dict[str, str]) -> dict[str, str]:
+    """msgid → series id, from msgid → posting key."""
+    key_series = {v.key: s.id for s in series_list for v in s.versions}
+    return {msgid: key_series[key] for msgid, key in posting_of.items()}
+
+
+def _first_posted(members: list[Draft]) -> Draft:
+    return min(members, key=lambda d: (posting_date(d) is None, posting_date(d)))
+
+
+def _series_key(members: list[Draft]) -> str:
+    return _posting_key(_first_posted(members))
 
 
 def _dated_by(date: datetime | None, when: datetime) -> bool:
@@ -114,66 +369,17 @@ def _dated_by(date: datetime | None, when: datetime) -> bool:
     return date is not None and date <= when
 
 
-def _with_last_activity(series_list: list[Series], series_of, by_id) -> list[Series]:
-    last: dict[str, datetime] = {}
-    for msgid, sid in series_of.items():
-        when = by_id[msgid].date
-        if when is not None and (sid not in last or when > last[sid]):
-            last[sid] = when
-    return [replace(s, last_activity=last.get(s.id)) for s in series_list]
-
-
-IDLE_AFTER = timedelta(days=90)
-_WAITING = ("new", "changes-requested")
-
-
-AS_OF_RANK = 5
-
-
-def _as_of(messages) -> datetime | None:
-    """When the data ends: the fifth newest Date, so a few mails dated in the future (a
-    wrong clock) do not make everything else look idle."""
-    dates = sorted(m.date for m in messages if m.date is not None)
-    return dates[-min(len(dates), AS_OF_RANK)] if dates else None
-
-
-def _with_idle(series_list: list[Series], as_of: datetime | None) -> list[Series]:
-    """Versions still waiting (new, changes requested) in a series without mail for 90 days
-    before the data ends are ``idle``; the evidence is the series' last mail date."""
-    if as_of is None:
-        return series_list
-    out = []
-    for s in series_list:
-        last = s.last_activity
-        if last is None or as_of - last < IDLE_AFTER:
-            out.append(s)
-            continue
-        quiet = Evidence(
-            kind="idle",
-            msgid=s.versions[-1].key,
-            by=s.versions[-1].sender.email,
-            where=f"no mail since {last.date().isoformat()}",
-            when=last,
-        )
-        versions = tuple(
-            replace(v, status="idle", evidence=(quiet, *v.evidence)) if v.status in _WAITING else v
-            for v in s.versions
-        )
-        out.append(replace(s, versions=versions))
-    return out
-
-
 def _posting_key(d: Draft) -> str:
     return d.first.msgid
 
 
-def _complete_versions(members, slots_of, by_id, partial: dict[int, int]) -> None:
+def _complete_versions(members, slots_of, ancestors, partial: dict[int, int]) -> None:
     """Partial rerolls borrow the earlier version's patches; unchanged patches keep trailers."""
-    earlier: list[tuple[int, dict[int, SlotFacts]]] = []
+    earlier: dict[str, list[tuple[int, SlotFacts]]] = defaultdict(list)  # by patch-id
     previous: Draft | None = None
     for d in members:
         slots = slots_of[id(d)]
-        if previous is not None and find_partial_reroll(d, previous, by_id):
+        if previous is not None and find_partial_reroll(d, previous, ancestors[id(d)]):
             partial[id(d)] = draft_version(previous)
             donor = slots_of[id(previous)]
             for n, old in donor.items():
@@ -190,56 +396,10 @@ def _complete_versions(members, slots_of, by_id, partial: dict[int, int]) -> Non
                 cover_trailers_for(slots, previous, donor)
             slots_of[id(d)] = dict(sorted(slots.items()))
         carry_trailers(slots_of[id(d)], earlier)
-        earlier.append((draft_version(d), slots_of[id(d)]))
+        for slot in slots_of[id(d)].values():
+            if slot.message.patch_id:
+                earlier[slot.message.patch_id].append((draft_version(d), slot))
         previous = d
-
-
-def _mark_pulled(drafts: list[Draft], slots_of, chains) -> None:
-    """Patches listed in a later [GIT PULL]'s shortlog, matched by subject and author.
-
-    Only the most recent posting of that patch before the pull is marked: v1..v6 of a
-    series were not pulled just because v7's identical patch was.
-    """
-    chain_of = {id(d): i for i, (members, _how) in enumerate(chains) for d in members}
-    position = {id(d): j for members, _how in chains for j, d in enumerate(members)}
-    by_title: dict[str, list[tuple[Draft, SlotFacts]]] = defaultdict(list)
-    for d in drafts:
-        if not is_pull(d):
-            for slot in slots_of[id(d)].values():
-                by_title[normalise_title(slot.message.subject.title)].append((d, slot))
-    dates = {id(d): posting_date(d) for d in drafts}
-    for d in drafts:
-        cover = d.cover
-        if cover is None or cover.pull is None or not cover.pull.shortlog:
-            continue
-        when = dates[id(d)]
-        for author, subject in cover.pull.shortlog:
-            candidates = [
-                (pd, slot)
-                for pd, slot in by_title.get(normalise_title(subject), ())
-                if when is None or _dated_by(dates[id(pd)], when)
-            ]
-            named = [c for c in candidates if _same_name(c[0].first.sender.name, author)]
-            pool = named or candidates
-            if len({chain_of[id(pd)] for pd, _slot in pool}) != 1:
-                continue  # nobody by that name, and several series have that patch title
-            _pd, slot = max(pool, key=lambda c: _recency(c[0], pool, position))
-            if slot.pulled is None:
-                slot.pulled = Evidence(
-                    kind="pulled",
-                    msgid=cover.msgid,
-                    by=cover.sender.email,
-                    where=cover.pull.url,
-                    when=cover.date,
-                )
-
-
-def _recency(d: Draft, pool, position: dict[int, int]) -> tuple[datetime, int]:
-    """How recent a posting is among ``pool`` (one series): by date when every posting
-    has one, else by its place in the series (version order) — never None against a date."""
-    if all(posting_date(c[0]) is not None for c in pool):
-        return (posting_date(d) or _EPOCH, 0)  # ties: the first posted, as before
-    return (_EPOCH, position[id(d)])
 
 
 def _same_name(a: str, b: str) -> bool:
@@ -253,7 +413,7 @@ def _posting(
     undone: Undone | None,
     members,
     partial,
-    thread_of,
+    thread_root: str | None,
 ) -> Posting:
     first = d.first
     messages = d.all_messages()
@@ -291,7 +451,7 @@ def _posting(
         partial_reroll_of=partial.get(id(d)),
         status=status,
         evidence=evidence,
-        thread_root=thread_of.get(first.msgid),
+        thread_root=thread_root,
     )
 
 

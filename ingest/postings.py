@@ -34,6 +34,19 @@ class Draft:
     members: dict[int, Message] = field(default_factory=dict)  # counter → message; 0 = cover
     cover: Message | None = None  # a 0/N cover, a [GIT PULL], or a "naked" cover
     resend_of: int | None = None  # an unlabelled RESEND: the version it re-posts
+    # sort_key of the mail that opened it: postings are made (and kept) in this order
+    order: tuple[datetime, str] | None = None
+    # Set by ``freeze`` once complete (level two): what is asked of it again and again.
+    _frozen: tuple[list[Message], datetime | None] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def freeze(self) -> None:
+        """No member is added any more: remember its messages and date."""
+        self._frozen = None
+        messages = self.all_messages()
+        dates = [m.date for m in messages if m.date is not None]
+        self._frozen = (messages, min(dates) if dates else None)
 
     @property
     def first(self) -> Message:
@@ -60,6 +73,8 @@ class Draft:
         return None
 
     def all_messages(self) -> list[Message]:
+        if self._frozen is not None:
+            return self._frozen[0]
         head = [self.cover] if self.cover is not None else []
         return head + [self.members[n] for n in sorted(self.members)]
 
@@ -91,7 +106,7 @@ def group_postings(messages: Iterable[Message]) -> list[Draft]:
     for m in sorted((m for m in by_id.values() if is_candidate(m)), key=sort_key):
         draft = _place(m, owner, by_send_id, by_sender, answering)
         if draft is None:
-            draft = Draft()
+            draft = Draft(order=sort_key(m))
             drafts.append(draft)
             by_sender[m.sender.email].append(draft)
         _add(draft, m)
@@ -214,5 +229,7 @@ def _adopt_naked_cover(draft: Draft, by_id: dict[str, Message], owner) -> None:
 
 
 def posting_date(draft: Draft) -> datetime | None:
+    if draft._frozen is not None:
+        return draft._frozen[1]
     dates = [m.date for m in draft.all_messages() if m.date is not None]
     return min(dates) if dates else None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from itertools import pairwise
 
@@ -46,9 +46,13 @@ def is_pull(d: Draft) -> bool:
 
 
 def chain_drafts(
-    drafts: list[Draft], member_of: dict[str, Draft], by_id: dict[str, Message]
+    drafts: list[Draft], member_of: dict[str, Draft], replied: dict[str, Draft]
 ) -> list[tuple[list[Draft], list[str]]]:
-    """Group postings into series; each group sorted by (version, date), with link kinds."""
+    """Group postings into series; each group sorted by (version, date), with link kinds.
+
+    ``drafts`` in the order they were made (``Draft.order``); ``member_of``: member msgid →
+    posting; ``replied``: member msgid → the other posting it was sent in reply to
+    (``replied_drafts``)."""
     uf = _UnionFind()
     index = {id(d): str(i) for i, d in enumerate(drafts)}
     kinds: dict[str, set[str]] = defaultdict(set)
@@ -64,8 +68,8 @@ def chain_drafts(
             link(older, newer, "change-id")
     for d in drafts:
         for m in d.all_messages():
-            if (replied := _replied_draft(m, d, member_of, by_id)) is not None:
-                link(replied, d, "reply")
+            if (answered := replied.get(m.msgid)) is not None:
+                link(answered, d, "reply")
             for msgid in m.version_links:
                 if (linked := member_of.get(msgid)) is not None:
                     link(linked, d, "link")
@@ -173,7 +177,7 @@ def _sharing_patch_titles(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
     pairs = []
     latest_by_title: dict[tuple[str, str], Draft] = {}
     for d in sorted(drafts, key=lambda d: sort_key(d.first)):
-        keys = {m.subject.key for m in d.members.values() if m.subject.key}
+        keys = sorted({m.subject.key for m in d.members.values() if m.subject.key})
         if len(keys) >= 2:
             counts: dict[int, tuple[int, Draft]] = {}
             for key in keys:
@@ -213,10 +217,11 @@ def _cover_only_first_sends(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
     return pairs
 
 
+RETITLE_DAYS = 180
 _TITLE_STOP = frozenset({"a", "an", "the", "of", "for", "to", "in", "on", "and", "with", "kvm"})
 
 
-def _title_words(title: str) -> frozenset[str]:
+def title_words(title: str) -> frozenset[str]:
     """Words of a title after its subsystem prefix ("KVM: arm64:", "kvm/arm64:")."""
     tail = title.rsplit(":", 1)[-1]
     return frozenset(w for w in re.findall(r"[a-z0-9_]+", tail.casefold()) if w not in _TITLE_STOP)
@@ -228,30 +233,55 @@ def _retitled(drafts: list[Draft]) -> list[tuple[Draft, Draft]]:
     words with.  Only one such earlier posting may qualify — two is a guess, not a link."""
     pairs = []
     by_sender: dict[tuple[str, int], list[Draft]] = defaultdict(list)  # (sender, version)
+    likeness: dict[int, _Likeness] = {}
+
+    def like(d: Draft) -> _Likeness:
+        found = likeness.get(id(d))
+        if found is None:
+            found = likeness[id(d)] = _likeness(d)
+        return found
+
     for d in sorted(drafts, key=lambda d: sort_key(d.first)):
         if is_pull(d):
             continue
         v = d.explicit_version
         if v is not None and v >= 2:
             earlier = by_sender.get((d.sender, v - 1), ())
-            fits = [o for o in earlier if _within(o, d, days=180) and _is_earlier_version(o, d)]
+            fits = [
+                o
+                for o in earlier
+                if _within(o, d, days=RETITLE_DAYS) and _is_earlier_version(like(o), like(d))
+            ]
             if len(fits) == 1:
                 pairs.append((fits[0], d))
         by_sender[d.sender, draft_version(d)].append(d)
     return pairs
 
 
-def _is_earlier_version(older: Draft, newer: Draft) -> bool:
+@dataclass(frozen=True, slots=True)
+class _Likeness:
+    """What tells an earlier version of a posting: its patch-ids, patch titles, title words."""
+
+    ids: frozenset[str]
+    keys: frozenset[str]
+    words: frozenset[str]
+
+
+def _likeness(d: Draft) -> _Likeness:
+    return _Likeness(
+        frozenset(m.patch_id for m in d.members.values() if m.patch_id),
+        frozenset(m.subject.key for m in d.members.values() if m.subject.key),
+        title_words(d.first.subject.title),
+    )
+
+
+def _is_earlier_version(older: _Likeness, newer: _Likeness) -> bool:
     """``older`` shares most of ``newer``'s patches (patch-id or title), or its title."""
-    new_ids = {m.patch_id for m in newer.members.values() if m.patch_id}
-    old_ids = {m.patch_id for m in older.members.values() if m.patch_id}
-    if new_ids and len(new_ids & old_ids) * 2 >= len(new_ids):
+    if newer.ids and len(newer.ids & older.ids) * 2 >= len(newer.ids):
         return True
-    new_keys = {m.subject.key for m in newer.members.values() if m.subject.key}
-    old_keys = {m.subject.key for m in older.members.values() if m.subject.key}
-    if len(new_keys) >= 2 and len(new_keys & old_keys) * 2 >= len(new_keys):
+    if len(newer.keys) >= 2 and len(newer.keys & older.keys) * 2 >= len(newer.keys):
         return True
-    a, b = _title_words(older.first.subject.title), _title_words(newer.first.subject.title)
+    a, b = older.words, newer.words
     return len(a) >= 2 and len(b) >= 2 and len(a & b) * 3 >= len(a | b) * 2
 
 
@@ -262,24 +292,54 @@ def _within(older: Draft, newer: Draft, *, days: int) -> bool:
     return timedelta(0) <= d_new - d_old <= timedelta(days=days)
 
 
-def _replied_draft(
-    m: Message, own: Draft, member_of: dict[str, Draft], by_id: dict[str, Message]
-) -> Draft | None:
-    """The other posting this member was sent in reply to (through replies, if need be)."""
-    seen: set[str] = set()
-    parent = m.parent
-    while parent and parent not in seen and len(seen) < 100:
-        seen.add(parent)
-        owner = member_of.get(parent)
-        if owner is not None:
-            return owner if owner is not own else None
-        up = by_id.get(parent)
-        parent = up.parent if up is not None else None
-    return None
+def replied_drafts(
+    drafts: Iterable[Draft], member_of: dict[str, Draft], by_id: dict[str, Message]
+) -> dict[str, Draft]:
+    """Member msgid → the other posting it was sent in reply to (through replies, if need
+    be): the first posting member up its In-Reply-To chain, when not its own posting."""
+    out: dict[str, Draft] = {}
+    for d in drafts:
+        for m in d.all_messages():
+            seen: set[str] = set()
+            parent = m.parent
+            while parent and parent not in seen and len(seen) < 100:
+                seen.add(parent)
+                owner = member_of.get(parent)
+                if owner is not None:
+                    if owner is not d:
+                        out[m.msgid] = owner
+                    break
+                up = by_id.get(parent)
+                parent = up.parent if up is not None else None
+    return out
 
 
-def find_partial_reroll(newer: Draft, older: Draft, by_id: dict[str, Message]) -> bool:
-    """b4's rule: every patch of the incomplete newer version answers the same n/N of the older."""
+REROLL_DEPTH = 50
+
+
+def reroll_ancestors(d: Draft, by_id: dict[str, Message]) -> dict[str, tuple[str, ...]]:
+    """For an incomplete posting (fewer patches than its total), each patch's ancestors up
+    its In-Reply-To chain (at most REROLL_DEPTH): what ``find_partial_reroll`` looks at."""
+    total = d.patch_total
+    if not d.members or total is None or len(d.members) >= total:
+        return {}
+    out = {}
+    for patch in d.members.values():
+        chain: list[str] = []
+        parent = patch.parent
+        for _ in range(REROLL_DEPTH):
+            if parent is None:
+                break
+            chain.append(parent)
+            up = by_id.get(parent)
+            parent = up.parent if up is not None else None
+        out[patch.msgid] = tuple(chain)
+    return out
+
+
+def find_partial_reroll(newer: Draft, older: Draft, ancestors: dict[str, tuple[str, ...]]) -> bool:
+    """b4's rule: every patch of the incomplete newer version answers the same n/N of the
+    older (``ancestors``: ``reroll_ancestors`` of the newer)."""
     total = newer.patch_total
     if not newer.members or total is None or len(newer.members) >= total:
         return False
@@ -287,30 +347,21 @@ def find_partial_reroll(newer: Draft, older: Draft, by_id: dict[str, Message]) -
         return False
     older_ids = {m.msgid: n for n, m in older.members.items()}
     for n, patch in newer.members.items():
-        parent, found = patch.parent, False
-        for _ in range(50):
-            if parent is None:
-                break
-            if older_ids.get(parent) == n:
-                found = True
-                break
-            up = by_id.get(parent)
-            parent = up.parent if up is not None else None
-        if not found:
+        if not any(older_ids.get(up) == n for up in ancestors.get(patch.msgid, ())):
             return False
     return True
 
 
-def carry_trailers(slots: dict[int, SlotFacts], earlier: list[tuple[int, dict[int, SlotFacts]]]):
-    """Follow-up trailers given on an earlier version of an unchanged patch (same patch-id)."""
+def carry_trailers(
+    slots: dict[int, SlotFacts], earlier: dict[str, list[tuple[int, SlotFacts]]]
+) -> None:
+    """Follow-up trailers given on an earlier version of an unchanged patch (same patch-id;
+    ``earlier``: patch-id → (version, slot) of the earlier versions, in version order)."""
     for slot in slots.values():
         pid = slot.message.patch_id
         if not pid or slot.from_version is not None:
             continue
-        for version, old_slots in earlier:
-            for old in old_slots.values():
-                if old.message.patch_id != pid:
-                    continue
-                for t in old.trailers:
-                    if t.source == "reply" and not t.mismatch and not t.unresolved:
-                        slot.add(replace(t, source="carried", from_version=version))
+        for version, old in earlier.get(pid, ()):
+            for t in old.trailers:
+                if t.source == "reply" and not t.mismatch and not t.unresolved:
+                    slot.add(replace(t, source="carried", from_version=version))

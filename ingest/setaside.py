@@ -11,20 +11,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
-from ingest.derive import Derived, derive
 from ingest.records import Message
 from ingest.threads import group_threads
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_ROUNDS = 20  # mails set aside one culprit at a time; more means something is badly wrong
 NARROW_TRIES = 40  # mails of a failing thread tried one by one before setting all of it aside
 
 
 @dataclass(frozen=True)
-class SafeDerived:
-    derived: Derived
+class SafeDerived(Generic[T]):
+    derived: T
     set_aside: dict[str, str]  # msgid → why it was left out of derivation
 
 
@@ -33,8 +34,8 @@ class DerivationError(Exception):
 
 
 def derive_safely(
-    messages: Sequence[Message], derive_fn: Callable[[Sequence[Message]], Derived] = derive
-) -> SafeDerived:
+    messages: Sequence[Message], derive_fn: Callable[[Sequence[Message]], T]
+) -> SafeDerived[T]:
     """``derive(messages)``, minus the mails that make it raise (set aside with a reason)."""
     aside: dict[str, str] = {}
     remaining = list(messages)
@@ -51,7 +52,7 @@ def derive_safely(
     raise DerivationError(f"derivation still fails after setting aside {len(aside)} mails")
 
 
-def _fails(messages: Sequence[Message], derive_fn) -> bool:
+def _fails(messages: Sequence[Message], derive_fn: Callable[[Sequence[Message]], object]) -> bool:
     try:
         derive_fn(messages)
     except Exception:

@@ -10,23 +10,26 @@ queue (and records the derivation rules' version) in the same transaction as the
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlite_utils
 
 from ingest.components import Keys
-from ingest.records import Derived, Evidence, Posting, Series
+from ingest.records import Derived, Evidence, GivenTrailer, PatchSlot, Posting, Series, Thread
 from storage.db import transaction
-from storage.messages import from_iso, iso
+from storage.levels import clear_levels
+from storage.messages import iso
 from storage.search_index import (
     PATCH_ROWS,
     THREAD_ROWS,
     refresh_search_index,
     refresh_search_rows,
 )
+from storage.sqlbits import delete_in, marks, select_in
 from storage.state import get_state, set_state
 
 DERIVE_VERSION_KEY = "derive_version"
@@ -49,6 +52,10 @@ def set_aside_reasons(db: sqlite_utils.Database, limit: int = 20) -> list[dict]:
     return [dict(zip(("msgid", "reason", "at"), r, strict=True)) for r in db.execute(sql, [limit])]
 
 
+def set_aside_msgids(db: sqlite_utils.Database) -> set[str]:
+    return {r[0] for r in db.execute("SELECT msgid FROM derive_set_aside")}
+
+
 def save_derived(
     db: sqlite_utils.Database,
     derived: Derived,
@@ -57,11 +64,12 @@ def save_derived(
     now: datetime,
     set_aside: dict[str, str] | None = None,
     components: Components | None = None,
-) -> None:
+) -> dict[str, str]:
     """Replace every derived fact; mark the facts current (same transaction).
 
-    ``components`` (every stored mail's component and keys) enables incremental
-    derivation afterwards (``replace_derived_part``)."""
+    ``components`` (every stored mail's unit and keys) enables incremental derivation
+    afterwards, with what the caller keeps (storage/levels.py) in the same transaction.
+    Returns the hash of each version's rows (``write_series``)."""
     rows = derived_rows(derived)
     with transaction(db):
         for table in _TABLES:
@@ -75,71 +83,142 @@ def save_derived(
         refresh_search_index(db)
         db.execute("DELETE FROM derive_components")
         db.execute("DELETE FROM derive_keys")
+        clear_levels(db)
         if components is not None:
             save_components(db, components)
         set_state(db, COMPONENTS_KEY, components is not None)
+        return {v.key: v.hash for s in derived.series for v in series_rows(s)[1]}
 
 
-def replace_derived_part(
-    db: sqlite_utils.Database,
-    derived: Derived,
-    *,
-    part: Collection[str],
-    replaced: Collection[str],
-    components: Components,
-    now: datetime,
-    set_aside: dict[str, str] | None = None,
+@dataclass(frozen=True)
+class VersionRows:
+    """One version's rows (versions, patches, trailers) and a hash of them all."""
+
+    key: str
+    row: dict
+    patches: list[dict]
+    trailers: list[dict]
+    hash: str
+
+
+def series_rows(s: Series) -> tuple[dict, list[VersionRows]]:
+    out = []
+    for pos, v in enumerate(s.versions):
+        row = _version_row(s, v, pos)
+        patches = [_patch_row(v, p) for p in v.patches]
+        trailers = [_trailer_row(v, p, i, t) for p in v.patches for i, t in enumerate(p.trailers)]
+        # repr of plain values in a fixed key order: stable across runs, cheaper than JSON
+        digest = hashlib.blake2b(
+            repr((row, patches, trailers)).encode(), digest_size=16
+        ).hexdigest()
+        out.append(VersionRows(v.key, row, patches, trailers, digest))
+    return _series_row(s), out
+
+
+def finish_part(db: sqlite_utils.Database, part: Collection[str]) -> None:
+    """The part's mails leave the derive queue."""
+    delete_in(db, "DELETE FROM derive_queue WHERE msgid IN ({})", part)
+
+
+_NONE = 1 << 60  # a rowid mark past every row: that table's rows are not indexed
+
+
+def _index_rows_after(
+    db: sqlite_utils.Database, versions: int = _NONE, patches: int = _NONE, threads: int = _NONE
 ) -> None:
-    """Replace the facts of the mails ``part`` (whole components, re-derived into
-    ``derived``): the old components ``replaced`` give way to ``components``, and the part's
-    mails leave the derive queue.  One transaction."""
-    rows = derived_rows(derived)
-    with transaction(db):
-        _delete_part(db, part)
-        _delete_in(db, "DELETE FROM derive_set_aside WHERE msgid IN ({})", part)
-        _insert_set_aside(db, set_aside or {}, now)
-        marks = {t: _max_rowid(db, t) for t in ("versions", "patches", "threads")}
-        for table in _TABLES_IN_ORDER:
-            _insert_rows(db, table, rows[table])
-        refresh_search_rows(db, marks["versions"], marks["patches"], marks["threads"])
-        _delete_in(db, "DELETE FROM derive_queue WHERE msgid IN ({})", part)
-        _delete_in(db, "DELETE FROM derive_keys WHERE comp IN ({})", replaced)
-        _delete_in(db, "DELETE FROM derive_components WHERE msgid IN ({})", part)
-        save_components(db, components)
+    refresh_search_rows(db, versions, patches, threads)
 
 
-def _delete_part(db: sqlite_utils.Database, msgids: Collection[str]) -> None:
-    """Delete the threads, series (with versions, patches, trailers) and memberships that
-    the given mails belong to, and their search rows."""
-    roots: set[str] = set()
-    series: set[str] = set()
-    for chunk in _chunked(list(msgids)):
-        sql = "SELECT thread_root, series_id FROM memberships WHERE msgid IN ({})"
-        for root, sid in db.execute(sql.format(_marks(chunk)), chunk):
-            roots.add(root)
-            if sid is not None:
-                series.add(sid)
-    keys = _select_in(db, "SELECT key FROM versions WHERE series_id IN ({})", series)
-    _delete_search_rows(db, keys, roots)
-    _delete_in(db, "DELETE FROM trailers WHERE version_key IN ({})", keys)
-    _delete_in(db, "DELETE FROM patches WHERE version_key IN ({})", keys)
-    _delete_in(db, "DELETE FROM versions WHERE series_id IN ({})", series)
-    _delete_in(db, "DELETE FROM series WHERE id IN ({})", series)
-    _delete_in(db, "DELETE FROM threads WHERE root IN ({})", roots)
-    _delete_in(db, "DELETE FROM memberships WHERE msgid IN ({})", msgids)
+def replace_threads(
+    db: sqlite_utils.Database,
+    part: Collection[str],
+    threads: list[Thread],
+    memberships: list[tuple[str, str, str | None, str | None]],
+    *,
+    set_aside: dict[str, str],
+    now: datetime,
+) -> None:
+    """The threads and memberships of the mails ``part`` (whole units, re-derived):
+    ``memberships`` is (msgid, thread root, series id, posting key) for each."""
+    roots = set(select_in(db, "SELECT thread_root FROM memberships WHERE msgid IN ({})", part))
+    _delete_search_rows(db, [], roots)
+    delete_in(db, "DELETE FROM threads WHERE root IN ({})", roots)
+    delete_in(db, "DELETE FROM memberships WHERE msgid IN ({})", part)
+    mark = _max_rowid(db, "threads")
+    _insert_rows(db, "threads", [_thread_row(t) for t in threads])
+    _index_rows_after(db, threads=mark)
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO memberships(msgid, thread_root, series_id, version_key) "
+        "VALUES (?, ?, ?, ?)",
+        memberships,
+    )
+    delete_in(db, "DELETE FROM derive_set_aside WHERE msgid IN ({})", part)
+    _insert_set_aside(db, set_aside, now)
+
+
+def write_series(
+    db: sqlite_utils.Database,
+    series_list: list[Series],
+    *,
+    old_hashes: dict[str, str],
+    old_series: Collection[str],
+) -> dict[str, str]:
+    """Write re-derived series, rewriting only the versions whose rows changed (by hash;
+    ``old_hashes``: the stored hash of each version key these series held before).
+    Versions and series (of ``old_series``) no longer there are deleted.  Returns the hash
+    of every version written or kept."""
+    hashes: dict[str, str] = {}
+    changed: list[VersionRows] = []
+    series_out = []
+    for s in series_list:
+        row, versions = series_rows(s)
+        series_out.append(row)
+        for v in versions:
+            hashes[v.key] = v.hash
+            if old_hashes.get(v.key) != v.hash:
+                changed.append(v)
+    if series_out:
+        columns = list(series_out[0])
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "id")
+        db.conn.executemany(
+            f"INSERT INTO series ({', '.join(columns)}) VALUES ({marks(columns)}) "
+            f"ON CONFLICT(id) DO UPDATE SET {updates}",
+            [tuple(r[c] for c in columns) for r in series_out],
+        )
+    stale = [k for k in old_hashes if k not in hashes] + [v.key for v in changed]
+    _delete_search_rows(db, stale, set())
+    delete_in(db, "DELETE FROM trailers WHERE version_key IN ({})", stale)
+    delete_in(db, "DELETE FROM patches WHERE version_key IN ({})", stale)
+    delete_in(db, "DELETE FROM versions WHERE key IN ({})", stale)
+    after = (_max_rowid(db, "versions"), _max_rowid(db, "patches"))
+    _insert_rows(db, "versions", [v.row for v in changed])
+    _insert_rows(db, "patches", [p for v in changed for p in v.patches])
+    _insert_rows(db, "trailers", [t for v in changed for t in v.trailers])
+    _index_rows_after(db, versions=after[0], patches=after[1])
+    gone = set(old_series) - {s.id for s in series_list}
+    delete_in(db, "DELETE FROM series WHERE id IN ({})", gone)
+    return hashes
+
+
+def move_memberships(db: sqlite_utils.Database, series_of: dict[str, str]) -> None:
+    """Mails of postings (by key) now in another series."""
+    db.conn.executemany(
+        "UPDATE memberships SET series_id = ? WHERE version_key = ?",
+        [(sid, key) for key, sid in sorted(series_of.items())],
+    )
 
 
 def _delete_search_rows(db: sqlite_utils.Database, keys: list[str], roots: set[str]) -> None:
-    rowids = _select_in(db, "SELECT rowid FROM versions WHERE key IN ({})", keys)
+    rowids = select_in(db, "SELECT rowid FROM versions WHERE key IN ({})", keys)
     rowids += [
         r + PATCH_ROWS
-        for r in _select_in(db, "SELECT rowid FROM patches WHERE version_key IN ({})", keys)
+        for r in select_in(db, "SELECT rowid FROM patches WHERE version_key IN ({})", keys)
     ]
     rowids += [
         r + THREAD_ROWS
-        for r in _select_in(db, "SELECT rowid FROM threads WHERE root IN ({})", roots)
+        for r in select_in(db, "SELECT rowid FROM threads WHERE root IN ({})", roots)
     ]
-    _delete_in(db, "DELETE FROM search_fts WHERE rowid IN ({})", rowids)
+    delete_in(db, "DELETE FROM search_fts WHERE rowid IN ({})", rowids)
 
 
 def _insert_rows(db: sqlite_utils.Database, table: str, rows: list[dict]) -> None:
@@ -147,7 +226,7 @@ def _insert_rows(db: sqlite_utils.Database, table: str, rows: list[dict]) -> Non
     if not rows:
         return
     columns = list(rows[0])
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({_marks(columns)})"
+    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks(columns)})"
     db.conn.executemany(sql, [tuple(r[c] for c in columns) for r in rows])
 
 
@@ -163,75 +242,16 @@ def _insert_set_aside(db: sqlite_utils.Database, set_aside: dict[str, str], now:
     )
 
 
-def _chunked(items: list, size: int = 500) -> Iterator[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _marks(items: Sequence) -> str:
-    return ", ".join("?" * len(items))
-
-
-def _select_in(db: sqlite_utils.Database, sql: str, values: Collection) -> list:
-    out: list = []
-    for chunk in _chunked(list(values)):
-        out.extend(r[0] for r in db.execute(sql.format(_marks(chunk)), chunk))
-    return out
-
-
-def _delete_in(db: sqlite_utils.Database, sql: str, values: Collection) -> None:
-    for chunk in _chunked(list(values)):
-        db.execute(sql.format(_marks(chunk)), chunk)
-
-
 def derived_rows(derived: Derived) -> dict[str, list[dict]]:
     """The rows of every derived table for ``derived``."""
-    threads = [
-        {
-            "root": t.root,
-            "subject": t.subject,
-            "first_date": iso(t.first_date),
-            "last_date": iso(t.last_date),
-            "n_messages": len(t.msgids),
-            "missing": json.dumps(t.missing),
-        }
-        for t in derived.threads
-    ]
     series, versions, patches, trailers = [], [], [], []
     for s in derived.series:
-        series.append(_series_row(s))
-        for pos, v in enumerate(s.versions):
-            versions.append(_version_row(s, v, pos))
-            for p in v.patches:
-                patches.append(
-                    {
-                        "version_key": v.key,
-                        "n": p.n,
-                        "msgid": p.msgid,
-                        "subject": p.subject,
-                        "patch_id": p.patch_id,
-                        "from_version": p.from_version,
-                        "applied": evidence_json(p.applied),
-                        "pulled": evidence_json(p.pulled),
-                    }
-                )
-                for i, t in enumerate(p.trailers):
-                    trailers.append(
-                        {
-                            "version_key": v.key,
-                            "n": p.n,
-                            "kind": t.kind,
-                            "name": t.name,
-                            "email": t.email,
-                            "msgid": t.msgid,
-                            "source": t.source,
-                            "from_version": t.from_version,
-                            "mismatch": int(t.mismatch),
-                            "position": i,
-                            "scope": t.scope,
-                            "unresolved": int(t.unresolved),
-                        }
-                    )
+        row, rows = series_rows(s)
+        series.append(row)
+        for v in rows:
+            versions.append(v.row)
+            patches.extend(v.patches)
+            trailers.extend(v.trailers)
     memberships = [
         {
             "msgid": msgid,
@@ -242,12 +262,53 @@ def derived_rows(derived: Derived) -> dict[str, list[dict]]:
         for msgid, root in derived.thread_of.items()
     ]
     return {
-        "threads": threads,
+        "threads": [_thread_row(t) for t in derived.threads],
         "series": series,
         "versions": versions,
         "patches": patches,
         "trailers": trailers,
         "memberships": memberships,
+    }
+
+
+def _thread_row(t: Thread) -> dict:
+    return {
+        "root": t.root,
+        "subject": t.subject,
+        "first_date": iso(t.first_date),
+        "last_date": iso(t.last_date),
+        "n_messages": len(t.msgids),
+        "missing": json.dumps(t.missing),
+    }
+
+
+def _patch_row(v: Posting, p: PatchSlot) -> dict:
+    return {
+        "version_key": v.key,
+        "n": p.n,
+        "msgid": p.msgid,
+        "subject": p.subject,
+        "patch_id": p.patch_id,
+        "from_version": p.from_version,
+        "applied": evidence_json(p.applied),
+        "pulled": evidence_json(p.pulled),
+    }
+
+
+def _trailer_row(v: Posting, p: PatchSlot, i: int, t: GivenTrailer) -> dict:
+    return {
+        "version_key": v.key,
+        "n": p.n,
+        "kind": t.kind,
+        "name": t.name,
+        "email": t.email,
+        "msgid": t.msgid,
+        "source": t.source,
+        "from_version": t.from_version,
+        "mismatch": int(t.mismatch),
+        "position": i,
+        "scope": t.scope,
+        "unresolved": int(t.unresolved),
     }
 
 
@@ -290,18 +351,18 @@ def touched_components(db: sqlite_utils.Database, keys: Iterable[Keys]) -> set[s
     for k in keys:
         strong |= k.strong
         weak |= k.weak
-    comps = set(_select_in(db, "SELECT comp FROM derive_keys WHERE key IN ({})", strong))
+    comps = set(select_in(db, "SELECT comp FROM derive_keys WHERE key IN ({})", strong))
     sql = "SELECT comp FROM derive_keys WHERE strong = 1 AND key IN ({})"
-    comps |= set(_select_in(db, sql, weak))
+    comps |= set(select_in(db, sql, weak))
     return comps
 
 
 def component_members(db: sqlite_utils.Database, comps: Collection[str]) -> list[str]:
-    return _select_in(db, "SELECT msgid FROM derive_components WHERE comp IN ({})", comps)
+    return select_in(db, "SELECT msgid FROM derive_components WHERE comp IN ({})", comps)
 
 
 def components_of(db: sqlite_utils.Database, msgids: Collection[str]) -> set[str]:
-    return set(_select_in(db, "SELECT comp FROM derive_components WHERE msgid IN ({})", msgids))
+    return set(select_in(db, "SELECT comp FROM derive_components WHERE msgid IN ({})", msgids))
 
 
 def queued_msgids(db: sqlite_utils.Database) -> list[str]:
@@ -361,32 +422,12 @@ def _version_row(s: Series, v: Posting, pos: int) -> dict:
         "partial_reroll_of": v.partial_reroll_of,
         "status": v.status,
         "evidence": json.dumps([evidence_dict(e) for e in v.evidence]),
+        "evidence_last": max((d for e in v.evidence if (d := iso(e.when))), default=None),
         "thread_root": v.thread_root,
     }
 
 
-# ---- what derivation takes from the whole archive (ingest.derive.DeriveContext) -----------
-
 CONTEXT_KEY = "derive_context"
-
-
-def newest_dates(db: sqlite_utils.Database, count: int) -> list[datetime]:
-    """The ``count`` newest Dates stored, newest first."""
-    sql = "SELECT date FROM messages WHERE date IS NOT NULL ORDER BY date DESC LIMIT ?"
-    return [d for (value,) in db.execute(sql, [count]) if (d := from_iso(value)) is not None]
-
-
-def all_components(db: sqlite_utils.Database) -> list[str]:
-    return [r[0] for r in db.execute("SELECT DISTINCT comp FROM derive_components")]
-
-
-def comps_of_series_last_active(db: sqlite_utils.Database, lo: str, hi: str) -> set[str]:
-    """Components of the series whose last mail is dated in [lo, hi] (ISO)."""
-    sql = """SELECT DISTINCT c.comp FROM series s
-             JOIN memberships m ON m.series_id = s.id
-             JOIN derive_components c ON c.msgid = m.msgid
-             WHERE s.last_date >= ? AND s.last_date <= ?"""
-    return {r[0] for r in db.execute(sql, [lo, hi])}
 
 
 def comps_of_notices_by(db: sqlite_utils.Database, senders: Collection[str]) -> set[str]:
@@ -394,4 +435,4 @@ def comps_of_notices_by(db: sqlite_utils.Database, senders: Collection[str]) -> 
     sql = """SELECT DISTINCT c.comp FROM messages g
              JOIN derive_components c ON c.msgid = g.msgid
              WHERE g.applied IS NOT NULL AND g.from_email IN ({})"""
-    return set(_select_in(db, sql, senders))
+    return set(select_in(db, sql, senders))

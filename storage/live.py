@@ -1,5 +1,5 @@
 """SQL for live Slack: facts → events (once each, by natural key), where each event went,
-channel subscriptions and series cards, and the files each patch touches.
+channel subscriptions and series cards, and the files each series touches.
 
 Events are recorded by diffing the derived facts against the events table: every query
 below yields candidate facts with a natural key, and ``INSERT OR IGNORE`` keeps the ones
@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlite_utils
 
 from storage.messages import from_iso, iso
+from storage.sqlbits import rows_in
 from storage.state import get_state, set_state
 
 HORIZON = timedelta(days=30)
@@ -94,33 +95,24 @@ class Card:
 # ---- files touched ------------------------------------------------------------------------
 
 
-def unindexed_patch_diffs(db: sqlite_utils.Database) -> Iterator[tuple[str, str]]:
-    """(msgid, diff) of every stored patch whose paths are not recorded yet."""
-    rows = db.execute(
-        """SELECT DISTINCT p.msgid, c.diff FROM patches p
-           JOIN message_content c ON c.msgid = p.msgid
-           WHERE p.msgid NOT IN (SELECT msgid FROM message_paths)"""
-    )
-    for msgid, diff_z in rows.fetchall():
-        yield msgid, zlib.decompress(diff_z).decode("utf-8", "surrogatepass")
-
-
-def save_paths(db: sqlite_utils.Database, rows: Sequence[tuple[str, Sequence[str]]]) -> None:
-    with db.atomic():
-        db.conn.executemany(
-            "INSERT OR REPLACE INTO message_paths(msgid, paths) VALUES (?, ?)",
-            [(msgid, json.dumps(list(paths))) for msgid, paths in rows],
-        )
-
-
 def series_paths(db: sqlite_utils.Database, series_id: str) -> set[str]:
-    """Every file any patch of any version of the series touches."""
+    """Every file any patch of any version of the series touches: the paths the parser
+    stored on each patch (``messages.paths``).  A patch parsed before messages kept them
+    (PARSE_VERSION < 8, until ``kvmarm reindex``) has "[]" there: its paths are read from
+    ``message_paths``, which live delivery filled from the diffs until then (no longer
+    written)."""
     rows = db.execute(
-        """SELECT mp.paths FROM versions v JOIN patches p ON p.version_key = v.key
-           JOIN message_paths mp ON mp.msgid = p.msgid WHERE v.series_id = ?""",
+        """SELECT m.paths, mp.paths FROM versions v JOIN patches p ON p.version_key = v.key
+           JOIN messages m ON m.msgid = p.msgid
+           LEFT JOIN message_paths mp ON mp.msgid = p.msgid
+           WHERE v.series_id = ?""",
         [series_id],
     ).fetchall()
-    return {path for (paths,) in rows for path in json.loads(paths)}
+    return {
+        path
+        for stored, indexed in rows
+        for path in json.loads(indexed if stored == "[]" and indexed else stored)
+    }
 
 
 # ---- facts → events -------------------------------------------------------------------------
@@ -143,11 +135,13 @@ def _candidates(db: sqlite_utils.Database, horizon: str) -> Iterator[tuple]:
         detail = {"total": total, "title": title, "resend": bool(resend)}
         yield (f"posting:{anchor}", kind, key, anchor, version, cover or anchor, name, email,
                date, detail)  # fmt: skip
+    # From the recent mails to their trailers (CROSS JOIN keeps that order): what is
+    # recent, not every trailer of the archive.
     reviews = db.execute(
         f"""SELECT t.version_key, {_ANCHOR}, v.version, t.kind, t.name, t.email, t.msgid,
                    m.date, v.total, group_concat(t.n), max(t.scope)
-            FROM trailers t JOIN versions v ON v.key = t.version_key
-            JOIN messages m ON m.msgid = t.msgid
+            FROM messages m CROSS JOIN trailers t ON t.msgid = m.msgid
+            JOIN versions v ON v.key = t.version_key
             WHERE t.source IN ('reply', 'cover') AND t.mismatch = 0 AND t.unresolved = 0
               AND t.kind IN ({", ".join("?" * len(_REVIEW_KINDS))}) AND m.date >= ?
             GROUP BY t.version_key, t.kind, t.email, t.msgid""",
@@ -163,11 +157,12 @@ def _candidates(db: sqlite_utils.Database, horizon: str) -> Iterator[tuple]:
     kinds = list(_EVIDENCE_EVENTS)
     evidence = db.execute(
         f"""SELECT v.key, {_ANCHOR}, v.version, e.value FROM versions v, json_each(v.evidence) e
-            WHERE json_extract(e.value, '$.kind') IN ({", ".join("?" * len(kinds))})
+            WHERE v.evidence_last >= ?
+              AND json_extract(e.value, '$.kind') IN ({", ".join("?" * len(kinds))})
               AND json_extract(e.value, '$.date') >= ?""",
-        [*kinds, horizon],
-    )
-    names = _names(db)
+        [horizon, *kinds, horizon],
+    ).fetchall()
+    names = _names(db, {json.loads(value)["msgid"] for *_rest, value in evidence})
     for vkey, anchor, version, value in evidence:
         e = json.loads(value)
         kind = _EVIDENCE_EVENTS[e["kind"]]
@@ -188,13 +183,9 @@ def _candidates(db: sqlite_utils.Database, horizon: str) -> Iterator[tuple]:
                {"title": title})  # fmt: skip
 
 
-def _names(db: sqlite_utils.Database) -> dict[str, str]:
+def _names(db: sqlite_utils.Database, msgids: Collection[str]) -> dict[str, str]:
     """Sender names of evidence mails (evidence keeps only the address)."""
-    rows = db.execute(
-        """SELECT m.msgid, m.from_name FROM versions v, json_each(v.evidence) e
-           JOIN messages m ON m.msgid = json_extract(e.value, '$.msgid')"""
-    )
-    return dict(rows.fetchall())
+    return dict(rows_in(db, "SELECT msgid, from_name FROM messages WHERE msgid IN ({})", msgids))
 
 
 def newest_mail_date(db: sqlite_utils.Database, now: datetime) -> datetime | None:

@@ -54,9 +54,49 @@ def from_iso(value: str | None) -> datetime | None:
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
-def known_messages(db: sqlite_utils.Database) -> dict[str, str | None]:
-    """Message-ID → List-Id of every stored message (for skipping duplicates before parsing)."""
-    return dict(db.execute("SELECT msgid, list_id FROM messages").fetchall())
+class KnownMessages:
+    """Message-ID → List-Id of the stored messages, for skipping duplicates before parsing.
+
+    Looked up one Message-ID at a time as asked (an indexed lookup): reading every stored
+    Message-ID up front would cost what the database holds, not what the new mail
+    brings.  What this run stores is remembered (``known[msgid] = list_id``)."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self._conn = db.conn
+        self._found: dict[str, str | None] = {}
+        self._absent: set[str] = set()
+
+    def __contains__(self, msgid: object) -> bool:
+        return isinstance(msgid, str) and self._lookup(msgid)
+
+    def __getitem__(self, msgid: str) -> str | None:
+        if not self._lookup(msgid):
+            raise KeyError(msgid)
+        return self._found[msgid]
+
+    def __setitem__(self, msgid: str, list_id: str | None) -> None:
+        self._found[msgid] = list_id
+        self._absent.discard(msgid)
+
+    def _lookup(self, msgid: str) -> bool:
+        if msgid in self._found:
+            return True
+        if msgid in self._absent:
+            return False
+        row = self._conn.execute("SELECT list_id FROM messages WHERE msgid = ?", [msgid]).fetchone()
+        if row is None:
+            self._absent.add(msgid)
+            return False
+        self._found[msgid] = row[0]
+        return True
+
+
+def known_messages(db: sqlite_utils.Database) -> KnownMessages:
+    return KnownMessages(db)
+
+
+def any_messages(db: sqlite_utils.Database) -> bool:
+    return bool(db.execute("SELECT EXISTS(SELECT 1 FROM messages)").fetchone()[0])
 
 
 def known_quarantine(db: sqlite_utils.Database) -> set[str]:

@@ -554,3 +554,95 @@ def m037_people(db: sqlite_utils.Database) -> None:
         );
         """
     )
+
+
+@MIGRATIONS(name="m038_two_level_derivation")
+def m038_two_level_derivation(db: sqlite_utils.Database) -> None:
+    """What the second level of derivation (ingest/derive.py) keeps between runs, so new mail
+    re-derives only the postings and series it touches (bot/sync/derivation.py):
+    - derive_drafts: each posting's summary (ingest/summaries.py), the unit (first-level
+      component) it was derived in, its chain (second-level component) and series, and
+      hashes that tell what changed (unchanged series are not finished again, unchanged
+      rows not rewritten);
+    - derive_chain_keys: the second-level keys each posting holds (ingest/components.py);
+    - derive_pull_candidates / derive_pull_entries / derive_pull_marks: patches a pull
+      request's shortlog may name, the shortlog lines, and which patch each line marked;
+    - derive_appliers: the mails that show their sender applies patches
+      (ingest.applies.shows_applier), so the set of appliers is known without reading mail.
+    Filled by a full derivation (``reindex``, or the first after this migration)."""
+    db.executescript(
+        """
+        CREATE TABLE derive_drafts (
+            key TEXT PRIMARY KEY,
+            unit TEXT NOT NULL,
+            chain TEXT NOT NULL,
+            series_id TEXT NOT NULL,
+            hash TEXT NOT NULL,        -- of its version's rows (storage.derived.series_rows)
+            shape TEXT NOT NULL,       -- of its series' chaining (ingest.derive.Chains.shape)
+            digest TEXT NOT NULL,      -- of its summary
+            head TEXT NOT NULL,        -- JSON: what chaining reads (ingest/summaries.py)
+            body TEXT NOT NULL         -- JSON: the rest
+        );
+        CREATE INDEX derive_drafts_unit ON derive_drafts(unit);
+        CREATE INDEX derive_drafts_chain ON derive_drafts(chain);
+        CREATE INDEX derive_drafts_series ON derive_drafts(series_id);
+        CREATE TABLE derive_chain_keys (
+            key TEXT NOT NULL,
+            draft TEXT NOT NULL,
+            strong INTEGER NOT NULL,   -- 1: relates to every holder; 0: only to strong ones
+            PRIMARY KEY (key, draft)
+        ) WITHOUT ROWID;
+        CREATE INDEX derive_chain_keys_draft ON derive_chain_keys(draft);
+        CREATE TABLE derive_pull_candidates (
+            title TEXT NOT NULL,
+            key TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            date TEXT,
+            sender_name TEXT NOT NULL,
+            series_id TEXT NOT NULL,
+            position INTEGER NOT NULL,
+            order_date TEXT NOT NULL,
+            order_id TEXT NOT NULL
+        );
+        CREATE INDEX derive_pull_candidates_title ON derive_pull_candidates(title);
+        CREATE INDEX derive_pull_candidates_key ON derive_pull_candidates(key);
+        CREATE TABLE derive_pull_entries (
+            title TEXT NOT NULL,
+            author TEXT NOT NULL,
+            key TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            date TEXT,
+            order_date TEXT NOT NULL,
+            order_id TEXT NOT NULL,
+            evidence TEXT NOT NULL
+        );
+        CREATE INDEX derive_pull_entries_title ON derive_pull_entries(title);
+        CREATE INDEX derive_pull_entries_key ON derive_pull_entries(key);
+        CREATE TABLE derive_pull_marks (
+            key TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            title TEXT NOT NULL,
+            evidence TEXT NOT NULL,
+            PRIMARY KEY (key, n)
+        );
+        CREATE INDEX derive_pull_marks_title ON derive_pull_marks(title);
+        CREATE TABLE derive_appliers (
+            msgid TEXT PRIMARY KEY,
+            sender TEXT NOT NULL
+        );
+        """
+    )
+
+
+@MIGRATIONS(name="m039_recent_fact_indexes")
+def m039_recent_fact_indexes(db: sqlite_utils.Database) -> None:
+    """Live events look for facts newer than a horizon after every ingest: the newest date
+    among a version's evidence (indexed), and trailers by the mail that gave them, so
+    that costs what is recent, not what the archive holds.  Filled by a full derivation."""
+    db.executescript(
+        """
+        ALTER TABLE versions ADD COLUMN evidence_last TEXT;
+        CREATE INDEX versions_evidence_last ON versions(evidence_last);
+        CREATE INDEX trailers_msgid ON trailers(msgid);
+        """
+    )

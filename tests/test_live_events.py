@@ -75,17 +75,53 @@ def test_recording_again_makes_nothing_new(janfeb):
 
 
 def test_paths_are_stored_for_every_patch(janfeb):
+    """The paths live filters match are the parser's (``messages.paths``), for every patch,
+    the same as read from the stored diff again."""
+    import json
+    import zlib
+
     path, _ = janfeb
     db = open_db(path)
     [[paths]] = db.execute(
-        "SELECT paths FROM message_paths WHERE msgid = ?",
+        "SELECT paths FROM messages WHERE msgid = ?",
         ["20220208123726.3604198-1-maz@kernel.org"],
     ).fetchall()
     assert paths == '["arch/arm64/kvm/vgic/vgic-mmio.c"]'
-    patches, indexed = db.execute(
-        "SELECT count(DISTINCT msgid), (SELECT count(*) FROM message_paths) FROM patches"
-    ).fetchone()
-    assert patches > 400 and indexed == patches
+    rows = db.execute(
+        """SELECT DISTINCT p.msgid, m.paths, c.diff FROM patches p
+           JOIN messages m ON m.msgid = p.msgid JOIN message_content c ON c.msgid = p.msgid"""
+    ).fetchall()
+    assert len(rows) > 400
+    for _msgid, stored, diff in rows:
+        again = paths_of_diff(zlib.decompress(diff).decode("utf-8", "surrogatepass"))
+        assert json.loads(stored) == list(again) and again
+    [[series]] = db.execute(
+        "SELECT v.series_id FROM versions v JOIN patches p ON p.version_key = v.key"
+        " WHERE p.msgid = '20220208123726.3604198-1-maz@kernel.org'"
+    ).fetchall()
+    assert store.series_paths(db, series) == {"arch/arm64/kvm/vgic/vgic-mmio.c"}
+    db.close()
+
+
+def test_a_patch_parsed_before_paths_were_kept_uses_its_indexed_paths(tmp_path, workdir):
+    """Until `kvmarm reindex`, a patch parsed by an older version has no stored paths; the
+    ones live delivery indexed from its diff back then are used."""
+    db = open_db(january_db(tmp_path, workdir))
+    [(msgid, series)] = db.execute(
+        "SELECT p.msgid, v.series_id FROM patches p JOIN versions v ON v.key = p.version_key"
+        " JOIN messages m ON m.msgid = p.msgid"
+        " WHERE (SELECT count(*) FROM patches q WHERE q.version_key IN"
+        "        (SELECT key FROM versions WHERE series_id = v.series_id)) = 1"
+        " AND m.paths != '[]' ORDER BY p.msgid LIMIT 1"
+    ).fetchall()
+    with db.atomic():
+        db.execute("UPDATE messages SET paths = '[]' WHERE msgid = ?", [msgid])
+    assert store.series_paths(db, series) == set()
+    with db.atomic():
+        db.execute(
+            "INSERT INTO message_paths(msgid, paths) VALUES (?, ?)", [msgid, '["old/indexed.c"]']
+        )
+    assert store.series_paths(db, series) == {"old/indexed.c"}
     db.close()
 
 

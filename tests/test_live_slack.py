@@ -607,3 +607,84 @@ def test_ask_waiting_in_a_terminal(db_path):
     assert result.exit_code == 0, result.output
     # as of today the January 2022 mail is long idle: nothing waits
     assert result.output.startswith("Review queue: 0 versions")
+
+
+# ---- faults of one call: the same Slack-call layer and lookup as the digest's posting -----------
+
+
+def _meta(message_or_call) -> str:
+    meta = (
+        message_or_call["metadata"]
+        if isinstance(message_or_call, dict)
+        else (message_or_call.params["metadata"])
+    )
+    return json.dumps(json.loads(meta) if isinstance(meta, str) else meta, sort_keys=True)
+
+
+def test_writes_answered_500_after_slack_took_them_are_looked_up_not_resent(
+    app, fake_slack, db_path
+):
+    """Slack posts the first six messages (cards and thread replies) but answers 500: the run
+    says so, and the next runs find them by their metadata instead of posting them again."""
+    slash(app, fake_slack, f"subscribe {VGIC}", 1)
+    ingest(db_path, month("2022-02"))
+    fake_slack.script("chat.postMessage", *[Reply(status=500, accept=True) for _ in range(6)])
+    first = notify(db_path, fake_slack)
+    assert first.exit_code == 1 and "internal_error (HTTP 500)" in first.output, first.output
+    assert notify(db_path, fake_slack).exit_code == 0
+    assert notify(db_path, fake_slack).exit_code == 0
+    metas = [_meta(m) for m in fake_slack.posted if m["channel"] == CHANNEL]
+    assert len(metas) > 6
+    assert len(metas) == len(set(metas))  # nothing Slack took is posted again
+    threads = [m for m in fake_slack.posted if m.get("thread_ts")]
+    assert threads and all(
+        any(p["ts"] == m["thread_ts"] for p in fake_slack.posted) for m in threads
+    )
+    states = store.delivery_counts(open_db(db_path))
+    assert states.get("pending", 0) == 0 and states.get("unknown", 0) == 0, states
+
+
+def test_the_lookup_of_an_interrupted_reply_reads_every_page(app, fake_slack, db_path):
+    slash(app, fake_slack, "subscribe all", 1)
+    ingest(db_path, month("2022-02"))
+    assert notify(db_path, fake_slack).exit_code == 0
+    db = open_db(db_path)
+    [d] = [d for d in _deliveries(db) if d.state == "sent" and _in_thread(fake_slack, d.ts)][:1]
+    store.set_settled_events(db, 0)
+    store.save_delivery(db, store.Delivery(d.event_id, d.target, "pending", None,
+                                           d.target, 0, d.at))  # fmt: skip
+    before = len(fake_slack.calls_to("chat.postMessage"))
+    other = {"ts": "1.1", "metadata": {"event_type": "kvmarm_event",
+             "event_payload": {"event": -1, "part": "reply"}}}  # fmt: skip
+    mine = {"ts": d.ts, "metadata": {"event_type": "kvmarm_event",
+            "event_payload": {"event": d.event_id, "part": "reply"}}}  # fmt: skip
+    fake_slack.script(
+        "conversations.replies",
+        Reply(
+            body={"ok": True, "messages": [other], "response_metadata": {"next_cursor": "page2"}}
+        ),
+        Reply(body={"ok": True, "messages": [mine]}),
+    )
+    result = notify(db_path, fake_slack)
+    assert result.exit_code == 0 and "0 messages sent" in result.stdout, result.output
+    assert len(fake_slack.calls_to("chat.postMessage")) == before
+    pages = fake_slack.calls_to("conversations.replies")
+    assert [p.params.get("cursor") for p in pages[-2:]] == [None, "page2"]
+    states = {(x.event_id, x.target): x.state for x in _deliveries(db)}
+    assert states[(d.event_id, d.target)] == "sent"
+
+
+def test_a_rate_limited_delivery_fails_and_goes_out_next_run(app, fake_slack, db_path):
+    slash(app, fake_slack, f"subscribe {VGIC}", 1)
+    ingest(db_path, month("2022-02"))
+    limited = Reply(status=429, body={"ok": False, "error": "ratelimited"},
+                    headers={"Retry-After": "0"})  # fmt: skip
+    fake_slack.script("chat.postMessage", *[limited for _ in range(5)])
+    first = notify(db_path, fake_slack)
+    assert first.exit_code == 1 and "rate limited (HTTP 429)" in first.output, first.output
+    assert store.delivery_counts(open_db(db_path)).get("failed", 0) >= 1
+    assert notify(db_path, fake_slack).exit_code == 0
+    metas = [_meta(m) for m in fake_slack.posted if m["channel"] == CHANNEL]
+    assert len(metas) == len(set(metas)) and len(metas) >= 6
+    states = store.delivery_counts(open_db(db_path))
+    assert states.get("failed", 0) == 0 and states.get("pending", 0) == 0, states

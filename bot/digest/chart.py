@@ -13,6 +13,8 @@ from __future__ import annotations
 import io
 import logging
 
+from bot.digest.labels import applied_in_time
+
 log = logging.getLogger(__name__)
 
 TOP_SERIES = 8
@@ -32,11 +34,14 @@ def chart_available() -> bool:
 
 def review_rows(model: dict) -> list[tuple[str, int, int]]:
     """(label, reviewed, not yet reviewed) per active series with patches, the most
-    unreviewed first: series with mail this period or waiting for review."""
+    unreviewed first: series with mail this period or waiting for review (not those applied
+    by the period end: their review queue is closed)."""
     rows = []
     for e in model["entries"]:
         review = e.get("review")
         if e["kind"] != "series" or e["type"] == "PULL" or not review or not review["patches"]:
+            continue
+        if applied_in_time(e):
             continue
         if not e["mails_this_week"] and e.get("bucket") != "waiting":
             continue

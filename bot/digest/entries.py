@@ -2,7 +2,8 @@
 
 Facts are taken as of the end of the period: versions, mail counts and trailers dated after
 it are left out; a status whose evidence is dated after the period is kept (it is what we
-know now) but each evidence item says ``after_period``.
+know now) but each evidence item says ``after_period``, and so does the status when none of
+its evidence is dated before the period end (it was decided after the period).
 """
 
 from __future__ import annotations
@@ -211,7 +212,18 @@ def _status(ctx: DigestContext, version: dict, patches: list[dict]) -> dict:
             }
         )
     done = [p["n"] for p in patches if p["applied"] or p["pulled"]]
-    return {"state": state, "evidence": evidence, "patches_done": done}
+    return {
+        "state": state,
+        "evidence": evidence,
+        "patches_done": done,
+        "after_period": decided_after(state, proofs, ctx.period),
+    }
+
+
+def decided_after(state: str, evidence: list[dict], period: Period) -> bool:
+    """A decision (applied, superseded, …) none of whose evidence is dated before the period
+    end: as of then the version was still undecided (``storage.queue.status_as_of``)."""
+    return state != "new" and status_as_of(state, evidence, period.until) == "new"
 
 
 def _section_of(version: dict) -> tuple[str, str, list[str]]:

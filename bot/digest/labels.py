@@ -23,12 +23,20 @@ EN = {
     "mails": "Mails",
     "entry_mails": "Mails",
     "how": "{name} — {llm} by the LLM, {extractive} extractive",
-    "fallbacks": "{n} LLM summaries replaced by extractive ones (see notes)",
-    "out_of_time": "the LLM time budget ran out: {n} entries summarised extractively",
+    "fallbacks": lambda n: (
+        f"{n} LLM {'summary' if n == 1 else 'summaries'} replaced by extractive"
+        f" {'one' if n == 1 else 'ones'} (see notes)"
+    ),
+    "out_of_time": lambda n: (
+        f"the LLM time budget ran out: {n} {'entry' if n == 1 else 'entries'}"
+        " summarised extractively"
+    ),
     "bots": "{n} from bots",
     "threads": "Threads",
     "series": "Series",
-    "series_detail": "{n} active — {new} new, {versions} new versions",
+    "series_detail": lambda n, new, versions: (
+        f"{n} active — {new} new, {versions} new {'version' if versions == 1 else 'versions'}"
+    ),
     "participants": "Participants",
     "by_address": "by address",
     "late": "Late mail",
@@ -36,7 +44,9 @@ EN = {
         "{n} received in this period but dated outside it (listed at the end, not counted)"
     ),
     "categories": "Categories",
-    "category_line": lambda n, m: f"{n} {'entry' if n == 1 else 'entries'} ({m} mails)",
+    "category_line": lambda n, m: (
+        f"{n} {'entry' if n == 1 else 'entries'} ({m} {'mail' if m == 1 else 'mails'})"
+    ),
     "entries": "entries",
     "top_people": "Most active participants",
     "top_items": "Most active",
@@ -49,6 +59,7 @@ EN = {
     "first_post": "First post",
     "status": "Status",
     "after_period": "after this period",
+    "after_period_mark": " (after this period)",
     "newer_version": "{version} posted by {by}",
     "patches_done": lambda ns, r: f" (patch {r})" if len(ns) == 1 else f" (patches {r})",
     "summary_llm": "AI summary",
@@ -60,7 +71,9 @@ EN = {
     "fallback": "note",
     "trailers": "Review trailers",
     "no_trailers": "No review trailers yet.",
-    "untrailed": "Without review trailers: patches {patches} (of {total})",
+    "untrailed": lambda ns, r, total: (
+        f"Without review trailers: {'patch' if len(ns) == 1 else 'patches'} {r} (of {total})"
+    ),
     "mail_list": "Mails",
     "mail_list_plain": "Mails",
     "sender": "from",
@@ -102,18 +115,18 @@ ZH = {
     "mails": "总邮件数",
     "entry_mails": "邮件数",
     "how": "{name}：LLM {llm} 条，抽取式 {extractive} 条",
-    "fallbacks": "{n} 条 LLM 总结被替换为抽取式总结（见各条说明）",
-    "out_of_time": "LLM 时间预算已用完：{n} 条改用抽取式总结",
+    "fallbacks": lambda n: f"{n} 条 LLM 总结被替换为抽取式总结（见各条说明）",
+    "out_of_time": lambda n: f"LLM 时间预算已用完：{n} 条改用抽取式总结",
     "bots": "其中机器人 {n} 封",
     "threads": "总 Thread 数",
     "series": "补丁系列",
-    "series_detail": "活跃 {n} 个：新系列 {new} 个，新版本 {versions} 个",
+    "series_detail": lambda n, new, versions: f"活跃 {n} 个：新系列 {new} 个，新版本 {versions} 个",
     "participants": "参与者",
     "by_address": "按邮箱地址计",
     "late": "迟到邮件",
     "late_detail": "{n} 封在本周期内收到但 Date 在周期之外（列于文末，不计入统计）",
     "categories": "分类分布",
-    "category_line": lambda n, m: f"{n} threads ({m} 邮件)",
+    "category_line": lambda n, m: f"{n} {'thread' if n == 1 else 'threads'} ({m} 邮件)",
     "entries": "个 thread",
     "top_people": "最活跃的参与者",
     "top_items": "最活跃",
@@ -126,6 +139,7 @@ ZH = {
     "first_post": "开始时间",
     "status": "状态",
     "after_period": "发生在本周期之后",
+    "after_period_mark": "（发生在本周期之后）",
     "newer_version": "{by} 发布了 {version}",
     "patches_done": lambda ns, r: f"（补丁 {r}）",
     "summary_llm": "🤖 AI 总结",
@@ -137,7 +151,7 @@ ZH = {
     "fallback": "说明",
     "trailers": "审阅标签",
     "no_trailers": "尚无审阅标签。",
-    "untrailed": "尚无审阅标签的补丁：{patches}（共 {total} 个）",
+    "untrailed": lambda ns, r, total: f"尚无审阅标签的补丁：{r}（共 {total} 个）",
     "mail_list": "📝 邮件列表",
     "mail_list_plain": "邮件列表",
     "sender": "发件人",
@@ -170,6 +184,27 @@ ZH = {
 }
 
 
+def _one_patch_en(total: int, state: str) -> str:
+    """ "the patch is reviewed"; of a longer series with one patch on this list, says so."""
+    if total > 1:
+        return f"the one patch of {total} on this list is {state}"
+    return f"the patch is {state}"
+
+
+def _held_en(held: int, total: int) -> str:
+    return f" ({held} of {total} on this list)" if total > held else ""
+
+
+def _one_patch_zh(total: int, state: str) -> str:
+    if total > 1:
+        return f"本列表只收到 {total} 个中的 1 个补丁，{state}"
+    return f"该补丁{state}"
+
+
+def _held_zh(held: int, total: int) -> str:
+    return f"（本列表收到 {total} 个中的 {held} 个）" if total > held else ""
+
+
 EN.update(
     {
         "buckets": {
@@ -194,12 +229,24 @@ EN.update(
         "statuses_extra": {"idle": "idle since {date}", "dropped": "dropped"},
         "mails_n": lambda n: f"{n} {'mail' if n == 1 else 'mails'}",
         "quiet": "no mail this week",
-        "unreviewed": "{n} of {total} patches unreviewed",
-        "held": " ({held} of {total} on this list)",
-        "all_reviewed": "all {total} patches reviewed",
+        # review coverage: n unreviewed of the ``held`` patches on the list, of ``total``
+        "unreviewed": lambda n, held, total: (
+            _one_patch_en(total, "unreviewed")
+            if held == 1
+            else f"{n} of {held} patches unreviewed" + _held_en(held, total)
+        ),
+        "all_reviewed": lambda held, total: (
+            _one_patch_en(total, "reviewed")
+            if held == 1
+            else f"all {held} patches reviewed" + _held_en(held, total)
+        ),
         "no_reviews": "no review trailers yet",
         "days_waiting": lambda n: f"waiting {n} {'day' if n == 1 else 'days'}",
-        "carried": "{n} of {total} carry reviews over from {previous}",
+        "carried": lambda n, total, previous: (
+            f"the patch {'carries' if n else 'carries no'} reviews over from {previous}"
+            if total == 1
+            else f"{n} of {total} carry reviews over from {previous}"
+        ),
         "bot_reports": lambda n: f"🤖 {n} bot {'report' if n == 1 else 'reports'} this week",
         "about": "About",
         "about_unknown": "series not known",
@@ -236,12 +283,23 @@ ZH.update(
         "statuses_extra": {"idle": "自 {date} 起无进展", "dropped": "已撤下"},
         "mails_n": lambda n: f"{n} 封邮件",
         "quiet": "本周无邮件",
-        "unreviewed": "{total} 个补丁中 {n} 个尚无审阅",
-        "held": "（本列表收到 {total} 个中的 {held} 个）",
-        "all_reviewed": "全部 {total} 个补丁已审阅",
+        "unreviewed": lambda n, held, total: (
+            _one_patch_zh(total, "尚无审阅")
+            if held == 1
+            else f"{held} 个补丁中 {n} 个尚无审阅" + _held_zh(held, total)
+        ),
+        "all_reviewed": lambda held, total: (
+            _one_patch_zh(total, "已审阅")
+            if held == 1
+            else f"全部 {held} 个补丁已审阅" + _held_zh(held, total)
+        ),
         "no_reviews": "尚无审阅标签",
         "days_waiting": lambda n: f"已等待 {n} 天",
-        "carried": "{total} 个补丁中 {n} 个沿用 {previous} 的审阅",
+        "carried": lambda n, total, previous: (
+            f"该补丁{'沿用' if n else '未沿用'} {previous} 的审阅"
+            if total == 1
+            else f"{total} 个补丁中 {n} 个沿用 {previous} 的审阅"
+        ),
         "bot_reports": lambda n: f"🤖 本周机器人报告 {n} 封",
         "about": "相关系列",
         "about_unknown": "未知系列",
@@ -280,6 +338,53 @@ def evidence_words(ev: dict, t: dict) -> list[str]:
     return [by, where] if where else [by]
 
 
+def status_words(status: dict, t: dict, *, detail: bool = False) -> str:
+    """A status in words; one decided only after the period (every evidence dated after
+    it: the model's ``after_period``) says so — a past week's digest shows what is known
+    now, never passing it off as the state at the time.  ``detail``: which patches of a
+    partially applied version."""
+    words = state_words(status, t)
+    if detail and status["state"] == "partially-applied" and status.get("patches_done"):
+        words += t["patches_done"](status["patches_done"], ranges(status["patches_done"]))
+    if status.get("after_period"):
+        words += t["after_period_mark"]
+    return words
+
+
+def applied_in_time(entry: dict) -> bool:
+    """The entry's version was applied or pulled by the end of the period."""
+    status = entry.get("status") or {}
+    return status.get("state") in ("applied", "pulled") and not status.get("after_period")
+
+
+def coverage_words(entry: dict, t: dict) -> str | None:
+    """ "3 of 6 patches unreviewed", "all 4 patches reviewed (4 of 5 on this list)", "the
+    patch is reviewed" — or
+    None: a pull request, no patches, or a version applied by the period end (it does not
+    nag about reviews it went in without; ``who_reviewed`` says who reviewed it)."""
+    review = entry.get("review")
+    if not review or not review["patches"] or entry["type"] == "PULL" or applied_in_time(entry):
+        return None
+    held = review["patches"]  # patches of the version on this list
+    total = max(review.get("total") or held, held)
+    left = len(review["unreviewed"])
+    if left:
+        return t["unreviewed"](left, held, total)
+    return t["all_reviewed"](held, total)
+
+
+def who_reviewed(by: list[dict], escape: Callable[[str], str], *, patches: bool = True) -> str:
+    """ "Reviewed-by: Catalin Marinas (3), Shuah Khan (4-6); Acked-by: …" ("" for nobody);
+    ``patches=False`` leaves the patch numbers out."""
+    kinds: dict[str, list[str]] = {}
+    for b in by:
+        name = escape(b["name"])
+        kinds.setdefault(b["type"], []).append(
+            f"{name} ({ranges(b['patches'])})" if patches else name
+        )
+    return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in kinds.items())
+
+
 def status_line(
     status: dict,
     t: dict,
@@ -291,11 +396,10 @@ def status_line(
     """A status in words and its evidence, one proof each: who, where, commit, dated link.
 
     ``escape`` makes mail-derived words safe for the format; ``link(label, url)`` makes a
-    link in it.  Shared by the Markdown and Slack renderings so both say the same.
+    link in it.  Shared by the Markdown and Slack renderings so both say the same.  A proof
+    dated after the period says so, unless the whole status already does.
     """
-    words = state_words(status, t)
-    if status["state"] == "partially-applied" and status.get("patches_done"):
-        words += t["patches_done"](status["patches_done"], ranges(status["patches_done"]))
+    words = status_words(status, t, detail=True)
     proofs = []
     for ev in status["evidence"][:limit]:
         bits = [escape(word) for word in evidence_words(ev, t)]
@@ -303,8 +407,8 @@ def status_line(
             bits.append(f"`{ev['commit'][:12]}`")
         date = ev["date"][:10] if ev["date"] else "?"
         proof = f"{', '.join(bits)}, {link(date, ev['link'])}"
-        if ev["after_period"]:
-            proof += f" ({t['after_period']})"
+        if ev["after_period"] and not status.get("after_period"):
+            proof += t["after_period_mark"]
         proofs.append(proof)
     return words, proofs
 
@@ -341,7 +445,7 @@ def summaries_text(model: dict, t: dict) -> str:
         name=model["summarizer"]["name"], llm=counts["llm"], extractive=counts["extractive"]
     )
     if counts["fallbacks"]:
-        text += " · " + t["fallbacks"].format(n=counts["fallbacks"])
+        text += " · " + t["fallbacks"](counts["fallbacks"])
     if counts.get("out_of_time"):
-        text += " · " + t["out_of_time"].format(n=counts["out_of_time"])
+        text += " · " + t["out_of_time"](counts["out_of_time"])
     return text

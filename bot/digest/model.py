@@ -148,7 +148,12 @@ def _mark_idle(db: Database, entries: list[dict], period: Period) -> None:
     for e in series:
         e["idle_since"] = idle.get(e["id"])
         if e["idle_since"] and e["status"]["state"] not in DONE_STATES:
-            e["status"] = {**e["status"], "state": "idle", "idle_since": e["idle_since"]}
+            e["status"] = {
+                **e["status"],
+                "state": "idle",
+                "idle_since": e["idle_since"],
+                "after_period": False,  # idle as of the period end
+            }
 
 
 def _mark_waiting(entries: list[dict], queue: dict[str, WaitingVersion]) -> None:

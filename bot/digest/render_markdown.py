@@ -14,13 +14,16 @@ from bot.digest.buckets import BUCKETS
 from bot.digest.entries import SECTIONS
 from bot.digest.extractive import ranges
 from bot.digest.labels import (
+    applied_in_time,
+    coverage_words,
     labels,
     period_text,
-    state_words,
     status_line,
+    status_words,
     summaries_text,
     utc_minute,
     utc_short,
+    who_reviewed,
 )
 
 _MD_SPECIAL_RE = re.compile(r"([\\`*_\[\]|#])")
@@ -84,9 +87,7 @@ def _header(model: dict, t: dict) -> list[str]:
 def _totals(model: dict, t: dict) -> list[str]:
     n = model["totals"]
     mails = f"{n['mails']}" + (f" ({t['bots'].format(n=n['bot_mails'])})" if n["bot_mails"] else "")
-    series = t["series_detail"].format(
-        n=n["series"], new=n["new_series"], versions=n["new_versions"]
-    )
+    series = t["series_detail"](n["series"], n["new_series"], n["new_versions"])
     out = [
         f"## {t['totals']}",
         "",
@@ -130,21 +131,19 @@ def _overview_line(e: dict, where: tuple[str, int] | None, t: dict) -> str:
     if e["author"]:
         bits.append(md_escape(e["author"]["name"] or e["author"]["email"]))
     if e["status"] and e["status"]["state"] != "new":
-        bits.append(state_words(e["status"], t))
+        bits.append(status_words(e["status"], t))
     review = e.get("review")
-    if review and review["patches"] and e["type"] != "PULL":
-        left = len(review["unreviewed"])
-        bits.append(
-            t["unreviewed"].format(n=left, total=review["patches"])
-            if left
-            else t["all_reviewed"].format(total=review["patches"])
-        )
+    coverage = coverage_words(e, t)
+    if coverage:
+        bits.append(coverage)
+    elif review and applied_in_time(e) and review["by"]:
+        bits.append(who_reviewed(review["by"], md_escape, patches=False))
     if e.get("waiting"):
         bits.append(t["days_waiting"](e["waiting"]["days"]))
     if e["bucket"] == "new_versions" and e["previous_version"]:
         previous = f"v{e['previous_version']['number']}"
         total = review["patches"] if review else 0
-        bits.append(t["carried"].format(n=e["carried_over"], total=total, previous=previous))
+        bits.append(t["carried"](e["carried_over"], total, previous))
     if e.get("about"):
         bits.append(f"{t['about']}: {_link(md_escape(e['about']['title']), e['about']['link'])}")
     bits.append(t["mails_n"](e["mails_this_week"]) if e["mails_this_week"] else t["quiet"])
@@ -232,9 +231,7 @@ def _trailers(e: dict, t: dict) -> list[str]:
             )
             out.append(f"- **{kind}**: {who}")
     if untrailed:
-        out.append(
-            "- " + t["untrailed"].format(patches=ranges(untrailed), total=len(e["trailers"]))
-        )
+        out.append("- " + t["untrailed"](untrailed, ranges(untrailed), len(e["trailers"])))
     return [*out, ""]
 
 

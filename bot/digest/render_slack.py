@@ -23,15 +23,17 @@ import re
 
 from bot.blockkit import MAX_BLOCKS, MAX_CONTEXT, MAX_HEADER, MAX_SECTION, MAX_VALUE
 from bot.digest.buckets import BUCKETS
-from bot.digest.extractive import ranges
 from bot.digest.labels import (
+    applied_in_time,
     count_text,
+    coverage_words,
     labels,
     period_text,
     status_line,
     summaries_text,
     utc_minute,
     utc_short,
+    who_reviewed,
 )
 from bot.mrkdwn import cut_mrkdwn, escape_mrkdwn
 
@@ -156,8 +158,7 @@ def _totals_line(model: dict, t: dict) -> str:
         f"*{t['mails']}* {n['mails']}"
         + (f" ({t['bots'].format(n=n['bot_mails'])})" if n["bot_mails"] else ""),
         f"*{t['threads']}* {n['threads']}",
-        f"*{t['series']}* "
-        + t["series_detail"].format(n=n["series"], new=n["new_series"], versions=n["new_versions"]),
+        f"*{t['series']}* " + t["series_detail"](n["series"], n["new_series"], n["new_versions"]),
         f"*{t['participants']}* {n['participants']}",
     ]
     categories = " ".join(
@@ -188,7 +189,7 @@ def one_line(e: dict, t: dict, number: int | None = None) -> str:
     if e["author"]:
         bits.append(escape_mrkdwn(e["author"]["name"] or e["author"]["email"]))
     review = e.get("review")
-    if review and review["patches"] and e["type"] != "PULL":
+    if review and review["patches"] and e["type"] != "PULL" and not applied_in_time(e):
         bits.append(f"R-b {review['reviewed']}/{review['patches']}")
     bits.append(t["mails_n"](e["mails_this_week"]) if e["mails_this_week"] else t["quiet"])
     prefix = f"{number}. " if number is not None else ""
@@ -196,13 +197,17 @@ def one_line(e: dict, t: dict, number: int | None = None) -> str:
 
 
 def emoji_of(e: dict) -> str:
+    """The entry's state as of the period end: an emoji cannot say "after this period", so
+    a status decided later shows as the undecided one it was then (its words say the rest)."""
     if e["kind"] == "thread":
         return "🚨" if e["bucket"] == "reports" else "💬"
     if e["bucket"] == "reports":
         return "🚨"
-    if e["bucket"] == "waiting" and (e["status"] or {}).get("state") in ("new", None):
+    status = e["status"] or {}
+    state = "new" if status.get("after_period") else status.get("state")
+    if e["bucket"] == "waiting" and state in ("new", None):
         return "⏳"
-    return EMOJI.get((e["status"] or {}).get("state", ""), "•")
+    return EMOJI.get(state or "", "•")
 
 
 # ---- one reply per bucket ---------------------------------------------------------------------
@@ -303,7 +308,8 @@ def _card_title(e: dict, t: dict, number: int | None) -> str:
 
 
 def _card_review(e: dict, t: dict) -> list[str]:
-    """Review coverage, once: who gave what on which patches, how many lack a review."""
+    """Review coverage, once: who gave what on which patches, how many lack a review (not
+    once the version is applied)."""
     review = e.get("review")
     if not review or e["type"] == "PULL" or not review["patches"]:
         return (
@@ -311,36 +317,18 @@ def _card_review(e: dict, t: dict) -> list[str]:
             if e.get("bot_mails") and e["kind"] == "series"
             else []
         )
-    who = "; ".join(
-        f"{kind}: "
-        + ", ".join(f"{escape_mrkdwn(b['name'])} ({ranges(b['patches'])})" for b in group)
-        for kind, group in _by_kind(review["by"])
-    )
+    who = who_reviewed(review["by"], escape_mrkdwn)
     total = review["patches"]
-    left = len(review["unreviewed"])
-    state = (
-        t["all_reviewed"].format(total=total)
-        if not left
-        else t["unreviewed"].format(n=left, total=total)
-    )
-    if review.get("total") and review["total"] > total:
-        state += t["held"].format(held=total, total=review["total"])
-    bits = [who or t["no_reviews"], state]
+    state = coverage_words(e, t)  # None once applied: who reviewed it, no count
+    bits = [who or t["no_reviews"], state] if state else [who] if who else []
     if e.get("waiting"):
         bits.append(t["days_waiting"](e["waiting"]["days"]))
     if e["bucket"] == "new_versions" and e["previous_version"]:
         previous = f"v{e['previous_version']['number']}"
-        bits.append(t["carried"].format(n=e["carried_over"], total=total, previous=previous))
+        bits.append(t["carried"](e["carried_over"], total, previous))
     if e.get("bot_mails"):
         bits.append(t["bot_reports"](e["bot_mails"]))
-    return [" · ".join(bits)]
-
-
-def _by_kind(by: list[dict]) -> list[tuple[str, list[dict]]]:
-    out: dict[str, list[dict]] = {}
-    for b in by:
-        out.setdefault(b["type"], []).append(b)
-    return list(out.items())
+    return [" · ".join(bits)] if bits else []
 
 
 def _about(about: dict, t: dict) -> str:

@@ -20,22 +20,25 @@ MAX_PAGES = 20  # of 200 messages: a lookup reads at most 4000 messages
 
 
 class CallFailed(Exception):
-    """A Slack call did not succeed; ``reason`` is one line for people."""
+    """A Slack call did not succeed; ``reason`` is one line for people; ``status`` the HTTP
+    status Slack answered with (None: no answer — connection refused, lost, timed out)."""
 
-    def __init__(self, method: str, reason: str) -> None:
+    def __init__(self, method: str, reason: str, status: int | None = None) -> None:
         super().__init__(f"{method}: {reason}")
         self.method = method
         self.reason = reason
+        self.status = status
 
 
 class Refused(CallFailed):
     """Slack answered with an error (``error``, e.g. not_in_channel): nothing happened."""
 
+    status: int
+
     def __init__(self, method: str, error: str, status: int, needed: str | None = None) -> None:
         detail = f"{error} (HTTP {status})" + (f", needs the {needed} scope" if needed else "")
-        super().__init__(method, detail)
+        super().__init__(method, detail, status)
         self.error = error
-        self.status = status
         self.needed = needed
 
 
@@ -55,7 +58,7 @@ def call(method: str, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
         raise _api_failure(method, exc) from exc
     except urllib.error.HTTPError as exc:  # an upload URL
         if exc.code >= 500:
-            raise Unknown(method, f"HTTP {exc.code}") from exc
+            raise Unknown(method, f"HTTP {exc.code}", exc.code) from exc
         raise Refused(method, "upload_failed", exc.code) from exc
     except urllib.error.URLError as exc:
         raise _network_failure(method, exc.reason) from exc
@@ -70,9 +73,9 @@ def _api_failure(method: str, exc: SlackApiError) -> CallFailed:
     data = data if isinstance(data, dict) else {}
     error = str(data.get("error") or "error")
     if status >= 500:
-        return Unknown(method, f"{error} (HTTP {status})")
+        return Unknown(method, f"{error} (HTTP {status})", status)
     if status == 429 or error == "ratelimited":
-        return NotSent(method, f"rate limited (HTTP {status})")
+        return NotSent(method, f"rate limited (HTTP {status})", status)
     return Refused(method, error, status, data.get("needed"))
 
 
@@ -90,6 +93,32 @@ def _describe(reason: object) -> str:
     return str(reason) or type(reason).__name__
 
 
+def post_tagged(
+    client: WebClient,
+    channel: str,
+    message: dict[str, Any],
+    event_type: str,
+    payload: dict[str, Any],
+    *,
+    thread_ts: str | None,
+) -> str:
+    """``chat.postMessage`` of ``message`` ({text, blocks}) carrying our metadata
+    (``event_type`` and ``payload``: what ``find_message`` looks it up by after an unknown
+    outcome), without link previews; its ts.  Raises CallFailed."""
+    response = call(
+        "chat.postMessage",
+        client.chat_postMessage,
+        channel=channel,
+        text=message["text"],
+        blocks=message["blocks"],
+        thread_ts=thread_ts,
+        unfurl_links=False,
+        unfurl_media=False,
+        metadata={"event_type": event_type, "event_payload": payload},
+    )
+    return str(response["ts"])
+
+
 def find_message(
     client: WebClient,
     channel: str,
@@ -105,15 +134,41 @@ def find_message(
 
     Raises CallFailed when the channel cannot be read (missing_scope, Slack down, …).
     """
-    same_text = None
+    found = find_tagged(
+        client, channel, event_type, payload, thread_ts=thread_ts, oldest=oldest, text=text
+    )
+    return found[0] if found else None
+
+
+def find_tagged(
+    client: WebClient,
+    channel: str,
+    event_type: str,
+    wanted: dict[str, Any],
+    *,
+    thread_ts: str | None,
+    oldest: float,
+    text: str | None = None,
+    partial: bool = False,
+) -> tuple[str, dict[str, Any]] | None:
+    """The ts and metadata payload of the message in ``channel`` (or its thread) whose
+    payload is ``wanted`` (``partial``: holds every key of ``wanted``) — or, among messages
+    shown without any metadata, whose text is exactly ``text`` (with an empty payload).
+
+    Raises CallFailed when the channel cannot be read (missing_scope, Slack down, …).
+    """
+    same_text: tuple[str, dict[str, Any]] | None = None
     for message in _messages(client, channel, thread_ts=thread_ts, oldest=oldest):
         meta = message.get("metadata")
         if not meta:
             if text is not None and same_text is None and message.get("text") == text:
-                same_text = str(message["ts"])
+                same_text = (str(message["ts"]), {})
             continue
-        if meta.get("event_type") == event_type and meta.get("event_payload") == payload:
-            return str(message["ts"])
+        payload = meta.get("event_payload") or {}
+        if meta.get("event_type") == event_type and (
+            all(payload.get(k) == v for k, v in wanted.items()) if partial else payload == wanted
+        ):
+            return str(message["ts"]), payload
     return same_text
 
 

@@ -6,12 +6,15 @@ first (one parent message per series per channel), later events go into its thre
 the card is updated (``chat.update``) to the current version and status.
 
 Every Slack call that creates a message is recorded before it is made (``pending``) and
-after (``sent`` with its ``ts``), like the digest's posting (bot/slack/post.py).  A delivery
-found ``pending`` at the next run — the process died during the call — is looked up in the
-channel by the metadata each message carries (``event_type: kvmarm_event``, event id, part)
-before anything is re-sent; when the lookup is impossible (no ``channels:history``), it is
-marked ``unknown`` and never re-sent blindly.  Slack refusing a message (not in channel,
-channel gone) is recorded as ``failed`` and tried again at most ``MAX_ATTEMPTS`` times.
+after (``sent`` with its ``ts``) by the same exactly-once write as the digest's posting
+(bot/slack/ledger.py; the ledger tables differ: ``deliveries`` and ``series_cards`` here), over
+the same Slack-call layer (bot/slack/calls.py: ``post_tagged``, ``find_tagged``, what a
+failure means).  A delivery found ``pending`` at the next run — the process died during the call, or
+Slack answered 5xx — is looked up in the channel by the metadata each message carries
+(``event_type: kvmarm_event``, event id, part; every page of the history or thread) before
+anything is re-sent; when the lookup is impossible (no ``channels:history``), it is marked
+``unknown`` and never re-sent blindly.  Slack refusing a message (not in channel, channel
+gone, rate limited) is recorded as ``failed`` and tried again at most ``MAX_ATTEMPTS`` times.
 Only channels the bot is a member of receive anything (``conversations.info``).
 """
 
@@ -25,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot.config import DEFAULT_LORE_URL
 from bot.live.cards import (
@@ -38,10 +40,12 @@ from bot.live.cards import (
 )
 from bot.live.filters import FilterError, SeriesView, matches, parse_filter
 from bot.processes import holder_alive, process_owner
+from bot.slack.calls import CallFailed, Refused, call, find_tagged, post_tagged
+from bot.slack.ledger import Entry, write_once
 from bot.slack.subscribe import CannotTell, membership
 from storage import live as store
 from storage.db import Database
-from storage.messages import iso
+from storage.messages import from_iso, iso
 
 log = logging.getLogger(__name__)
 
@@ -253,12 +257,9 @@ class _Deliverer:
             self.save(event.id, user, "unknown", None, previous)  # a DM is not looked up
             self.report.unknown += 1
             return
-        self.save(event.id, user, "pending", None, previous)
         message = event_message(event, self.lore_url, title=s.facts.title)
         meta = {"event": event.id, "part": "direct"}
-        ts = self._post(event, user, message, None, meta, previous)
-        if ts is not None:
-            self.save(event.id, user, "sent", ts, previous)
+        self._write(event, user, _Delivery(self, event.id, user, previous), message, None, meta)
 
     # -- one event to one channel ------------------------------------------------------------
     def deliver(self, event: store.Event, channel: str, s: _Series, previous) -> None:
@@ -285,75 +286,75 @@ class _Deliverer:
     def _post_card(self, event, channel: str, s: _Series, previous) -> str | None:
         key = s.detail["versions"][0]["key"]
         meta = {"event": event.id, "part": "card", "series": key}
-        store.save_card(self.db, store.Card(channel, key, "pending", None, None, iso(self.now())))
-        self.save(event.id, channel, "pending", None, previous)
         message = card_message(s.facts, self.lore_url)
-        ts = self._post(event, channel, message, None, meta, previous)
-        if ts is None:
-            store.save_card(
-                self.db, store.Card(channel, key, "failed", None, None, iso(self.now()))
-            )
-            return None
-        store.save_card(
-            self.db, store.Card(channel, key, "sent", ts, s.facts.shown, iso(self.now()))
-        )
-        if event.kind in _POSTING_KINDS:  # the card announces the posting itself
-            self.save(event.id, channel, "sent", ts, previous)
-        return ts
+        entry = _CardDelivery(_Delivery(self, event.id, channel, previous), event.kind, key, s)
+        return self._write(event, channel, entry, message, None, meta)
 
     def _post_reply(self, event, channel: str, card: store.Card, previous) -> None:
         meta = {"event": event.id, "part": "reply"}
-        if previous is not None and previous.state == "pending":
-            found, _payload = self._find(channel, card.ts, meta, since=previous.at)
-            if found is False:
-                self.save(event.id, channel, "unknown", None, previous)
-                self.report.unknown += 1
-                return
-            if isinstance(found, str):
-                self.save(event.id, channel, "sent", found, previous)
-                return
-        self.save(event.id, channel, "pending", None, previous)
-        message = event_message(event, self.lore_url)
-        ts = self._post(event, channel, message, card.ts, meta, previous)
-        if ts is not None:
-            self.save(event.id, channel, "sent", ts, previous)
+        recover = None
+        if previous is not None and previous.state == "pending":  # died during the call
 
-    def _post(self, event, channel, message: dict, thread_ts, meta: dict, previous) -> str | None:
+            def recover() -> str | None:
+                found, _payload = self._find(channel, card.ts, meta, since=previous.at)
+                if found is False:
+                    raise _CannotTell
+                return found if isinstance(found, str) else None
+
+        message = event_message(event, self.lore_url)
+        entry = _Delivery(self, event.id, channel, previous)
         try:
-            response = self.client.chat_postMessage(
-                channel=channel,
-                text=message["text"],
-                blocks=message["blocks"],
-                thread_ts=thread_ts,
-                unfurl_links=False,
-                unfurl_media=False,
-                metadata={"event_type": EVENT_TYPE, "event_payload": meta},
+            self._write(event, channel, entry, message, card.ts, meta, recover=recover)
+        except _CannotTell:  # never re-sent blindly
+            self.save(event.id, channel, "unknown", None, previous)
+            self.report.unknown += 1
+
+    def _write(
+        self,
+        event,
+        target: str,
+        entry: Entry,
+        message: dict,
+        thread_ts: str | None,
+        meta: dict,
+        *,
+        recover: Callable[[], str | None] | None = None,
+    ) -> str | None:
+        """One message to a channel or person, sent once (bot.slack.ledger); its ts, or None
+        when it did not go: refused (recorded failed) or answered 5xx (left pending: the next
+        run looks it up before anything is re-sent).  No answer at all stops the run."""
+        try:
+            return write_once(
+                entry,
+                send=lambda: post_tagged(
+                    self.client, target, message, EVENT_TYPE, meta, thread_ts=thread_ts
+                ),
+                recover=recover,
             )
-        except OSError as exc:  # no answer: it may have arrived; stays pending, looked up next
-            raise SlackUnreachable(f"Slack cannot be reached: {exc}") from exc
-        except SlackApiError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            if status < 500:  # refused: nothing was posted
-                self.save(event.id, channel, "failed", None, previous)
-                self.report.failed += 1
-            self.report.errors.append(f"{channel}: event {event.id}: {_error(exc)}")
-            log.warning("cannot deliver event %s to %s: %s", event.id, channel, _error(exc))
+        except CallFailed as exc:
+            if exc.status is None:  # no answer: it may have arrived; stays pending, looked up
+                raise SlackUnreachable(exc.reason) from exc
+            self.report.errors.append(f"{target}: event {event.id}: {exc.reason}")
+            log.warning("cannot deliver event %s to %s: %s", event.id, target, exc.reason)
             return None
-        self.report.sent += 1
-        return response["ts"]
 
     def _update_card(self, channel: str, card: store.Card, s: _Series) -> None:
         if not card.ts:
             return
         message = card_message(s.facts, self.lore_url)
         try:
-            self.client.chat_update(
-                channel=channel, ts=card.ts, text=message["text"], blocks=message["blocks"]
+            call(
+                "chat.update",
+                self.client.chat_update,
+                channel=channel,
+                ts=card.ts,
+                text=message["text"],
+                blocks=message["blocks"],
             )
-        except OSError as exc:
-            raise SlackUnreachable(f"Slack cannot be reached: {exc}") from exc
-        except SlackApiError as exc:
-            self.report.errors.append(f"{channel}: card update: {_error(exc)}")
+        except CallFailed as exc:
+            if exc.status is None:
+                raise SlackUnreachable(exc.reason) from exc
+            self.report.errors.append(f"{channel}: card update: {exc.reason}")
             return
         store.save_card(
             self.db,
@@ -377,39 +378,82 @@ class _Deliverer:
     def _find(
         self, channel: str, thread_ts, meta: dict, *, since: str
     ) -> tuple[str | bool | None, dict]:
-        """The ts (and payload) of our message carrying ``meta``; None: not there;
-        False: cannot tell."""
+        """The ts (and payload) of our message carrying ``meta`` (the same lookup as the
+        digest's, bot.slack.calls); None: not there; False: cannot tell."""
         try:
-            if thread_ts is None:
-                oldest = datetime.strptime(since, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-                response = self.client.conversations_history(
-                    channel=channel, oldest=str(oldest.timestamp() - 60), include_all_metadata=True
-                )
-            else:
-                response = self.client.conversations_replies(
-                    channel=channel, ts=thread_ts, include_all_metadata=True
-                )
-        except OSError as exc:
-            raise SlackUnreachable(f"Slack cannot be reached: {exc}") from exc
-        except SlackApiError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            if status >= 500 or status == 429:  # try the lookup again next run
-                raise SlackUnreachable(f"Slack is not answering: {_error(exc)}") from exc
-            log.warning("cannot look up an interrupted delivery in %s: %s", channel, _error(exc))
+            found = find_tagged(
+                self.client,
+                channel,
+                EVENT_TYPE,
+                meta,
+                thread_ts=thread_ts,
+                oldest=from_iso(since).timestamp() - 60 if thread_ts is None else 0.0,
+                partial=True,
+            )
+        except Refused as exc:
+            log.warning("cannot look up an interrupted delivery in %s: %s", channel, exc.reason)
             return False, {}
-        for m in response.get("messages") or []:
-            metadata = m.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == EVENT_TYPE and all(
-                payload.get(k) == v for k, v in meta.items()
-            ):
-                return m.get("ts"), payload
-        return None, {}
+        except CallFailed as exc:  # Slack down, rate limited: try the lookup again next run
+            prefix = "" if exc.status is None else "Slack is not answering: "
+            raise SlackUnreachable(prefix + exc.reason) from exc
+        return found if found else (None, {})
 
 
-def _error(exc: SlackApiError) -> str:
-    response = exc.response
-    if response is None:
-        return str(exc)
-    error = response.get("error") if hasattr(response, "get") else None
-    return f"{error or 'error'} (HTTP {response.status_code})"
+class _CannotTell(Exception):
+    """An interrupted delivery cannot be looked up (the channel cannot be read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    """One (event, channel or person) row of ``deliveries``, as bot.slack.ledger records it."""
+
+    deliverer: _Deliverer
+    event_id: int
+    target: str
+    previous: store.Delivery | None
+
+    def pending(self) -> None:
+        self.deliverer.save(self.event_id, self.target, "pending", None, self.previous)
+
+    def sent(self, ts: str, *, found: bool) -> None:
+        self.deliverer.save(self.event_id, self.target, "sent", ts, self.previous)
+        if not found:
+            self.deliverer.report.sent += 1
+
+    def failed(self, exc: CallFailed, *, uncertain: bool) -> None:
+        if uncertain or exc.status is None:  # it may be there: stays pending, looked up
+            return
+        self.deliverer.save(self.event_id, self.target, "failed", None, self.previous)
+        self.deliverer.report.failed += 1
+
+
+@dataclass(frozen=True, slots=True)
+class _CardDelivery:
+    """A series card (``series_cards``) and the delivery of the event that posts it."""
+
+    delivery: _Delivery
+    kind: str
+    key: str
+    series: _Series
+
+    def pending(self) -> None:
+        self._card("pending", None, None)
+        self.delivery.pending()
+
+    def sent(self, ts: str, *, found: bool) -> None:
+        self._card("sent", ts, self.series.facts.shown)
+        if self.kind in _POSTING_KINDS:  # the card announces the posting itself
+            self.delivery.sent(ts, found=found)
+        elif not found:
+            self.delivery.deliverer.report.sent += 1
+
+    def failed(self, exc: CallFailed, *, uncertain: bool) -> None:
+        if uncertain or exc.status is None:  # the card may be there: looked up before a resend
+            return
+        self.delivery.failed(exc, uncertain=uncertain)
+        self._card("failed", None, None)
+
+    def _card(self, state: str, ts: str | None, shown: str | None) -> None:
+        d = self.delivery.deliverer
+        channel = self.delivery.target
+        store.save_card(d.db, store.Card(channel, self.key, state, ts, shown, iso(d.now())))

@@ -1,7 +1,8 @@
 """The parts of one posting run, each sent to Slack exactly once (see bot.slack.post).
 
-``Poster`` records a part ``pending`` before its Slack call and ``posted`` after it; when a
-call's outcome is unknown it looks the part up in Slack (by its metadata; the chart by its
+``Poster`` records a part ``pending`` before its Slack call and ``posted`` after it (the
+exactly-once write of bot/slack/ledger.py, shared with live delivery); when a call's outcome
+is unknown it looks the part up in Slack (by its metadata; the chart by its
 file id in the thread) before sending it again, and when Slack cannot be asked it never sends
 it blindly: the parent stops the run with what to do, a reply or the chart is left open.
 """
@@ -16,8 +17,16 @@ from typing import Any
 
 from slack_sdk import WebClient
 
-from bot.slack.calls import CallFailed, Refused, Unknown, call, find_file, find_message
+from bot.slack.calls import (
+    CallFailed,
+    Refused,
+    call,
+    find_file,
+    find_message,
+    post_tagged,
+)
 from bot.slack.client import upload_bytes
+from bot.slack.ledger import Retry, write_once
 from storage import digests as store
 from storage.db import Database
 from storage.digests import CHART_PART
@@ -35,12 +44,6 @@ class PostError(Exception):
 
 class PostLater(PostError):
     """Slack could not be reached, or did not answer in time: a later run continues."""
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    delays: tuple[float, ...]
-    sleep: Callable[[float], None]
 
 
 class _Unchecked(Exception):
@@ -146,57 +149,41 @@ class Poster:
         find: Callable[[], str | None],
         file_id: str | None = None,
     ) -> str:
-        """Record ``part`` pending, ``send`` it; after a failure whose outcome is unknown,
-        ``find`` it before sending again.  Raises PostError when the tries are used up.
-
-        Once one try's outcome is unknown the part stays ``pending`` (looked up by the next
-        run) even if a later try is surely refused: that earlier try may still have arrived.
-        """
+        """``send`` ``part`` once (bot.slack.ledger), retried; after a failure whose outcome
+        is unknown, ``find`` it before sending again.  Raises PostError (refused) or
+        PostLater (the tries are used up; a part whose outcome is unknown stays ``pending``,
+        looked up by the next run)."""
         self._join()
         tries = len(self.retry.delays) + 1
-        uncertain = False
-        for attempt in range(tries):
-            self._save(store.PostPart(part, kind, "pending", None, file_id))
-            try:
-                ts = send()
-            except CallFailed as exc:
-                uncertain = uncertain or isinstance(exc, Unknown)
-                state = "pending" if uncertain else "failed"
-                self._save(store.PostPart(part, kind, state, None, file_id, exc.reason))
-                if isinstance(exc, Refused):
-                    raise PostError(_refused(self.run, name, exc)) from exc
-                log.info(
-                    "%s of %s: %s (try %d of %d)",
-                    name,
-                    self.run.period_key,
-                    exc.reason,
-                    attempt + 1,
-                    tries,
-                )
-                if attempt + 1 == tries:
-                    raise PostLater(_gave_up(self.run, name, exc, tries)) from exc
-                self.retry.sleep(self.retry.delays[attempt])
-                if uncertain and (found := find()):
-                    self._save(store.PostPart(part, kind, "posted", found, file_id))
-                    return found
-                continue
-            self._save(store.PostPart(part, kind, "posted", ts, file_id))
-            return ts
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        def on_retry(exc: CallFailed, attempt: int, tries: int) -> None:
+            log.info(
+                "%s of %s: %s (try %d of %d)", name, self.run.period_key, exc.reason, attempt, tries
+            )
+
+        try:
+            return write_once(
+                _PartEntry(self, part, kind, file_id),
+                send=send,
+                find=find,
+                retry=self.retry,
+                on_retry=on_retry,
+            )
+        except Refused as exc:
+            raise PostError(_refused(self.run, name, exc)) from exc
+        except CallFailed as exc:
+            on_retry(exc, tries, tries)
+            raise PostLater(_gave_up(self.run, name, exc, tries)) from exc
 
     def _send_message(self, part: int, message: dict, thread_ts: str | None) -> str:
-        response = call(
-            "chat.postMessage",
-            self.client.chat_postMessage,
-            channel=self.run.channel,
-            text=message["text"],
-            blocks=message["blocks"],
+        return post_tagged(
+            self.client,
+            self.run.channel,
+            message,
+            EVENT_TYPE,
+            self._payload(part),
             thread_ts=thread_ts,
-            unfurl_links=False,
-            unfurl_media=False,
-            metadata={"event_type": EVENT_TYPE, "event_payload": self._payload(part)},
         )
-        return str(response["ts"])
 
     def _upload(self, png: bytes) -> str:
         """Upload the PNG (not yet visible anywhere); its file id.  Raises PostError."""
@@ -318,6 +305,28 @@ class Poster:
     def _save(self, part: store.PostPart) -> None:
         store.save_post_part(self.db, self.run, part, self.now)
         self.done[part.part] = part
+
+
+@dataclass(frozen=True, slots=True)
+class _PartEntry:
+    """A part's row in post_parts, as bot.slack.ledger records it."""
+
+    poster: Poster
+    part: int
+    kind: str
+    file_id: str | None
+
+    def pending(self) -> None:
+        self.poster._save(store.PostPart(self.part, self.kind, "pending", None, self.file_id))
+
+    def sent(self, ts: str, *, found: bool) -> None:
+        self.poster._save(store.PostPart(self.part, self.kind, "posted", ts, self.file_id))
+
+    def failed(self, exc: CallFailed, *, uncertain: bool) -> None:
+        state = "pending" if uncertain else "failed"
+        self.poster._save(
+            store.PostPart(self.part, self.kind, state, None, self.file_id, exc.reason)
+        )
 
 
 def _refused(run: store.PostRun, name: str, exc: Refused) -> str:

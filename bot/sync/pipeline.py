@@ -19,46 +19,25 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import partial
 
 from bot.live.record import record_live_facts
-from ingest.applies import find_appliers
-from ingest.components import Keys, group_components, keys_by_message
-from ingest.derive import AS_OF_RANK, IDLE_AFTER, DeriveContext, derive, derive_context
+from bot.sync.derivation import DERIVE_VERSION, facts_out_of_date, rebuild_derived
 from ingest.parse import parse_mail, peek_header
 from ingest.patchid import compute_patch_ids
 from ingest.records import MalformedMail, Message, Quarantined
-from ingest.setaside import derive_safely
 from ingest.sources import RawMail
-from storage.db import Database, database_file, writing
-from storage.derived import (
-    CONTEXT_KEY,
-    Components,
-    all_components,
-    component_members,
-    components_of,
-    components_ready,
-    comps_of_notices_by,
-    comps_of_series_last_active,
-    facts_outdated,
-    newest_dates,
-    queued_msgids,
-    replace_derived_part,
-    save_derived,
-    touched_components,
-)
+from storage.db import Database, database_file
+from storage.derived import facts_outdated
 from storage.lock import write_lock
 from storage.messages import (
+    KnownMessages,
     StoredMail,
+    any_messages,
     count_messages,
-    from_iso,
     iso,
     iter_raw,
     known_messages,
     known_quarantine,
-    load_messages,
-    load_messages_by_id,
-    load_notice_messages,
     prefer_copy,
     save_messages,
     save_quarantined,
@@ -66,13 +45,13 @@ from storage.messages import (
 )
 from storage.state import get_state, set_state
 
+__all__ = ["DERIVE_VERSION", "facts_out_of_date", "rebuild_derived"]  # re-exported for callers
+
 log = logging.getLogger(__name__)
 
 CHUNK = 256  # mails per worker task
 BATCH = 2048  # mails per SQLite transaction
 PARALLEL_MIN_BYTES = 8 << 20  # below this, worker start-up costs more than it saves
-# Bump when derivation rules change: stored derived facts are then rebuilt on the next run.
-DERIVE_VERSION = 4
 # Bump when parse rules change: `kvmarm reindex` re-parses the stored raw mails, and
 # `kvmarm status` says when that is due.
 PARSE_VERSION = 8
@@ -146,7 +125,7 @@ def _ingest_locked(
 ) -> IngestReport:
     report = IngestReport()
     known = known_messages(db)
-    had_messages = bool(known)
+    had_messages = any_messages(db)
     if not had_messages:
         set_state(db, "parse_version", PARSE_VERSION)
     bad = known_quarantine(db)
@@ -220,134 +199,24 @@ def _counted(mails: Iterable[RawMail], on_mail) -> Iterator[RawMail]:
         yield mail
 
 
-def rebuild_derived(
-    db: Database,
-    messages: list[Message] | None = None,
-    *,
-    now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    full: bool = False,
-) -> int:
-    """Bring threads/series/trailers up to date with the stored mail, in one write
-    transaction with reading it.  Only the components (ingest/components.py) that queued
-    mail touches are re-derived, unless ``full`` (or the rules or the components are not
-    current): then everything, from ``messages`` when given (a database holding exactly
-    those).  Mails whose derivation raises are set aside with the reason.  Returns the
-    number of mails derived."""
-    with writing(db, "kvmarm derive"):
-        if not full and messages is None and _incremental_ready(db):
-            return _derive_part(db, now())
-        if messages is None or len(messages) != count_messages(db):
-            messages = list(load_messages(db))
-        context = derive_context(messages)
-        safe = _derive_safely(messages, context)
-        keys = keys_by_message(messages)
-        save_derived(
-            db,
-            safe.derived,
-            version=DERIVE_VERSION,
-            now=now(),
-            set_aside=safe.set_aside,
-            components=Components(_component_ids(keys), keys),
-        )
-        _save_context(db, context)
-        return len(messages)
-
-
-def _incremental_ready(db: Database) -> bool:
-    return (
-        get_state(db, "derive_version") == DERIVE_VERSION
-        and components_ready(db)
-        and get_state(db, CONTEXT_KEY) is not None
-    )
-
-
-def _derive_part(db: Database, now: datetime) -> int:
-    """Re-derive the components the queued mail joins (merged with it), and those whose
-    facts depend on what changed in the whole archive's context; nothing else."""
-    queued = queued_msgids(db)
-    if not queued:
-        return 0
-    new = keys_by_message(load_messages_by_id(db, queued))
-    touched = touched_components(db, new.values()) | components_of(db, queued)
-    context = _archive_context(db)
-    touched |= _context_changes(db, get_state(db, CONTEXT_KEY), context)
-    part = set(component_members(db, touched)) | set(queued)
-    messages = load_messages_by_id(db, part)
-    keys = keys_by_message(messages)
-    safe = _derive_safely(messages, context)
-    _save_context(db, context)
-    log.debug("derived %d mails of %d components for %d new", len(part), len(touched), len(queued))
-    replace_derived_part(
-        db,
-        safe.derived,
-        part=part,
-        replaced=touched,
-        components=Components(_component_ids(keys), keys),
-        now=now,
-        set_aside=safe.set_aside,
-    )
-    return len(part)
-
-
-def _component_ids(keys: dict[str, Keys]) -> dict[str, str]:
-    """Message-ID → its component's id (the component's smallest Message-ID)."""
-    return {msgid: group[0] for group in group_components(keys) for msgid in group}
-
-
-def _archive_context(db: Database) -> DeriveContext:
-    """The context of the whole stored archive, read without loading all of it: the same
-    as ``derive_context`` of every stored message."""
-    dates = newest_dates(db, AS_OF_RANK)
-    as_of = dates[-1] if dates else None
-    return DeriveContext(as_of, find_appliers(load_notice_messages(db)))
-
-
-def _save_context(db: Database, context: DeriveContext) -> None:
-    set_state(db, CONTEXT_KEY, {"as_of": iso(context.as_of), "appliers": sorted(context.appliers)})
-
-
-def _context_changes(db: Database, stored: dict, context: DeriveContext) -> set[str]:
-    """Components whose facts the change of context can change: series crossing the idle
-    line when the data's end moved, notices whose sender became (or ceased to be) one who
-    applies patches."""
-    comps: set[str] = set()
-    before = from_iso(stored.get("as_of"))
-    if before != context.as_of:
-        if before is None or context.as_of is None:
-            return set(all_components(db))
-        lo, hi = sorted((before - IDLE_AFTER, context.as_of - IDLE_AFTER))
-        comps |= comps_of_series_last_active(db, iso(lo), iso(hi))
-    changed = set(stored.get("appliers", ())) ^ context.appliers
-    if changed:
-        comps |= comps_of_notices_by(db, changed)
-    return comps
-
-
-def _derive_safely(messages: list[Message], context: DeriveContext):
-    safe = derive_safely(messages, derive_fn=partial(derive, context=context))
-    for msgid, reason in sorted(safe.set_aside.items()):
-        log.warning("set aside from derivation: %s: %s", msgid, reason)
-    return safe
-
-
-def facts_out_of_date(db: Database) -> bool:
-    """The derived facts do not reflect every stored mail (or older rules made them)."""
-    return facts_outdated(db, DERIVE_VERSION)
-
-
-def _unseen(mails: Iterable[RawMail], known, report: IngestReport, on_mail) -> Iterator[RawMail]:
+def _unseen(
+    mails: Iterable[RawMail], known: KnownMessages, report: IngestReport, on_mail
+) -> Iterator[RawMail]:
     """Mails whose Message-ID is not stored yet (read from the raw header, before parsing)."""
     for mail in _counted(mails, on_mail):
         report.seen += 1
         msgid = peek_header(mail.data, "message-id")
-        stored = msgid is not None and msgid in known
-        if stored and not prefer_copy(known[msgid], peek_header(mail.data, "list-id")):
+        if (
+            msgid is not None
+            and msgid in known
+            and not prefer_copy(known[msgid], peek_header(mail.data, "list-id"))
+        ):
             report.duplicates += 1
             continue
         yield mail
 
 
-def _accept(m: Message, known: dict[str, str | None], report: IngestReport) -> bool:
+def _accept(m: Message, known: KnownMessages, report: IngestReport) -> bool:
     if m.msgid in known:
         if not prefer_copy(known[m.msgid], m.list_id):
             report.duplicates += 1
