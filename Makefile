@@ -24,7 +24,7 @@ demo: install
 	$(BIN)/kvmarm --db $(VENV)/demo.db ingest $(SHARED)/kvmarm-archive/kvmarm-2022-02.mbox.gz
 	$(BIN)/kvmarm --db $(VENV)/demo.db digest --week 2022-W06 --offline
 
-# mypy checks bot/ ingest/ storage/ ([tool.mypy] in pyproject.toml).
+# mypy checks bot/ ingest/ storage/ tests/ ([tool.mypy] in pyproject.toml).
 # pytest exits 5 when it collected nothing: that is not a failure of the code.
 test: install
 	$(BIN)/ruff check .

@@ -1,7 +1,9 @@
 """The whole shared kvmarm archive in one SQLite file, built once per test process.
 
-Tests that check facts against real mail, and the Slack app tests, read it; nothing writes
-to it (tests that write copy it first with ``copy_archive_db``).
+Tests that check facts against real mail, and the Slack app tests, read it through the
+session fixtures ``archive_db`` (opened read-only once) and ``archive_path`` in
+tests/conftest.py; nothing writes to it (tests that write copy it first with
+``copy_archive_db``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 from bot.sync.pipeline import default_workers, ingest_mails
 from ingest.sources import count_bytes, iter_raw_mails
-from storage.db import open_db
+from storage.db import Database, open_db
 from storage.messages import get_raw
 from tests.shared import shared_data_dir
 
@@ -51,11 +53,16 @@ def copy_archive_db(dest: Path) -> Path:
     return dest
 
 
-def mail_text(db, msgid: str) -> str:
-    """The decoded text part of a stored mail, as its sender wrote it (quotes included)."""
+def stored_raw(db: Database, msgid: str) -> bytes:
+    """The raw bytes of a stored mail; fails the test if it is not stored."""
     raw = get_raw(db, msgid)
-    assert raw is not None, msgid
-    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert raw is not None, f"{msgid} is not stored"
+    return raw
+
+
+def mail_text(db: Database, msgid: str) -> str:
+    """The decoded text part of a stored mail, as its sender wrote it (quotes included)."""
+    msg = email.message_from_bytes(stored_raw(db, msgid), policy=email.policy.default)
     part = msg.get_body(preferencelist=("plain",)) or msg
     return part.get_content() if not part.is_multipart() else ""
 

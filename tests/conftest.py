@@ -1,4 +1,4 @@
-"""Fixtures shared by all tests: the fake Slack Web API, an empty database."""
+"""Fixtures shared by all tests: the fake Slack Web API, an empty database, the archive."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.db import open_db
+from storage.db import Database, open_db
+from tests.archive import archive_db_path
 from tests.fake_slack import FakeSlack
 
 
@@ -52,7 +53,21 @@ def fake_slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(tmp_path: Path) -> Iterator[Database]:
     database = open_db(tmp_path / "kvmarm.db")
+    yield database
+    database.close()
+
+
+@pytest.fixture(scope="session")
+def archive_path() -> Path:
+    """The whole shared archive in one database (tests/archive.py), built once per run."""
+    return archive_db_path()
+
+
+@pytest.fixture(scope="session")
+def archive_db(archive_path: Path) -> Iterator[Database]:
+    """The archive database opened read-only, once per run: tests that only read share it."""
+    database = open_db(archive_path, readonly=True)
     yield database
     database.close()

@@ -27,8 +27,10 @@ _DUMPS = {
 }
 
 
-def dump(db: Database) -> dict[str, list]:
-    out = {name: sorted(map(repr, db.execute(sql).fetchall())) for name, sql in _DUMPS.items()}
+def dump(db: Database) -> dict[str, list[str] | list[dict]]:
+    out: dict[str, list[str] | list[dict]] = {
+        name: sorted(map(repr, db.execute(sql).fetchall())) for name, sql in _DUMPS.items()
+    }
     out["series_json"] = series_json(db)
     out["threads_json"] = threads_json(db)
     return out

@@ -27,6 +27,7 @@ from bot.slack.client import make_web_client
 from bot.slack.serve import make_http_server
 from storage.db import open_db
 from tests.fake_slack import FakeSlack
+from tests.loopback import POLL_INTERVAL
 
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 BOT_TOKEN = "xoxb-1234-5678-secret-bot-token"
@@ -168,10 +169,11 @@ def post(url: str, body: str, headers: dict | None = None) -> HttpReply:
 def http_server(app: App) -> Iterator[str]:
     """The app behind the real threading WSGI server on 127.0.0.1; yields the events URL."""
     server = make_http_server(app, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(POLL_INTERVAL,), daemon=True)
     thread.start()
     try:
         host, port = server.server_address[:2]
+        assert isinstance(host, str), host  # an AF_INET server
         yield f"http://{host}:{port}/slack/events"
     finally:
         server.shutdown()

@@ -10,6 +10,7 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -151,7 +152,7 @@ READERS = {
 
 
 @pytest.fixture
-def read_only_db(month_db, tmp_path) -> Path:
+def read_only_db(month_db: Path, tmp_path: Path) -> Iterator[Path]:
     folder = tmp_path / "ro"
     folder.mkdir()
     db = folder / "k.db"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from tests.archive import archive_db_path
 from tests.slack_requests import app_config, build_app, command_body, http_server, post, wait_for
 
 COMMANDS = [
@@ -23,8 +22,8 @@ COMMANDS = [
 N = 50
 
 
-def test_fifty_concurrent_commands_ack_within_three_seconds(fake_slack):
-    app = build_app(app_config(fake_slack, archive_db_path()), token_verification_enabled=False)
+def test_fifty_concurrent_commands_ack_within_three_seconds(fake_slack, archive_path):
+    app = build_app(app_config(fake_slack, archive_path), token_verification_enabled=False)
     start = threading.Barrier(N)
     with http_server(app) as url:
 

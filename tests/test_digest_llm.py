@@ -47,6 +47,7 @@ def _summariser(server: FakeOpenAI, *, timeout: float = 1.0) -> OpenAISummariser
             "KVMARM_CONFIG": "/dev/null",
         }
     )
+    assert config.llm_model is not None
     client = make_openai_client(config, timeout=timeout, max_retries=1)
     return OpenAISummariser(client, config.llm_model)
 

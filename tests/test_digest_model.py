@@ -16,6 +16,7 @@ import pytest
 
 from bot.digest import build_digest, period_for_week
 from bot.digest.extractive import ExtractiveSummariser
+from bot.digest.summary import Summary, SummaryRequest
 from tests.digest_support import NOW, WEEK, fixture_db
 
 
@@ -153,12 +154,12 @@ def test_thread_outside_series(model):
 def test_same_week_twice_is_identical_and_cached(tmp_path):
     db = fixture_db(tmp_path)
     period = period_for_week(WEEK)
-    calls = []
+    calls: list[str] = []
 
     class Counting(ExtractiveSummariser):
-        def summarise(self, request):
+        def summarise(self, request: SummaryRequest, *, deadline: float | None = None) -> Summary:
             calls.append(request.entry_key)
-            return super().summarise(request)
+            return super().summarise(request, deadline=deadline)
 
     first = build_digest(db, period, now=NOW, summariser=Counting())
     assert len(calls) == 3

@@ -138,6 +138,7 @@ def test_server_errors_leave_the_reply_pending_and_the_rerun_looks_before_postin
     assert len(slack.calls_to("chat.postMessage")) == 5
     assert len(slack.calls_to("conversations.replies")) == 3
     run = store.latest_post_run(db, WEEK, CHANNEL)
+    assert run is not None
     assert store.post_parts(db, run)[1].state == "pending"
     result = _post(db, slack, chart=False)
     assert len(slack.calls_to("conversations.replies")) == 4
@@ -206,6 +207,7 @@ def test_killed_after_the_parent_then_rerun_posts_no_second_parent(tmp_path, sla
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    assert proc.stderr is not None
     try:
         deadline = time.monotonic() + 60
         while len(slack.calls_to("chat.postMessage")) < 2:

@@ -16,7 +16,7 @@ import mailbox
 import os
 import re
 from collections import Counter
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,8 @@ from bot.digest.render_slack import (
 )
 from storage.messages import iso
 from storage.queue import waiting_versions
-from tests.digest_support import REAL_NOW, REAL_WEEK, archive_files, ingest_files
+from tests.archive import stored_raw
+from tests.digest_support import REAL_NOW, REAL_WEEK, archive_files
 from tests.shared import shared_data_dir
 from tests.test_digest_slack import assert_within_limits, raw_mentions
 
@@ -48,16 +49,11 @@ def files() -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def db(files, tmp_path_factory):
-    database = ingest_files(tmp_path_factory.mktemp("real") / "kvmarm.db", files, workers=4)
-    yield database
-    database.close()
-
-
-@pytest.fixture(scope="module")
-def models(db):
+def models(archive_db):
     period = period_for_week(REAL_WEEK)
-    return {lang: build_digest(db, period, lang=lang, now=REAL_NOW) for lang in ("en", "zh")}
+    return {
+        lang: build_digest(archive_db, period, lang=lang, now=REAL_NOW) for lang in ("en", "zh")
+    }
 
 
 def check_golden(name: str, actual: str) -> None:
@@ -95,8 +91,8 @@ def test_golden_block_kit(models):
     )
 
 
-def test_rebuilding_the_week_gives_the_same_model(db, models):
-    again = build_digest(db, period_for_week(REAL_WEEK), lang="en", now=REAL_NOW)
+def test_rebuilding_the_week_gives_the_same_model(archive_db, models):
+    again = build_digest(archive_db, period_for_week(REAL_WEEK), lang="en", now=REAL_NOW)
     assert json.dumps(again, sort_keys=True) == json.dumps(models["en"], sort_keys=True)
 
 
@@ -105,9 +101,9 @@ def test_rebuilding_the_week_gives_the_same_model(db, models):
 _BOT_RE = re.compile(r"^(lkp|syzbot|pr-tracker-bot|patchwork-bot|sashiko)|robot|-bot@", re.I)
 
 
-def independent_count(files: list[Path], since, until, workdir: Path) -> dict:
+def independent_count(files: list[Path], since: datetime, until: datetime, workdir: Path) -> dict:
     """Mails dated (UTC) in [since, until): distinct Message-IDs, senders by address."""
-    dates: dict[str, object] = {}
+    dates: dict[str, datetime] = {}
     senders: dict[str, str] = {}
     headers = email.parser.BytesHeaderParser()
     for path in files:
@@ -115,7 +111,9 @@ def independent_count(files: list[Path], since, until, workdir: Path) -> dict:
             raw = fh.read()
         tmp = workdir / path.with_suffix("").name  # kvmarm-2022-01.mbox
         tmp.write_bytes(raw)
-        for msg in mailbox.mbox(tmp, factory=headers.parse):
+        box = mailbox.mbox(tmp)
+        for key in box.iterkeys():
+            msg = headers.parsebytes(box.get_bytes(key))
             msgid = (msg.get("Message-ID") or "").strip().strip("<>").strip()
             if not msgid or msgid in dates:
                 continue
@@ -126,6 +124,7 @@ def independent_count(files: list[Path], since, until, workdir: Path) -> dict:
             when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
             dates[msgid] = when
             senders[msgid] = email.utils.parseaddr(str(msg.get("From")))[1].lower()
+        box.close()
         tmp.unlink()
     inside = [m for m, when in dates.items() if since <= when < until]
     people = {senders[m] for m in inside if not _BOT_RE.search(senders[m])}
@@ -144,21 +143,14 @@ def test_totals_match_an_independent_count(files, models, tmp_path):
     assert sum(e["mails_this_week"] for e in models["en"]["entries"]) == totals["mails"]
 
 
-def test_every_listed_trailer_is_in_the_mail_that_gave_it(db, models):
+def test_every_listed_trailer_is_in_the_mail_that_gave_it(archive_db, models):
     """Each Reviewed/Acked/Tested-by in the digest, read back from the raw mail it cites:
     an unquoted ``Kind: … <address>`` line must be there."""
-    from storage.messages import get_raw
-
     checked = 0
     for entry in models["en"]["entries"]:
         for patch in entry["trailers"]:
             for t in patch["trailers"]:
-                msg = email.message_from_bytes(get_raw(db, t["msgid"]))
-                text = "".join(
-                    part.get_payload(decode=True).decode("utf-8", "replace")
-                    for part in msg.walk()
-                    if part.get_content_maintype() == "text"
-                )
+                text = _text_parts(stored_raw(archive_db, t["msgid"]))
                 line = re.compile(
                     rf"^[ \t]*{re.escape(t['type'])}[ \t]*:[^\n]*{re.escape(t['email'])}",
                     re.I | re.M,
@@ -168,14 +160,25 @@ def test_every_listed_trailer_is_in_the_mail_that_gave_it(db, models):
     assert checked >= 90  # 93 in this week
 
 
+def _text_parts(raw: bytes) -> str:
+    """The decoded text/* parts of a mail, joined (quotes included)."""
+    texts = []
+    for part in email.message_from_bytes(raw).walk():
+        if part.get_content_maintype() == "text":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes), part.get_content_type()
+            texts.append(payload.decode("utf-8", "replace"))
+    return "".join(texts)
+
+
 # ---- buckets and sizes on real weeks ---------------------------------------------------------
 
 BUSIEST = "2022-W04"  # the busiest ISO week of the archive by mail (bench/digest.py)
 
 
 @pytest.fixture(scope="module")
-def busiest(db):
-    return build_digest(db, period_for_week(BUSIEST), lang="en", now=REAL_NOW)
+def busiest(archive_db):
+    return build_digest(archive_db, period_for_week(BUSIEST), lang="en", now=REAL_NOW)
 
 
 def test_busiest_week_fits_slack(busiest):
@@ -202,13 +205,13 @@ def test_busiest_week_fits_slack(busiest):
 
 
 @pytest.mark.parametrize("week", ["2021-W40", "2022-W04", REAL_WEEK])
-def test_buckets_hold_the_facts_as_of_the_period_end(db, week):
+def test_buckets_hold_the_facts_as_of_the_period_end(archive_db, week):
     period = period_for_week(week)
-    model = build_digest(db, period, lang="en", now=REAL_NOW)
+    model = build_digest(archive_db, period, lang="en", now=REAL_NOW)
     listed = Counter(k for keys in model["buckets"].values() for k in keys)
     assert len(listed) == len(model["entries"]) >= 5 and max(listed.values()) == 1
     until = iso(period.until)
-    queue = {w.series_id for w in waiting_versions(db, period.until)}
+    queue = {w.series_id for w in waiting_versions(archive_db, period.until)}
     ninety = iso(period.until - timedelta(days=90))
     checked = 0
     for e in model["entries"]:
@@ -220,7 +223,7 @@ def test_buckets_hold_the_facts_as_of_the_period_end(db, week):
         elif e["bucket"] == "new_series":
             assert e["versions"][0]["in_period"]
         if e["kind"] == "series" and e["status"]["state"] == "new":
-            (last,) = db.execute(
+            (last,) = archive_db.execute(
                 "SELECT max(g.date) FROM memberships m JOIN messages g ON g.msgid = m.msgid "
                 "WHERE m.version_key = ? AND g.date < ?",
                 [e["version"]["key"], until],

@@ -171,7 +171,7 @@ def test_chart_is_a_deterministic_png():
         ],
     }
     png = render_chart(model)
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png is not None and png[:8] == b"\x89PNG\r\n\x1a\n"
     assert render_chart(model) == png
     assert review_rows(model) == [("v2 \\$x\\$ ttttttttttttttttttttt…", 2, 3)]
     assert render_chart({**model, "entries": []}) is None

@@ -6,6 +6,7 @@ import json
 import random
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +15,6 @@ from bot.commands.render_text import render_text
 from bot.slack.app import Deps, per_thread
 from bot.slack.replies import reply_for_text
 from storage.db import open_db
-from tests.archive import archive_db_path
 from tests.slack_requests import app_config, build_app, command_body, dispatch, wait_for
 
 SEED = 20220207
@@ -137,10 +137,10 @@ def hostile_queries() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def deps(tmp_path_factory):
+def deps(archive_path: Path):
     from tests.fake_slack import FakeSlack
 
-    path = archive_db_path()
+    path = archive_path
     with FakeSlack() as fake:
         config = app_config(fake, path)
         yield Deps(
@@ -218,8 +218,8 @@ def test_echoed_mentions_are_shown_literally(deps):
 
 
 @pytest.mark.parametrize("query", hostile_queries()[:4], ids=["10KB", "mixed", "channels", "ats"])
-def test_hostile_queries_through_the_app(fake_slack, query):
-    app = build_app(app_config(fake_slack, archive_db_path()), token_verification_enabled=False)
+def test_hostile_queries_through_the_app(fake_slack, archive_path, query):
+    app = build_app(app_config(fake_slack, archive_path), token_verification_enabled=False)
     url = f"{fake_slack.base_url}/commands/T1/1/hook"
     reply = dispatch(app, command_body(query, url))
     assert reply.status == 200

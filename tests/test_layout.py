@@ -191,5 +191,7 @@ def test_each_outside_library_from_its_one_place() -> None:
 def test_migrations_are_defined_in_number_order() -> None:
     names = [m.name for m in MIGRATIONS._migrations]
     assert len(names) >= 4
-    numbers = [int(re.match(r"m(\d{3})_", n).group(1)) for n in names]
+    matches = [re.match(r"m(\d{3})_", n) for n in names]
+    numbers = [int(m.group(1)) for m in matches if m is not None]
+    assert len(numbers) == len(names), names
     assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)

@@ -53,6 +53,7 @@ def _summariser(server: FakeOpenAI, *, budget: float = 60.0, timeout: float = 10
             "KVMARM_CONFIG": "/dev/null",
         }
     )
+    assert config.llm_model is not None
     client = make_openai_client(config, timeout=config.llm_timeout, max_retries=2)
     return OpenAISummariser(
         client, config.llm_model, budget=config.llm_budget, timeout=config.llm_timeout
@@ -290,7 +291,7 @@ def test_mail_text_steering_the_model_does_not_reach_the_digest(db, llm, injecti
 
 
 @pytest.mark.shared
-def test_claims_on_a_real_week_agree_with_its_trailers_and_status():
+def test_claims_on_a_real_week_agree_with_its_trailers_and_status(archive_db):
     """Every trailer and status of the busy week 2022-W06 said in words passes; every
     participant without a Reviewed-by said to have "reviewed everything" is caught."""
     from dataclasses import replace
@@ -298,20 +299,19 @@ def test_claims_on_a_real_week_agree_with_its_trailers_and_status():
     from bot.digest.claims import unsupported_claims
     from bot.digest.entries import build_entry, group_mails, load_context
     from bot.digest.grounding import Directory
-    from storage.db import open_db
-    from tests.archive import archive_db_path
     from tests.digest_support import REAL_WEEK
 
-    db = open_db(archive_db_path(), readonly=True)
     period = period_for_week(REAL_WEEK)
-    mails = store.window_mails(db, period.since, period.until)
-    ctx = load_context(db, period, "en", "https://lore.kernel.org/kvmarm", mails)
-    directory = Directory.from_pairs(store.sender_directory(db))
+    mails = store.window_mails(archive_db, period.since, period.until)
+    ctx = load_context(archive_db, period, "en", "https://lore.kernel.org/kvmarm", mails)
+    directory = Directory.from_pairs(store.sender_directory(archive_db))
     verb = {"Reviewed-by": "reviewed", "Acked-by": "acked", "Tested-by": "tested"}
     supported: list[str] = []
     invented: list[str] = []
     for key, group in group_mails(mails).items():
-        request = replace(build_entry(ctx, key, group)[1], directory=directory)
+        built = build_entry(ctx, key, group)[1]
+        assert built is not None, key  # every group has mail this week
+        request = replace(built, directory=directory)
         facts = request.facts
         said = [f"{t.name} {verb[t.kind]} patch {t.patches[0]}." for t in facts.ledger]
         said += [f"{t.name.split()[0]} {verb[t.kind]} it." for t in facts.ledger]

@@ -63,6 +63,7 @@ def test_b4_ty_list_names_patches_and_commits() -> None:
         "      commit: c340f7899af6\n"
     )
     notice = find_applied_notice(text)
+    assert notice is not None
     assert notice.items == (
         (
             1,

@@ -266,7 +266,7 @@ def test_a_private_channel_without_the_bot_says_invite(db):
     with FakeSlack(scopes=MANIFEST_SCOPES, private=[CHANNEL], members=()) as slack:
         with pytest.raises(PostError, match="/invite @kvmarm"):
             post(db, slack)
-        assert slack.posted == []
+        assert slack.posted == [] and slack.members is not None
         slack.members.add(CHANNEL)  # someone invited the bot
         result = post(db, slack)
         assert result.complete
@@ -360,6 +360,7 @@ def test_chart_part_survives_a_change_in_the_number_of_replies(db, slack):
     slack.script("files.completeUploadExternal", *[Reply(500)] * 4)
     result = post(db, slack)
     run = store.latest_post_run(db, WEEK, CHANNEL)
+    assert run is not None
     parts = store.post_parts(db, run)
     assert parts[CHART_PART].kind == "chart" and parts[CHART_PART].state == "pending"
     assert sorted(p for p in parts if p != CHART_PART) == [0, *REPLIES]

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.db import open_db
+from storage.db import Database
 from storage.views import series_json
-from tests.archive import archive_db_path
 
 GOLD = json.loads(
     (Path(__file__).parent / "fixtures" / "facts" / "retitled_gold.json").read_text("utf-8")
@@ -23,18 +22,14 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def series_of() -> dict[str, str]:
-    db = open_db(archive_db_path(), readonly=True)
-    try:
-        found: dict[str, str] = {}
-        for s in series_json(db):
-            for v in s["versions"]:
-                found[v["key"]] = s["id"]
-                if v["cover"]:
-                    found[v["cover"]] = s["id"]
-        return found
-    finally:
-        db.close()
+def series_of(archive_db: Database) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for s in series_json(archive_db):
+        for v in s["versions"]:
+            found[v["key"]] = s["id"]
+            if v["cover"]:
+                found[v["cover"]] = s["id"]
+    return found
 
 
 def test_retitled_versions_are_one_series(series_of: dict[str, str]) -> None:

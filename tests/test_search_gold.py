@@ -14,9 +14,8 @@ import pytest
 
 from bot.commands.answers import Sources, answer
 from bot.commands.grammar import parse_command
-from storage.db import open_db
+from bot.commands.results import SeriesHistory, WhoReviewed
 from storage.search import find_targets
-from tests.archive import archive_db_path
 
 GOLD = json.loads(
     (Path(__file__).parent / "fixtures" / "facts" / "search_gold.json").read_text("utf-8")
@@ -25,29 +24,24 @@ GOLD = json.loads(
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def db():
-    database = open_db(archive_db_path(), readonly=True)
-    yield database
-    database.close()
-
-
-def test_gold_queries_find_the_series_meant_first(db) -> None:
+def test_gold_queries_find_the_series_meant_first(archive_db) -> None:
     assert len(GOLD) >= 15
     wrong = []
     for case in GOLD:
-        found = find_targets(db, case["q"], series_only=True)
+        found = find_targets(archive_db, case["q"], series_only=True)
         first = found[0].id if found else None
         if first != case["series"]:
             wrong.append((case["q"], case["series"], first, case["why"]))
     assert not wrong, wrong
 
 
-def test_a_match_only_in_mail_text_says_so(db) -> None:
+def test_a_match_only_in_mail_text_says_so(archive_db) -> None:
     cases = [c for c in GOLD if c.get("note")]
     assert cases
     for case in cases:
-        result = answer(db, parse_command(f"who reviewed {case['q']}"), Sources())
+        result = answer(archive_db, parse_command(f"who reviewed {case['q']}"), Sources())
+        assert isinstance(result, WhoReviewed), case
         assert result.note is not None and result.note.startswith(case["note"]), result.note
-    title_hit = answer(db, parse_command("series SYSTEM_RESET2"), Sources())
+    title_hit = answer(archive_db, parse_command("series SYSTEM_RESET2"), Sources())
+    assert isinstance(title_hit, SeriesHistory)
     assert title_hit.note is None

@@ -151,12 +151,19 @@ def db_path(tmp_path) -> Path:
     return path
 
 
+def refused_with(method: str, headers: dict[str, str]) -> int:
+    """The HTTP status a request with these headers is refused with (fails if accepted)."""
+    refused = refusal(method, headers)
+    assert refused is not None, (method, headers)
+    return refused[0]
+
+
 def test_refusals_from_headers():
     assert refusal("POST", {"Content-Length": "2000"}) is None
-    assert refusal("POST", {"Content-Length": str(MAX_BODY + 1)})[0] == 413
-    assert refusal("POST", {"Transfer-Encoding": "chunked"})[0] == 411
-    assert refusal("POST", {})[0] == 411
-    assert refusal("POST", {"Content-Length": "-1"})[0] == 400
+    assert refused_with("POST", {"Content-Length": str(MAX_BODY + 1)}) == 413
+    assert refused_with("POST", {"Transfer-Encoding": "chunked"}) == 411
+    assert refused_with("POST", {}) == 411
+    assert refused_with("POST", {"Content-Length": "-1"}) == 400
     assert refusal("GET", {}) is None
 
 

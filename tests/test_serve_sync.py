@@ -24,17 +24,25 @@ def test_sync_forever_survives_lore_being_down() -> None:
     assert calls == ["sync", "sync", "sync"]
 
 
-def test_weekly_job_pulls_the_week_before_posting(tmp_path) -> None:
+def test_weekly_job_pulls_the_week_before_posting(tmp_path, fake_slack) -> None:
     from bot.config import load_config
     from bot.digest.extractive import ExtractiveSummariser
+    from bot.slack.client import make_web_client
     from bot.slack.digest import DigestGlue
     from storage.db import open_db
 
-    pulled = []
-    config = load_config({"KVMARM_DB": str(tmp_path / "k.db"), "KVMARM_CHANNEL": "C1"})
+    pulled: list[str] = []
+    config = load_config(
+        {
+            "KVMARM_DB": str(tmp_path / "k.db"),
+            "KVMARM_CHANNEL": "C1",
+            "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_API_URL": fake_slack.api_url,
+        }
+    )
     glue = DigestGlue(
         config,
-        client=None,
+        client=make_web_client(config),
         summariser=ExtractiveSummariser(),
         db_factory=lambda: open_db(tmp_path / "k.db"),
         now=lambda: datetime(2022, 2, 14, 1, tzinfo=UTC),
@@ -42,3 +50,4 @@ def test_weekly_job_pulls_the_week_before_posting(tmp_path) -> None:
     )
     glue.weekly_job(("C1",))(datetime(2022, 2, 14, 1, tzinfo=UTC))  # empty week: not posted
     assert pulled == ["2022-W06"]
+    assert fake_slack.calls_to("chat.postMessage") == []

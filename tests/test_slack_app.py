@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from bot.slack.blocks import SHARE_ACTION
-from tests.archive import archive_db_path
 from tests.slack_requests import (
     APP_TOKEN,
     BOT_TOKEN,
@@ -64,14 +63,9 @@ FACTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def archive() -> Path:
-    return archive_db_path()
-
-
 @pytest.fixture
-def app(fake_slack, archive):
-    return build_app(app_config(fake_slack, archive), token_verification_enabled=False)
+def app(fake_slack, archive_path):
+    return build_app(app_config(fake_slack, archive_path), token_verification_enabled=False)
 
 
 def _response_url(fake_slack, n: int = 1) -> str:
@@ -261,7 +255,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_kvmarm_serve_http_end_to_end(fake_slack, archive, tmp_path):
+def test_kvmarm_serve_http_end_to_end(fake_slack, archive_path, tmp_path):
     """`kvmarm serve --http 127.0.0.1:PORT` as a process, configured from the environment."""
     port = _free_port()
     env = {
@@ -269,7 +263,7 @@ def test_kvmarm_serve_http_end_to_end(fake_slack, archive, tmp_path):
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": fake_slack.api_url,
-        "KVMARM_DB": str(archive),
+        "KVMARM_DB": str(archive_path),
         "XDG_CONFIG_HOME": str(tmp_path),
     }
     env.pop("SLACK_APP_TOKEN", None)
@@ -359,8 +353,8 @@ def test_serve_http_needs_a_signing_secret(tmp_path):
 # ---- construction -----------------------------------------------------------------------
 
 
-def test_building_the_app_calls_only_auth_test(fake_slack, archive):
-    build_app(app_config(fake_slack, archive))  # token verification on, as in production
+def test_building_the_app_calls_only_auth_test(fake_slack, archive_path):
+    build_app(app_config(fake_slack, archive_path))  # token verification on, as in production
     assert [c.method for c in fake_slack.calls] == ["auth.test"]
     assert fake_slack.calls[0].headers["Authorization"] == f"Bearer {BOT_TOKEN}"
 

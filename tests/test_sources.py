@@ -7,6 +7,7 @@ import os
 import random
 import re
 import subprocess
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -271,6 +272,7 @@ def test_git_ignores_global_config(
 def test_git_stops_cleanly_when_the_reader_stops(epoch: tuple[Path, list[str]]) -> None:
     path, commits = epoch
     mails = iter_git_epoch(path)
+    assert isinstance(mails, Generator)  # close() is how a reader stops it early
     assert next(mails)[0] == commits[0]
     mails.close()  # must kill and reap both git processes without hanging
 

@@ -22,9 +22,9 @@ from bot.sync.git import SyncError, sync_git
 from bot.sync.lore import sync
 from ingest.lore.client import LoreClient, LoreError, LoreHTTPError, LoreUnreachable
 from ingest.sources import git_env
-from storage.db import open_db
+from storage.db import Database, open_db
 from storage.state import get_state, set_state
-from storage.sync import get_lore_mark, set_lore_mark
+from storage.sync import LoreMark, get_lore_mark, set_lore_mark
 from storage.views import series_json, threads_json
 from tests import lore_server
 from tests.fake_lore import FakeLore, Reply, mail, mbox_gz
@@ -53,6 +53,13 @@ def stored(db) -> set[str]:
     return {row[0] for row in db.execute("SELECT msgid FROM messages")}
 
 
+def stored_mark(db: Database, url: str) -> LoreMark:
+    """The sync mark kept for ``url``; fails the test if there is none."""
+    mark = get_lore_mark(db, url)
+    assert mark is not None, url
+    return mark
+
+
 def fingerprint(db) -> str:
     """A hash of every row of the data tables (not `state`): equal means nothing was written."""
     digest = hashlib.sha256()
@@ -77,7 +84,7 @@ def test_first_sync_gets_the_window_and_a_second_sync_writes_nothing(
     assert stored(db) == expected  # all of the window, nothing else (no older mail on server)
     assert report.ingest.added == len(expected)
     newest = max(m.received for m in august_mails)
-    assert report.high_water == newest == get_lore_mark(db, lore_august.url).high_water
+    assert report.high_water == newest == stored_mark(db, lore_august.url).high_water
     assert report.covered_from == AUG_1
     last = get_state(db, "last_sync")
     assert last["ok"] and last["messages"] == len(expected) and last["errors"] == []
@@ -101,7 +108,7 @@ def test_a_server_that_gained_a_month_gives_exactly_the_new_mail(
     august = stored(db)
     # Marks are kept per inbox URL and the bigger server listens on another port: carry
     # the mark over, as if the same server had been restarted with more mail.
-    set_lore_mark(db, lore_two_months.url, get_lore_mark(db, lore_august.url))
+    set_lore_mark(db, lore_two_months.url, stored_mark(db, lore_august.url))
 
     report = sync(db, cfg, client=client(lore_two_months.url), now=OCT_2)
 
@@ -188,17 +195,17 @@ def test_since_asks_only_for_what_is_not_stored_yet(tmp_path, db, lore_two_month
     lore = client(lore_two_months.url)
     sep_10, sep_15, sep_20 = (datetime(2020, 9, d, tzinfo=UTC) for d in (10, 15, 20))
     sync(db, cfg, since=sep_10, client=lore, now=sep_20)
-    mark = get_lore_mark(db, lore.url)
+    mark = stored_mark(db, lore.url)
     assert mark.covered_from == sep_10 and sep_15 < mark.high_water <= sep_20
 
     inside = sync(db, cfg, since=sep_15, client=lore, now=OCT_2)  # already covered
     assert inside.since == mark.high_water - timedelta(days=2)
-    mark = get_lore_mark(db, lore.url)
+    mark = stored_mark(db, lore.url)
     assert mark.covered_from == sep_10 and mark.high_water > datetime(2020, 9, 30, tzinfo=UTC)
 
     earlier = sync(db, cfg, since=SEP_1, client=lore, now=OCT_2)  # extends the range back
     assert earlier.since == SEP_1 and earlier.ingest.added > 0
-    assert get_lore_mark(db, lore.url).covered_from == SEP_1
+    assert stored_mark(db, lore.url).covered_from == SEP_1
     assert {m.msgid for m in september_mails if m.received >= SEP_1} <= stored(db)
 
 

@@ -231,8 +231,10 @@ def test_who_reviewed_says_given_from_another_address_and_shows_unmapped_scope(
     assert [len(p["scoped_trailers"]) for p in patches] == [1, 1]
     from bot.commands.answers import answer_reviews
     from bot.commands.grammar import parse_command
+    from bot.commands.results import Reviews
 
     reviews = answer_reviews(db, parse_command("reviews nia@example.org"), Sources())
+    assert isinstance(reviews, Reviews)
     assert [(i.patches, i.on_cover) for i in reviews.items] == [((2,), False)]
 
 

@@ -23,8 +23,7 @@ from ingest.scope import (
     resolve,
     subject_tokens,
 )
-from storage.db import open_db
-from tests.archive import archive_db_path
+from storage.db import Database
 
 GOLD = Path(__file__).parent / "fixtures" / "trailer_scope_gold.json"
 
@@ -161,18 +160,17 @@ def test_areas_are_matched_by_the_files_a_patch_touches() -> None:
                    paths=files).unresolved  # fmt: skip
 
 
-def test_gold_set_per_patch_precision_and_recall() -> None:
+def test_gold_set_per_patch_precision_and_recall(archive_db: Database) -> None:
     gold = json.loads(GOLD.read_text())
     assert len(gold) >= 60
     rules = Counter(g["rule"] for g in gold)
     assert rules["series"] >= 5 and rules["area"] >= 5 and rules["not-scope"] >= 10
-    db = open_db(archive_db_path(), readonly=True)
     tp = fp = fn = 0
     wrong = []
     for g in gold:
         got = {
             r[0]
-            for r in db.execute(
+            for r in archive_db.execute(
                 "SELECT n FROM trailers WHERE msgid = ? AND kind = ? AND email = ? AND "
                 "version_key = ? AND source IN ('reply', 'cover') AND mismatch = 0 AND "
                 "unresolved = 0",
@@ -190,9 +188,8 @@ def test_gold_set_per_patch_precision_and_recall() -> None:
     assert [w[0] for w in wrong] == ["1c9fdfc8-bdb2-88b6-4bdc-2b9254dfa55c@huawei.com"], wrong
 
 
-def test_scope_phrase_is_stored_with_the_trailer() -> None:
-    db = open_db(archive_db_path(), readonly=True)
-    rows = db.execute(
+def test_scope_phrase_is_stored_with_the_trailer(archive_db: Database) -> None:
+    rows = archive_db.execute(
         "SELECT DISTINCT scope FROM trailers WHERE msgid = ? AND unresolved = 0",
         ["20191022115152.GC2652@e113682-lin.lund.arm.com"],
     ).fetchall()
