@@ -24,6 +24,7 @@ from storage.db import transaction
 from storage.levels import clear_levels
 from storage.messages import iso
 from storage.search_index import (
+    NOTHING,
     PATCH_ROWS,
     THREAD_ROWS,
     refresh_search_index,
@@ -120,11 +121,11 @@ def finish_part(db: sqlite_utils.Database, part: Collection[str]) -> None:
     delete_in(db, "DELETE FROM derive_queue WHERE msgid IN ({})", part)
 
 
-_NONE = 1 << 60  # a rowid mark past every row: that table's rows are not indexed
-
-
 def _index_rows_after(
-    db: sqlite_utils.Database, versions: int = _NONE, patches: int = _NONE, threads: int = _NONE
+    db: sqlite_utils.Database,
+    versions: int = NOTHING,
+    patches: int = NOTHING,
+    threads: int = NOTHING,
 ) -> None:
     refresh_search_rows(db, versions, patches, threads)
 

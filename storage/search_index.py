@@ -14,6 +14,7 @@ import sqlite_utils
 
 PATCH_ROWS = 1 << 40  # rowid ranges: versions, patches, threads
 THREAD_ROWS = 2 << 40
+NOTHING = 1 << 39  # a rowid mark past every row of a table: refresh_search_rows skips it
 
 _FILL = (
     """INSERT INTO search_fts(rowid, kind, ref, title, people)
@@ -73,18 +74,20 @@ def refresh_search_rows(
     db: sqlite_utils.Database, after_version: int, after_patch: int, after_thread: int
 ) -> None:
     """Index the derived rows written after these rowids (the search rows of the rows they
-    replace were deleted with them): what an incremental derivation wrote."""
+    replace were deleted with them): what an incremental derivation wrote.  A mark past
+    every row of its table (``NOTHING``) leaves that table alone."""
     marks = (after_version, after_patch, after_thread)
-    for sql, mark, alias in zip(_FILL, marks, ("", "p.", "t."), strict=True):
+    offsets = (0, PATCH_ROWS, THREAD_ROWS)
+    ends = (PATCH_ROWS, THREAD_ROWS, None)
+    for sql, mark, alias, offset, end in zip(
+        _FILL, marks, ("", "p.", "t."), offsets, ends, strict=True
+    ):
+        if mark >= NOTHING:
+            continue
         db.execute(f"{sql} WHERE {alias}rowid > ?", [mark])
-    _spell_out_braces(
-        db,
-        "(rowid > ? AND rowid < ?) OR (rowid > ? AND rowid < ?) OR rowid > ?",
-        [
-            after_version,
-            PATCH_ROWS,
-            PATCH_ROWS + after_patch,
-            THREAD_ROWS,
-            THREAD_ROWS + after_thread,
-        ],
-    )
+        # One rowid range per statement: FTS5 answers a range from its index, an OR of
+        # ranges by reading every row.
+        if end is None:
+            _spell_out_braces(db, "rowid > ?", [offset + mark])
+        else:
+            _spell_out_braces(db, "rowid > ? AND rowid < ?", [offset + mark, end])
