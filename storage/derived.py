@@ -103,17 +103,20 @@ class VersionRows:
 
 
 def series_rows(s: Series) -> tuple[dict, list[VersionRows]]:
-    out = []
-    for pos, v in enumerate(s.versions):
-        row = _version_row(s, v, pos)
-        patches = [_patch_row(v, p) for p in v.patches]
-        trailers = [_trailer_row(v, p, i, t) for p in v.patches for i, t in enumerate(p.trailers)]
-        # repr of plain values in a fixed key order: stable across runs, cheaper than JSON
-        digest = hashlib.blake2b(
-            repr((row, patches, trailers)).encode(), digest_size=16
-        ).hexdigest()
-        out.append(VersionRows(v.key, row, patches, trailers, digest))
-    return _series_row(s), out
+    return _series_row(s), [version_rows(s, pos, v) for pos, v in enumerate(s.versions)]
+
+
+def version_rows(s: Series, pos: int, v: Posting) -> VersionRows:
+    row = _version_row(s, v, pos)
+    patches = [_patch_row(v, p) for p in v.patches]
+    trailers = [_trailer_row(v, p, i, t) for p in v.patches for i, t in enumerate(p.trailers)]
+    return VersionRows(v.key, row, patches, trailers, version_hash(s, pos, v))
+
+
+def version_hash(s: Series, pos: int, v: Posting) -> str:
+    """A hash of everything a version's rows are made of: its series, its place there and
+    the posting (the repr of frozen records of plain values: the same in every run)."""
+    return hashlib.blake2b(repr((s.id, pos, v)).encode(), digest_size=16).hexdigest()
 
 
 def finish_part(db: sqlite_utils.Database, part: Collection[str]) -> None:
@@ -183,12 +186,11 @@ def write_series(
     changed: list[VersionRows] = []
     series_out = []
     for s in series_list:
-        row, versions = series_rows(s)
-        series_out.append(row)
-        for v in versions:
-            hashes[v.key] = v.hash
-            if old_hashes.get(v.key) != v.hash:
-                changed.append(v)
+        series_out.append(_series_row(s))
+        for pos, v in enumerate(s.versions):
+            hashes[v.key] = digest = version_hash(s, pos, v)
+            if old_hashes.get(v.key) != digest:
+                changed.append(version_rows(s, pos, v))
     if series_out:
         columns = list(series_out[0])
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "id")

@@ -422,22 +422,27 @@ def _row_message(row: tuple) -> Message:
         received=from_iso(received),
         list_id=list_id,
         in_reply_to=irt,
-        references=tuple(json.loads(refs)),
+        references=_tuple(refs),
         has_diff=bool(has_diff),
         has_diffstat=bool(has_diffstat),
         is_bot=bool(is_bot),
-        trailers=tuple(_row_trailer(t) for t in json.loads(trailers)),
+        trailers=tuple(_row_trailer(t) for t in json.loads(trailers)) if trailers != "[]" else (),
         change_id=change_id,
-        version_links=tuple(json.loads(version_links)),
+        version_links=_tuple(version_links),
         applied=_applied(applied),
         respin=respin,
         pull=_pull(pull),
         patch_id=patch_id,
         send_id=send_id,
-        problems=tuple(json.loads(problems)),
+        problems=_tuple(problems),
         author=Person(*json.loads(author)) if author else None,
-        paths=tuple(json.loads(paths)),
+        paths=_tuple(paths),
     )
+
+
+def _tuple(value: str) -> tuple:
+    """A JSON list column as a tuple (most are empty: no JSON to read)."""
+    return () if value == "[]" else tuple(json.loads(value))
 
 
 def _trailer_row(t: Trailer) -> list:
