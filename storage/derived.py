@@ -349,6 +349,14 @@ def save_components(db: sqlite_utils.Database, components: Components) -> None:
         "INSERT OR REPLACE INTO derive_components(msgid, comp) VALUES (?, ?)",
         sorted(components.comp_of.items()),
     )
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO derive_keys(key, comp, strong) VALUES (?, ?, ?)",
+        sorted(_held(components)),
+    )
+
+
+def _held(components: Components) -> set[tuple[str, str, int]]:
+    """(key, unit, strong) rows: a key held strongly by any mail of a unit is strong."""
     held: dict[tuple[str, str], int] = {}
     for msgid, keys in components.keys.items():
         comp = components.comp_of[msgid]
@@ -356,9 +364,33 @@ def save_components(db: sqlite_utils.Database, components: Components) -> None:
             held[(key, comp)] = 1
         for key in keys.weak:
             held.setdefault((key, comp), 0)
+    return {(k, c, strong) for (k, c), strong in held.items()}
+
+
+def replace_components(
+    db: sqlite_utils.Database, units: Collection[str], part: Collection[str], new: Components
+) -> None:
+    """The units of the mails ``part`` (the old ``units``) become ``new``; only the rows
+    that change are written."""
+    sql = "SELECT msgid, comp FROM derive_components WHERE msgid IN ({})"
+    old_comp = dict(rows_in(db, sql, part))
+    delete_in(
+        db, "DELETE FROM derive_components WHERE msgid IN ({})", old_comp.keys() - new.comp_of
+    )
+    db.conn.executemany(
+        "INSERT OR REPLACE INTO derive_components(msgid, comp) VALUES (?, ?)",
+        sorted((m, c) for m, c in new.comp_of.items() if old_comp.get(m) != c),
+    )
+    sql = "SELECT key, comp, strong FROM derive_keys WHERE comp IN ({})"
+    old_keys = set(rows_in(db, sql, units))
+    held = _held(new)
+    db.conn.executemany(
+        "DELETE FROM derive_keys WHERE key = ? AND comp = ?",
+        sorted((k, c) for k, c, _s in old_keys - held),
+    )
     db.conn.executemany(
         "INSERT OR REPLACE INTO derive_keys(key, comp, strong) VALUES (?, ?, ?)",
-        [(k, c, s) for (k, c), s in sorted(held.items())],
+        sorted(held - old_keys),
     )
 
 

@@ -211,29 +211,47 @@ def _date(value: str | None) -> datetime | None:
 
 
 def save_candidates(db: sqlite_utils.Database, candidates: Iterable[PullCandidate]) -> None:
-    db.conn.executemany(
-        "INSERT INTO derive_pull_candidates(title, key, n, date, sender_name, series_id, "
-        "position, order_date, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            (
-                c.title,
-                c.key,
-                c.n,
-                _when(c.date),
-                c.sender_name,
-                c.series,
-                c.position,
-                c.order[0].isoformat(),
-                c.order[1],
-            )
-            for c in candidates
-        ],
+    db.conn.executemany(_INSERT_CANDIDATE, [_candidate_row(c) for c in candidates])
+
+
+_INSERT_CANDIDATE = (
+    "INSERT INTO derive_pull_candidates(title, key, n, date, sender_name, series_id, "
+    "position, order_date, order_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _candidate_row(c: PullCandidate) -> tuple:
+    return (
+        c.title,
+        c.key,
+        c.n,
+        _when(c.date),
+        c.sender_name,
+        c.series,
+        c.position,
+        c.order[0].isoformat(),
+        c.order[1],
     )
 
 
-def delete_candidates(db: sqlite_utils.Database, keys: Collection[str]) -> set[str]:
-    """Delete the candidates of these postings; the titles they had."""
-    return _delete_titled(db, "derive_pull_candidates", keys)
+def replace_candidates(
+    db: sqlite_utils.Database, keys: Collection[str], candidates: Iterable[PullCandidate]
+) -> set[str]:
+    """Make the candidates of postings ``keys`` be ``candidates``, touching only the rows
+    that change; the titles of those rows (old and new)."""
+    sql = (
+        "SELECT title, key, n, date, sender_name, series_id, position, order_date, order_id "
+        "FROM derive_pull_candidates WHERE key IN ({})"
+    )
+    old = set(rows_in(db, sql, keys))
+    new = {_candidate_row(c) for c in candidates}
+    gone, added = old - new, new - old
+    db.conn.executemany(
+        "DELETE FROM derive_pull_candidates WHERE key = ? AND n = ?",
+        sorted({(row[1], row[2]) for row in gone}),
+    )
+    db.conn.executemany(_INSERT_CANDIDATE, sorted(added))
+    return {row[0] for row in gone | added}
 
 
 def _delete_titled(db: sqlite_utils.Database, table: str, keys: Collection[str]) -> set[str]:

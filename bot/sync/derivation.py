@@ -54,8 +54,8 @@ from storage.derived import (
     finish_part,
     move_memberships,
     queued_msgids,
+    replace_components,
     replace_threads,
-    save_components,
     save_derived,
     set_aside_msgids,
     touched_components,
@@ -66,7 +66,6 @@ from storage.levels import (
     bodies_of,
     candidates_titled,
     chains_holding,
-    delete_candidates,
     delete_drafts,
     delete_entries,
     drafts_of_chains,
@@ -75,6 +74,7 @@ from storage.levels import (
     heads_of,
     marks_of,
     places_of,
+    replace_candidates,
     replace_marks,
     same_head,
     save_appliers,
@@ -91,7 +91,6 @@ from storage.messages import (
     load_messages,
     load_messages_by_id,
 )
-from storage.sqlbits import delete_in
 from storage.state import get_state, set_state
 
 log = logging.getLogger(__name__)
@@ -269,13 +268,12 @@ def _derive_part(db: Database, now: datetime) -> int:
 
     # Pull requests: the titles whose candidates or shortlog lines changed.
     redone = {d.first.msgid for i in dirty for d in chained.chains[i][0]} | _keys(kept)
-    titles = delete_candidates(db, redone | dropped)
     candidates = pull_candidates(chained, dirty) + pull_candidates(kept, kept.completed)
-    save_candidates(db, candidates)
+    titles = replace_candidates(db, redone | dropped, candidates)
     titles |= delete_entries(db, moved | dropped)  # shortlog lines are in the head
     entries = pull_entries(moved_drafts)
     save_entries(db, entries)
-    titles |= {c.title for c in candidates} | {e.title for e in entries}
+    titles |= {e.title for e in entries}
     remarked = {key for key, _n in _remark(db, titles)}
     by_chain = {id(d): i for i, (members, _how) in enumerate(chained.chains) for d in members}
     also = {by_chain[id(chained.unpacked.by_key[k])] for k in remarked & heads.keys()} - dirty
@@ -325,9 +323,7 @@ def _derive_part(db: Database, now: datetime) -> int:
         places.append(replace(p, unit=unit_of.get(key, p.unit), hash=hashes.get(key, p.hash)))
     save_drafts(db, [p for p in places if p != old.get(p.key) or p.key in changed], fresh)
     save_chain_keys(db, {key: held[key] for key in moved})  # a kept head holds what it held
-    delete_in(db, "DELETE FROM derive_keys WHERE comp IN ({})", units)
-    delete_in(db, "DELETE FROM derive_components WHERE msgid IN ({})", part)
-    save_components(db, Components(unit_of, keys))
+    replace_components(db, units, part, Components(unit_of, keys))
     finish_part(db, part)
     _save_context(db, context)
     log.debug(
