@@ -177,6 +177,7 @@ def write_series(
     *,
     old_hashes: dict[str, str],
     old_series: Collection[str],
+    same: Collection[str] = (),
 ) -> dict[str, str]:
     """Write re-derived series, rewriting only the versions whose rows changed (by hash;
     ``old_hashes``: the stored hash of each version key these series held before).
@@ -188,6 +189,9 @@ def write_series(
     for s in series_list:
         series_out.append(_series_row(s))
         for pos, v in enumerate(s.versions):
+            if v.key in same:  # known unchanged (the caller says why): keep the rows
+                hashes[v.key] = old_hashes[v.key]
+                continue
             hashes[v.key] = digest = version_hash(s, pos, v)
             if old_hashes.get(v.key) != digest:
                 changed.append(version_rows(s, pos, v))
@@ -212,6 +216,14 @@ def write_series(
     gone = set(old_series) - {s.id for s in series_list}
     delete_in(db, "DELETE FROM series WHERE id IN ({})", gone)
     return hashes
+
+
+def touch_last_activity(db: sqlite_utils.Database, last: dict[str, datetime]) -> None:
+    """Series whose newest mail is now later (and nothing else changed)."""
+    db.conn.executemany(
+        "UPDATE series SET last_date = ? WHERE id = ? AND (last_date IS NULL OR last_date < ?)",
+        [(iso(when), sid, iso(when)) for sid, when in sorted(last.items())],
+    )
 
 
 def move_memberships(db: sqlite_utils.Database, series_of: dict[str, str]) -> None:

@@ -59,8 +59,16 @@ def clear_levels(db: sqlite_utils.Database) -> None:
 
 
 def summary_digest(summary: Summary) -> str:
-    """A hash of a posting's summary: of its head, then of its body (``same_head``)."""
-    return _digest(*_encoded(summary))
+    """What tells whether a posting's summary changed, in three parts: a hash of its head,
+    a hash of its body but for its last mail's date, and that date (``same_head``,
+    ``same_body``, ``digest_last``)."""
+    head, body = split(summary)
+    rest = {k: v for k, v in body.items() if k != "last"}
+    hashed = (
+        hashlib.blake2b(json.dumps(part, separators=(",", ":")).encode(), digest_size=16)
+        for part in (head, rest)
+    )
+    return "".join(h.hexdigest() for h in hashed) + (body["last"] or "")
 
 
 def _encoded(summary: Summary) -> tuple[str, str]:
@@ -69,13 +77,19 @@ def _encoded(summary: Summary) -> tuple[str, str]:
     return json.dumps(head, separators=(",", ":")), json.dumps(body, separators=(",", ":"))
 
 
-def _digest(head: str, body: str) -> str:
-    return "".join(hashlib.blake2b(t.encode(), digest_size=16).hexdigest() for t in (head, body))
-
-
 def same_head(a: str, b: str) -> bool:
     """Two summary digests agree on the head."""
     return a[:32] == b[:32]
+
+
+def same_body(a: str, b: str) -> bool:
+    """Two summary digests agree on the body, but maybe for the date of the last mail."""
+    return a[32:64] == b[32:64]
+
+
+def digest_last(digest: str) -> datetime | None:
+    """The date of a posting's last mail, from its summary digest."""
+    return datetime.fromisoformat(digest[64:]) if len(digest) > 64 else None
 
 
 def save_drafts(
@@ -95,7 +109,7 @@ def save_drafts(
                     p.series_id,
                     p.hash,
                     p.shape,
-                    _digest(head, body),
+                    summary_digest(summaries[p.key]),
                     head,
                     body,
                 )

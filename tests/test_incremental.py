@@ -145,3 +145,43 @@ def test_a_review_finishes_its_series_again_without_chaining_anything(tmp_path, 
     incremental, complete = dump(db), dump(full)
     for name in complete:
         assert incremental[name] == complete[name], name
+
+
+def test_a_reply_that_changes_no_fact_only_moves_the_series_last_activity(tmp_path, caplog):
+    """A plain discussion reply changes no trailer, notice or status: nothing is finished
+    again, the series' last activity moves to the reply's date, and every table equals a
+    full derivation's."""
+    import logging
+
+    from ingest.sources import RawMail
+    from storage.views import series_json
+    from tests.mailkit import ANN, BOB, MailKit, at
+
+    kit = MailKit()
+    ids = kit.posting("widget", "KVM: arm64: Add a widget", ANN, at("2022-01-03"), 2)
+    db = kit.store(tmp_path / "inc.db", at("2022-01-04"))
+    replies = MailKit()
+    replies.reply(
+        "chat@x",
+        ids[1],
+        "[PATCH 1/2] KVM: arm64: Add a widget part 1",
+        BOB,
+        at("2022-01-20"),
+        "Why not use the existing helper here?\n",
+    )
+    caplog.set_level(logging.DEBUG, logger="bot.sync.derivation")
+    report = ingest_mails(db, [RawMail(m, "r") for m in replies.mails])
+    assert report.added == 1
+    lines = [r.getMessage() for r in caplog.records if "finished" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].endswith(
+        "chained 0 postings of 0 chains, finished 0 series"
+    )
+    (widget,) = series_json(db)
+    assert widget["last_date"].startswith("2022-01-20")
+    db.execute("PRAGMA wal_checkpoint(FULL)")
+    shutil.copy(tmp_path / "inc.db", tmp_path / "full.db")
+    full = open_db(tmp_path / "full.db")
+    rebuild_derived(full, full=True)
+    incremental, complete = dump(db), dump(full)
+    for name in complete:
+        assert incremental[name] == complete[name], name

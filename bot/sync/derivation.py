@@ -58,6 +58,7 @@ from storage.derived import (
     replace_threads,
     save_derived,
     set_aside_msgids,
+    touch_last_activity,
     touched_components,
     write_series,
 )
@@ -68,6 +69,7 @@ from storage.levels import (
     chains_holding,
     delete_drafts,
     delete_entries,
+    digest_last,
     drafts_of_chains,
     drafts_of_units,
     entries_titled,
@@ -76,6 +78,7 @@ from storage.levels import (
     places_of,
     replace_candidates,
     replace_marks,
+    same_body,
     same_head,
     save_appliers,
     save_candidates,
@@ -97,7 +100,7 @@ log = logging.getLogger(__name__)
 
 # Bump when derivation rules, or what it keeps for the next run (storage/levels.py: summaries,
 # digests, keys), change: the derived facts are then rebuilt by the next run.
-DERIVE_VERSION = 8
+DERIVE_VERSION = 9
 
 
 def facts_out_of_date(db: Database) -> bool:
@@ -256,19 +259,34 @@ def _derive_part(db: Database, now: datetime) -> int:
     every = range(len(chained.chains))
     shape_of = _shapes(chained, every)
     changed = {k for k in fresh if k not in replaced or replaced[k].digest != digests[k]}
+    # Only its last mail's date moved on (a reply saying nothing the facts count): the
+    # series' last activity is updated, nothing is finished again for it.
+    later = {
+        k
+        for k in changed & replaced.keys()
+        if same_head(d := replaced[k].digest, digests[k])
+        and same_body(d, digests[k])
+        and _not_earlier(digest_last(digests[k]), digest_last(d))
+    }
+    refresh = changed - later
     dirty = {
         i
         for i in every
         for d in chained.chains[i][0]
         for key in [d.first.msgid]
-        if key in changed or key not in before or before[key].place.shape != shape_of[key]
+        if key in refresh or key not in before or before[key].place.shape != shape_of[key]
     }
     complete(chained, _bodies(db, chained, dirty, fresh), dirty)
-    kept = _stored_series(db, {replaced[k].place.series_id for k in changed - heads.keys()}, fresh)
+    kept = _stored_series(db, {replaced[k].place.series_id for k in refresh - heads.keys()}, fresh)
+    # In a series kept as chained, the versions before the first whose summary changed
+    # keep their patches (what they carry comes from earlier versions only).
+    unmoved = _before_first(kept, refresh)
 
     # Pull requests: the titles whose candidates or shortlog lines changed.
-    redone = {d.first.msgid for i in dirty for d in chained.chains[i][0]} | _keys(kept)
-    candidates = pull_candidates(chained, dirty) + pull_candidates(kept, kept.completed)
+    redone = {d.first.msgid for i in dirty for d in chained.chains[i][0]}
+    redone |= _keys(kept) - unmoved
+    candidates = pull_candidates(chained, dirty)
+    candidates += [c for c in pull_candidates(kept, kept.completed) if c.key not in unmoved]
     titles = replace_candidates(db, redone | dropped, candidates)
     titles |= delete_entries(db, moved | dropped)  # shortlog lines are in the head
     entries = pull_entries(moved_drafts)
@@ -290,7 +308,15 @@ def _derive_part(db: Database, now: datetime) -> int:
     old |= {p.key: p for p in places_of(db, (_keys(kept) | _keys(extra)) - old.keys())}
     old_hashes = {key: p.hash for key, p in old.items() if key in dropped or key in finished}
     old_series = {p.series_id for key, p in old.items() if key in old_hashes}
-    hashes = write_series(db, series, old_hashes=old_hashes, old_series=old_series)
+    # ... and their versions' rows too, unless a pull-request mark on them changed.
+    same = _before_first(kept, refresh | remarked)
+    hashes = write_series(db, series, old_hashes=old_hashes, old_series=old_series, same=same)
+    moved_on: dict[str, datetime] = {}
+    for k in later - finished:
+        if (when := digest_last(digests[k])) is not None:
+            sid = old[k].series_id
+            moved_on[sid] = max(when, moved_on.get(sid, when))
+    touch_last_activity(db, moved_on)
     series_of = {v.key: s.id for s in series for v in s.versions}
     memberships = [
         (msgid, root, _series_of(key, series_of, old), key)
@@ -353,6 +379,21 @@ def _shapes(chains: Chains, which: Iterable[int]) -> dict[str, str]:
         for shape in [chains.shape(i)]
         for d in chains.chains[i][0]
     }
+
+
+def _not_earlier(new: datetime | None, old: datetime | None) -> bool:
+    return old is None or (new is not None and new >= old)
+
+
+def _before_first(chains: Chains, keys: Collection[str]) -> set[str]:
+    """Postings of each series before the first one in ``keys``."""
+    out: set[str] = set()
+    for members, _how in chains.chains:
+        for d in members:
+            if d.first.msgid in keys:
+                break
+            out.add(d.first.msgid)
+    return out
 
 
 def _keys(chains: Chains) -> set[str]:
