@@ -93,10 +93,14 @@ def digest_last(digest: str) -> datetime | None:
 
 
 def save_drafts(
-    db: sqlite_utils.Database, places: Iterable[DraftPlace], summaries: dict[str, Summary]
+    db: sqlite_utils.Database,
+    places: Iterable[DraftPlace],
+    summaries: dict[str, Summary],
+    digests: dict[str, str] | None = None,
 ) -> None:
     """Insert or replace postings: with their summary when in ``summaries``, else only
-    their place (the summary stored stays)."""
+    their place (the summary stored stays).  ``digests``: the summaries' digests, when
+    the caller has them."""
     full, moved = [], []
     for p in places:
         if p.key in summaries:
@@ -109,7 +113,7 @@ def save_drafts(
                     p.series_id,
                     p.hash,
                     p.shape,
-                    summary_digest(summaries[p.key]),
+                    (digests or {}).get(p.key) or summary_digest(summaries[p.key]),
                     head,
                     body,
                 )

@@ -347,7 +347,7 @@ def _derive_part(db: Database, now: datetime) -> int:
     for key in (fresh.keys() | finished) - heads.keys():  # series finished from storage
         p = old[key]
         places.append(replace(p, unit=unit_of.get(key, p.unit), hash=hashes.get(key, p.hash)))
-    save_drafts(db, [p for p in places if p != old.get(p.key) or p.key in changed], fresh)
+    save_drafts(db, [p for p in places if p != old.get(p.key) or p.key in changed], fresh, digests)
     save_chain_keys(db, {key: held[key] for key in moved})  # a kept head holds what it held
     replace_components(db, units, part, Components(unit_of, keys))
     finish_part(db, part)
