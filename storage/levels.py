@@ -17,7 +17,7 @@ from datetime import datetime
 import sqlite_utils
 
 from ingest.components import Keys
-from ingest.derive import Marks, PullCandidate, PullEntry
+from ingest.pulls import Marks, PullCandidate, PullEntry
 from ingest.records import Evidence
 from ingest.summaries import Summary, decode_evidence, encode_evidence, split
 from storage.sqlbits import delete_in, rows_in, select_in

@@ -27,18 +27,16 @@ from ingest.derive import (
     Chains,
     Derivation,
     DeriveContext,
-    PullCandidate,
     chain_postings,
     complete,
     derive_all,
     derive_context,
     derive_postings,
     finish_series,
-    mark_pulled,
     pull_candidates,
-    pull_entries,
 )
 from ingest.postings import Draft
+from ingest.pulls import PullCandidate, mark_pulled, pull_entries
 from ingest.records import Message
 from ingest.setaside import derive_safely
 from ingest.summaries import Summary, unpack
