@@ -132,9 +132,6 @@ class Chains:
     partial: dict[int, int] = field(default_factory=dict)
     completed: set[int] = field(default_factory=set)  # indexes into ``chains``
 
-    def series_id(self, i: int) -> str:
-        return _series_key(self.chains[i][0])
-
     def shape(self, i: int) -> str:
         """What a series' facts depend on besides its postings' summaries and pull marks:
         which postings, in which order, chained how (a hash)."""
@@ -226,7 +223,7 @@ def finish_series(chains: Chains, marks: Marks, which: Iterable[int]) -> list[Se
     return out
 
 
-def series_order(s: Series) -> tuple[bool, datetime | None, str]:
+def _series_order(s: Series) -> tuple[bool, datetime | None, str]:
     return (s.versions[0].date is None, s.versions[0].date, s.id)
 
 
@@ -253,7 +250,7 @@ def derive_all(messages: Sequence[Message], context: DeriveContext | None = None
     candidates = pull_candidates(chains, everything)
     entries = pull_entries(chains.unpacked.drafts)
     marks = mark_pulled(entries, candidates)
-    series_list = sorted(finish_series(chains, marks, everything), key=series_order)
+    series_list = sorted(finish_series(chains, marks, everything), key=_series_order)
     derived = Derived(
         level_one.threads,
         series_list,
