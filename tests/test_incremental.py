@@ -4,15 +4,14 @@ time, each compared with a full derivation of the same stored mail, table by tab
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
-from bot.sync.pipeline import ingest_mails, rebuild_derived
+from bot.sync.pipeline import ingest_mails
 from ingest.sources import iter_raw_mails
 from storage.db import open_db
-from tests.facts_dump import dump
+from tests.facts_dump import assert_same_as_full
 from tests.shared import shared_data_dir
 
 
@@ -26,22 +25,12 @@ def _add_months_and_compare(tmp_path: Path, months: list[Path]) -> list[tuple[in
     assert months
     db = open_db(tmp_path / "inc.db")
     figures = []
-    for i, month in enumerate(months):
+    for month in months:
         report = ingest_mails(db, iter_raw_mails(month))
         total = db.execute("SELECT count(*) FROM messages").fetchone()[0]
         assert report.added > 0 and 0 < report.derived <= total
         figures.append((report.derived, total))
-        full_path = tmp_path / f"full-{i}.db"
-        db.execute("PRAGMA wal_checkpoint(FULL)")
-        shutil.copy(tmp_path / "inc.db", full_path)
-        full = open_db(full_path)
-        assert rebuild_derived(full, full=True) == total
-        incremental, complete = dump(db), dump(full)
-        assert len(complete["series_json"]) > 0
-        for name in complete:
-            assert incremental[name] == complete[name], f"{month.name}: {name} differs"
-        full.close()
-        full_path.unlink()
+        assert_same_as_full(db, tmp_path / "inc.db", month.name)
     db.close()
     return figures
 
@@ -138,13 +127,7 @@ def test_a_review_finishes_its_series_again_without_chaining_anything(tmp_path, 
     latest = widget["versions"][-1]
     given = [(t["type"], t["email"]) for t in latest["patches"][0]["trailers"]]
     assert ("Reviewed-by", "maz@kernel.org") in given
-    db.execute("PRAGMA wal_checkpoint(FULL)")
-    shutil.copy(tmp_path / "inc.db", tmp_path / "full.db")
-    full = open_db(tmp_path / "full.db")
-    rebuild_derived(full, full=True)
-    incremental, complete = dump(db), dump(full)
-    for name in complete:
-        assert incremental[name] == complete[name], name
+    assert_same_as_full(db, tmp_path / "inc.db")
 
 
 def test_a_reply_that_changes_no_fact_only_moves_the_series_last_activity(tmp_path, caplog):
@@ -178,10 +161,4 @@ def test_a_reply_that_changes_no_fact_only_moves_the_series_last_activity(tmp_pa
     )
     (widget,) = series_json(db)
     assert widget["last_date"].startswith("2022-01-20")
-    db.execute("PRAGMA wal_checkpoint(FULL)")
-    shutil.copy(tmp_path / "inc.db", tmp_path / "full.db")
-    full = open_db(tmp_path / "full.db")
-    rebuild_derived(full, full=True)
-    incremental, complete = dump(db), dump(full)
-    for name in complete:
-        assert incremental[name] == complete[name], name
+    assert_same_as_full(db, tmp_path / "inc.db")
