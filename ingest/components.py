@@ -13,7 +13,7 @@ are about threads, so they stay small however large the archive grows.
 Level two (postings → series) relates two postings through a change-id, a reply or link
 from one to the other, the sender with the posting's title or a patch title, a patch-id
 (retitled versions), or title words (retitled versions): ``chain_keys``.  Pull requests
-naming patches are not a key: ingest.derive.mark_pulled decides them title by title.
+naming patches are not a key: ingest.pulls.mark_pulled decides them title by title.
 """
 
 from __future__ import annotations

@@ -246,7 +246,7 @@ class Posting:
     resend: bool = False
     partial_reroll_of: int | None = None
     # applied | partially-applied | pulled | dropped | reverted | superseded | changes-requested
-    # | idle | new
+    # | new  (idle is decided when read: storage/queue.py)
     status: str = "new"
     evidence: tuple[Evidence, ...] = ()
     thread_root: str | None = None
