@@ -37,6 +37,9 @@ def refresh_search_index(db: sqlite_utils.Database) -> None:
     for sql in _FILL:
         db.execute(sql)
     _spell_out_braces(db)
+    # Deleting every row leaves the index full of tombstones, which every search then reads
+    # past (slash commands at 10x: p50 22 ms instead of 5 ms); merge it into one segment.
+    db.execute("INSERT INTO search_fts(search_fts) VALUES('optimize')")
 
 
 _BRACES_RE = re.compile(r"(\w*)\{([^{}]{1,80})\}(\w*)")
