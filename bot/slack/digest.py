@@ -54,14 +54,9 @@ class DigestGlue:
 
     # ---- /kvmarm digest … -----------------------------------------------------------------
 
-    def reply(self, command: Command, channel: str | None) -> dict:
-        """The digest's parent message as an ephemeral preview, with a Post button."""
-        try:
-            period = digest_period(command.query, self.now())
-        except PeriodError as exc:
-            return _note(f"Not a week: {exc}")
-        lang = self.config.lang
-        model = build_digest(
+    def _model(self, period: Period, lang: str) -> dict:
+        """The digest of ``period`` as the app shows it (preview, Details)."""
+        return build_digest(
             self.db_factory(),
             period,
             lang=lang,
@@ -69,6 +64,15 @@ class DigestGlue:
             now=self.now(),
             lore_url=self.config.lore_url,
         )
+
+    def reply(self, command: Command, channel: str | None) -> dict:
+        """The digest's parent message as an ephemeral preview, with a Post button."""
+        try:
+            period = digest_period(command.query, self.now())
+        except PeriodError as exc:
+            return _note(f"Not a week: {exc}")
+        lang = self.config.lang
+        model = self._model(period, lang)
         if not model["entries"]:
             return _note(f"No mail dated in {period.key} in the database (sync first?).")
         messages = render_slack(model)
@@ -152,14 +156,7 @@ class DigestGlue:
         except (ValueError, PeriodError) as exc:
             respond(**_note(f"Cannot show details: {exc}"), replace_original=False)
             return
-        model = build_digest(
-            self.db_factory(),
-            period,
-            lang=lang,
-            summariser=self.summariser,
-            now=self.now(),
-            lore_url=self.config.lore_url,
-        )
+        model = self._model(period, lang)
         entry = next((e for e in model["entries"] if e["key"] == key), None)
         if entry is None:
             logger.info("details: %s not in the digest of %s", key[:80], period.key)
