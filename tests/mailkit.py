@@ -32,6 +32,21 @@ index 1111111..2222222 100644
 """
 
 
+# A one-line patch to a.c (no subsystem path): hand-built mails whose files do not matter.
+A_C_DIFF = """---
+ a.c | 1 +
+ 1 file changed, 1 insertion(+)
+
+diff --git a/a.c b/a.c
+index 1111111..2222222 100644
+--- a/a.c
++++ b/a.c
+@@ -1 +1,2 @@
+ int a;
++int {name};
+"""
+
+
 def at(day: str, hour: int = 10, minute: int = 0) -> datetime:
     """``at("2022-02-07", 9)`` → that day 09:00 UTC."""
     return datetime.fromisoformat(day).replace(hour=hour, minute=minute, tzinfo=UTC)

@@ -11,19 +11,8 @@ from datetime import UTC, datetime, timedelta
 from ingest.derive import derive
 from ingest.parse import parse_mail
 from ingest.subjects import parse_subject
+from tests.mailkit import A_C_DIFF
 
-_DIFF = """---
- a.c | 1 +
- 1 file changed, 1 insertion(+)
-
-diff --git a/a.c b/a.c
-index 1111111..2222222 100644
---- a/a.c
-+++ b/a.c
-@@ -1 +1,2 @@
- int a;
-+int {name};
-"""
 _T0 = datetime(2022, 2, 7, 10, 0, tzinfo=UTC)
 
 
@@ -37,7 +26,7 @@ def mail(msgid, subject, sender, minutes, body="Text.\n", parent=None, diff=None
     ]
     if parent:
         headers += [f"In-Reply-To: <{parent}>", f"References: <{parent}>"]
-    text = body + (_DIFF.format(name=diff) if diff else "")
+    text = body + (A_C_DIFF.format(name=diff) if diff else "")
     return ("\n".join(headers) + "\n\n" + text).encode()
 
 

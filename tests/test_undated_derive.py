@@ -9,19 +9,8 @@ from __future__ import annotations
 
 from ingest.derive import derive
 from ingest.parse import parse_mail
+from tests.mailkit import A_C_DIFF
 
-_DIFF = """---
- a.c | 1 +
- 1 file changed, 1 insertion(+)
-
-diff --git a/a.c b/a.c
-index 1111111..2222222 100644
---- a/a.c
-+++ b/a.c
-@@ -1 +1,2 @@
- int a;
-+int {name};
-"""
 ANN = "Ann Author <ann@example.org>"
 MARC = "Marc Maintainer <marc@example.org>"
 PULL_BODY = """Paolo,
@@ -57,7 +46,7 @@ def mail(msgid: str, subject: str, sender: str, date: str | None, body: str) -> 
 
 
 def test_undated_pull_request_over_dated_and_undated_postings() -> None:
-    patch_body = "Add.\n\nSigned-off-by: Ann Author <ann@example.org>\n" + _DIFF
+    patch_body = "Add.\n\nSigned-off-by: Ann Author <ann@example.org>\n" + A_C_DIFF
     raws = [
         mail("v1@x", "[PATCH] KVM: arm64: Widget", ANN, None, patch_body.format(name="w")),
         mail(
