@@ -13,6 +13,7 @@ import pytest
 
 from storage.db import Database, open_db
 from tests.archive import archive_db_path
+from tests.fake_openai import FakeOpenAI
 from tests.fake_slack import FakeSlack
 
 
@@ -49,6 +50,13 @@ def _alive(pid: int) -> bool:
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
     with FakeSlack() as server:
+        yield server
+
+
+@pytest.fixture
+def llm() -> Iterator[FakeOpenAI]:
+    """A fake OpenAI-compatible server on 127.0.0.1 (tests/fake_openai.py)."""
+    with FakeOpenAI() as server:
         yield server
 
 

@@ -26,12 +26,6 @@ WIDGET = "series:20230227100000.1234-1-alice@example.org"
 
 
 @pytest.fixture
-def llm():
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
 def db(tmp_path):
     database = fixture_db(tmp_path)
     yield database

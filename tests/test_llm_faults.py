@@ -24,12 +24,6 @@ WIDGET_TOPIC = "KVM: arm64: Frobnicate the widget"
 
 
 @pytest.fixture
-def llm():
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
 def db(tmp_path):
     database = fixture_db(tmp_path)
     # the question thread gets enough text of its own to be worth a request
