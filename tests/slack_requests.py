@@ -7,6 +7,8 @@ Like bolt-python's own tests: real signatures from the signing secret, real bodi
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import threading
 import time
 import urllib.error
@@ -189,3 +191,13 @@ def wait_for(fake: FakeSlack, method: str, count: int = 1, timeout: float = 20.0
             return calls
         time.sleep(0.02)
     raise AssertionError(f"{method}: {len(fake.calls_to(method))} calls, wanted {count}")
+
+
+def interrupt(process: subprocess.Popen) -> None:
+    """Stop a `kvmarm serve` child as Ctrl-C would; kill it if it has not ended in 10 s."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

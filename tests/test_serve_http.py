@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
 import socket
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from tests.slack_requests import (
     BOT_TOKEN,
     SECRET,
     command_body,
+    interrupt,
     mention_body,
     post,
     signed_headers,
@@ -95,12 +95,7 @@ def serving(fake: FakeSlack, db_path: Path, *extra: str) -> Iterator[tuple[str, 
         err.wait_for("listening on")
         yield f"http://127.0.0.1:{port}/slack/events", process.pid, err
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        interrupt(process)
 
 
 def peak_rss(pid: int) -> int:

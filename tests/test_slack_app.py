@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from tests.slack_requests import (
     command_body,
     dispatch,
     http_server,
+    interrupt,
     mention_body,
     post,
     signed_headers,
@@ -286,12 +286,7 @@ def test_kvmarm_serve_http_end_to_end(fake_slack, archive_path, tmp_path):
         body = command_body("status", _response_url(fake_slack, 2))
         assert post(url, body, _stale(body)).status == 401
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        interrupt(process)
     output = log.read_text()
     for secret in (BOT_TOKEN, SECRET):
         assert secret not in output
