@@ -3,14 +3,17 @@ time, each compared with a full derivation of the same stored mail, table by tab
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from bot.sync.pipeline import ingest_mails
-from ingest.sources import iter_raw_mails
-from storage.db import open_db
+from ingest.sources import RawMail, iter_raw_mails
+from storage.db import Database, open_db
+from storage.views import series_json
 from tests.facts_dump import assert_same_as_full
+from tests.mailkit import ANN, BOB, MARC, MailKit, at
 from tests.shared import shared_data_dir
 
 
@@ -75,16 +78,18 @@ def test_chain_keys_find_every_posting_a_retitled_version_can_chain_to() -> None
     assert alike > 1000
 
 
+def _ingest_and_tell(db: Database, kit: MailKit, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Ingest ``kit``'s mails (all new); what the incremental derivation said it did."""
+    caplog.set_level(logging.DEBUG, logger="bot.sync.derivation")
+    raws = [RawMail(m, f"kit#{i}") for i, m in enumerate(kit.mails)]
+    assert ingest_mails(db, raws).added == len(raws) > 0
+    return [r.getMessage() for r in caplog.records if "finished" in r.getMessage()]
+
+
 def test_a_review_finishes_its_series_again_without_chaining_anything(tmp_path, caplog) -> None:
     """Mail that only answers postings (a Reviewed-by, an "Applied") changes their bodies,
     not what chaining reads: the series is finished again from its stored chaining, no
     chain is re-chained, and the facts equal a full derivation's."""
-    import logging
-
-    from ingest.sources import RawMail
-    from storage.views import series_json
-    from tests.mailkit import ANN, BOB, MARC, MailKit, at
-
     kit = MailKit()
     v1 = kit.posting("widget", "KVM: arm64: Add a widget", ANN, at("2022-01-03"), 2)
     v2 = kit.posting("widget", "KVM: arm64: Add a widget", ANN, at("2022-01-10"), 2, version=2)
@@ -107,11 +112,7 @@ def test_a_review_finishes_its_series_again_without_chaining_anything(tmp_path, 
         at("2022-01-14"),
         "Tested-by: Bob Builder <bob@example.org>\n",
     )
-    caplog.set_level(logging.DEBUG, logger="bot.sync.derivation")
-    raws = [RawMail(m, f"r#{i}") for i, m in enumerate(replies.mails)]
-    report = ingest_mails(db, raws)
-    assert report.added == 2
-    lines = [r.getMessage() for r in caplog.records if "finished" in r.getMessage()]
+    lines = _ingest_and_tell(db, replies, caplog)
     assert lines == [
         "derived 8 mails of 2 units; chained 0 postings of 0 chains, finished 1 series"
     ]
@@ -126,12 +127,6 @@ def test_a_reply_that_changes_no_fact_only_moves_the_series_last_activity(tmp_pa
     """A plain discussion reply changes no trailer, notice or status: nothing is finished
     again, the series' last activity moves to the reply's date, and every table equals a
     full derivation's."""
-    import logging
-
-    from ingest.sources import RawMail
-    from storage.views import series_json
-    from tests.mailkit import ANN, BOB, MailKit, at
-
     kit = MailKit()
     ids = kit.posting("widget", "KVM: arm64: Add a widget", ANN, at("2022-01-03"), 2)
     db = kit.store(tmp_path / "inc.db", at("2022-01-04"))
@@ -144,10 +139,7 @@ def test_a_reply_that_changes_no_fact_only_moves_the_series_last_activity(tmp_pa
         at("2022-01-20"),
         "Why not use the existing helper here?\n",
     )
-    caplog.set_level(logging.DEBUG, logger="bot.sync.derivation")
-    report = ingest_mails(db, [RawMail(m, "r") for m in replies.mails])
-    assert report.added == 1
-    lines = [r.getMessage() for r in caplog.records if "finished" in r.getMessage()]
+    lines = _ingest_and_tell(db, replies, caplog)
     assert len(lines) == 1 and lines[0].endswith(
         "chained 0 postings of 0 chains, finished 0 series"
     )
