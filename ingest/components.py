@@ -24,7 +24,7 @@ from datetime import timedelta
 
 from ingest.postings import MARKER_WINDOW, Draft, is_candidate, posting_date
 from ingest.records import Message
-from ingest.series import RETITLE_DAYS, draft_version, is_pull, title_words
+from ingest.series import RETITLE_DAYS, is_pull, title_words
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +135,9 @@ def _retitle_keys(d: Draft) -> tuple[set[str], set[str]]:
     period = int(when.timestamp() // RETITLE_WINDOW.total_seconds())
     version = d.explicit_version
     for w in retitle_word_prefix(words):
-        weak.add(f"rw:{sender}|{draft_version(d) + 1}|{period}|{w}")  # as the older
+        # as the older: its version as series._retitled sees it, before chaining numbers
+        # an unlabelled RESEND (draft_version would change once chain_drafts has run)
+        weak.add(f"rw:{sender}|{(version or 1) + 1}|{period}|{w}")
         if version is not None and version >= 2:  # as the newer
             strong.update(f"rw:{sender}|{version}|{p}|{w}" for p in (period - 1, period))
     return strong, weak

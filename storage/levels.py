@@ -145,10 +145,6 @@ def drafts_of_chains(db: sqlite_utils.Database, chains: Collection[str]) -> list
     return _drafts(db, "chain", chains)
 
 
-def chains_of_drafts(db: sqlite_utils.Database, keys: Collection[str]) -> set[str]:
-    return set(select_in(db, "SELECT chain FROM derive_drafts WHERE key IN ({})", keys))
-
-
 def _drafts(db: sqlite_utils.Database, column: str, values: Collection[str]) -> list[StoredDraft]:
     sql = (
         "SELECT key, unit, chain, series_id, hash, shape, digest, head FROM derive_drafts "

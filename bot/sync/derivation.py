@@ -98,7 +98,7 @@ log = logging.getLogger(__name__)
 
 # Bump when derivation rules, or what it keeps for the next run (storage/levels.py: summaries,
 # digests, keys), change: the derived facts are then rebuilt by the next run.
-DERIVE_VERSION = 9
+DERIVE_VERSION = 10
 
 
 def facts_out_of_date(db: Database) -> bool:
