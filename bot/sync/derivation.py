@@ -212,8 +212,9 @@ def _derive_part(db: Database, now: datetime) -> int:
     new = keys_by_message(arrived)
     units = touched_components(db, new.values()) | components_of(db, queued)
     part = set(component_members(db, units)) | set(queued)
-    loaded = arrived + load_messages_by_id(db, part - set(queued))
-    keys = keys_by_message(loaded)
+    rest = load_messages_by_id(db, part - set(queued))
+    loaded = arrived + rest
+    keys = new | keys_by_message(rest)
     queued_set = set(queued)
     save_appliers(
         db,
@@ -227,8 +228,9 @@ def _derive_part(db: Database, now: datetime) -> int:
         units |= more
         widened = set(component_members(db, more)) - part
         part |= widened
-        loaded += load_messages_by_id(db, widened)
-        keys = keys_by_message(loaded)
+        more_mail = load_messages_by_id(db, widened)
+        loaded += more_mail
+        keys |= keys_by_message(more_mail)
     unit_of = _component_ids(keys)
     level_one = derive_postings([m for m in loaded if m.msgid not in aside], context)
 
@@ -250,7 +252,8 @@ def _derive_part(db: Database, now: datetime) -> int:
     heads = {k: d.head for k, d in stored.items() if k not in dropped}
     heads |= {k: fresh[k] for k in fresh if k in heads or k in moved}
     chained = chain_postings(list(heads.values()))
-    held = _chain_keys(chained.unpacked.drafts, heads)
+    kept_heads = [d for d in chained.unpacked.drafts if d.first.msgid not in moved_keys]
+    held = moved_keys | _chain_keys(kept_heads, heads)  # a head's keys: moved ones known
     chain_of = _chain_ids(held)
 
     # Series to finish again: a posting's summary changed, or the series' chaining did.
